@@ -1,0 +1,209 @@
+"""The agent's configuration: one TOML file (plus an optional secrets file), validated once.
+
+``load_config(path)`` and ``parse_config(data)`` return a frozen ``AgentConfig`` or raise
+``ConfigError`` listing every problem by key path. The local file, ``clinic-agent validate`` and
+remote config pushes all go through ``parse_config``, so they report the same errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .fields import Problems, Table, show
+from .secret import Secret
+from .devices import DeviceConfig, parse_devices
+
+__all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "Secret",
+           "load_config", "parse_config", "parse_toml_text"]
+
+SITE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}"
+TOPIC_WORD_PATTERN = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    brokers: tuple[BrokerAddress, ...]
+    tls: bool
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    username: str | None
+    password: Secret | None
+    protocol: str            # "3.1.1" or "5"
+    keepalive_s: int
+    topic_prefix: str
+    client_id: str
+    batch_max_readings: int
+    connect_timeout_s: float
+    reconnect_max_s: float
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    path: str
+    max_mb: float
+    max_age_days: float
+    backlog_kbps: float      # 0 = no limit
+    compression: str         # "zlib" or "none"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    site_id: str
+    state_dir: str
+    mqtt: MqttConfig
+    buffer: BufferConfig
+    devices: tuple[DeviceConfig, ...]
+    log_level: str = "info"
+    source: str = field(default="config", compare=False)
+
+    def device(self, name: str) -> DeviceConfig | None:
+        return next((d for d in self.devices if d.name == name), None)
+
+
+def parse_toml_text(text: str, *, source: str) -> dict[str, Any]:
+    """TOML text to a dict, or ``ConfigError`` with the line and column of the syntax error."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+
+
+def load_config(path: str | os.PathLike[str]) -> AgentConfig:
+    """Read, merge secrets into, and validate the config file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read the file: {exc}"], source=str(path)) from exc
+    data = parse_toml_text(text, source=str(path))
+    secrets_path = data.get("secrets_file")
+    if isinstance(secrets_path, str) and secrets_path:
+        secrets_file = Path(secrets_path)
+        if not secrets_file.is_absolute():
+            secrets_file = path.parent / secrets_file
+        data = merge_secrets(data, load_secrets(secrets_file), source=str(secrets_file))
+    return parse_config(data, source=str(path))
+
+
+def load_secrets(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"secrets_file: cannot read {str(path)!r}: {exc.__class__.__name__}"],
+                          source=str(path)) from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # The message may quote a secret value: report the position only.
+        where = str(exc).rsplit("(", 1)[-1].rstrip(")") if "(" in str(exc) else "unknown position"
+        raise ConfigError([f"secrets file is not valid TOML ({where})"], source=str(path)) from None
+
+
+def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Overlay ``[mqtt]`` and ``[devices.NAME]`` tables of the secrets file onto the config."""
+    merged = dict(data)
+    problems: list[str] = []
+    for key in secrets:
+        if key not in ("mqtt", "devices"):
+            problems.append(f"{key}: only [mqtt] and [devices.NAME] tables belong in the secrets file")
+    if isinstance(secrets.get("mqtt"), dict):
+        merged["mqtt"] = {**(data.get("mqtt") or {}), **secrets["mqtt"]}
+    dev_secrets = secrets.get("devices", {})
+    if isinstance(dev_secrets, dict) and isinstance(data.get("devices"), list):
+        names = {d.get("name") for d in data["devices"] if isinstance(d, dict)}
+        for name in dev_secrets:
+            if name not in names:
+                problems.append(f"devices.{name}: no device of that name in the config")
+        merged["devices"] = [
+            {**d, **dev_secrets.get(d.get("name"), {})} if isinstance(d, dict) else d
+            for d in data["devices"]
+        ]
+    if problems:
+        raise ConfigError(problems, source=source)
+    return merged
+
+
+def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
+    """Validate a config document (already parsed TOML) into an ``AgentConfig``."""
+    problems = Problems()
+    root = problems.root(data)
+    site_id = root.str("site_id", pattern=SITE_ID_PATTERN,
+                       what="a site id of 2-40 letters, digits, '_', '.', '-' (the CLUES code)")
+    state_dir = root.str("state_dir", "/var/lib/clinic-agent")
+    root.str("secrets_file", "")
+    log_level = root.str("log_level", "info", choices=("debug", "info", "warning", "error"))
+    mqtt = _parse_mqtt(root.table("mqtt", required=True), site_id or "unknown")
+    buffer = _parse_buffer(root.table("buffer"), state_dir or ".")
+    devices = parse_devices(root)
+    root.finish()
+    if problems.items:
+        raise ConfigError(problems.items, source=source)
+    return AgentConfig(site_id=site_id, state_dir=state_dir, mqtt=mqtt, buffer=buffer,
+                       devices=devices, log_level=log_level, source=source)
+
+
+def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:
+    tls = t.bool("tls", True)
+    default_port = 8883 if tls else 1883
+    brokers: list[BrokerAddress] = []
+    host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
+    port = t.int("port", default_port, min=1, max=65535)
+    if host:
+        brokers.append(BrokerAddress(host, port))
+    for i, entry in enumerate(t.str_list("fallback_brokers", ()) or ()):
+        h, _, p = entry.rpartition(":") if ":" in entry else (entry, "", str(default_port))
+        if not h or not p.isdigit() or not 1 <= int(p) <= 65535:
+            t.problem(f"fallback_brokers[{i}]", f'expected "host:port", got {show(entry)}')
+            continue
+        brokers.append(BrokerAddress(h, int(p)))
+    ca_file = t.str("ca_file", None)
+    cert_file = t.str("cert_file", None)
+    key_file = t.str("key_file", None)
+    if (cert_file is None) != (key_file is None):
+        t.problem("cert_file", "cert_file and key_file go together (client certificate)")
+    if not tls and (ca_file or cert_file):
+        t.problem("tls", "ca_file/cert_file are set but tls = false; set tls = true")
+    username = t.str("username", None)
+    password_raw = t.str("password", None)
+    keepalive = t.int("keepalive_s", 60, min=5, max=3600)
+    prefix = t.str("topic_prefix", "clinics", pattern=TOPIC_WORD_PATTERN,
+                   what="topic words separated by '/', without '+' or '#'")
+    cfg = MqttConfig(
+        brokers=tuple(brokers), tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+        username=username, password=Secret(password_raw) if password_raw is not None else None,
+        protocol=t.str("protocol", "5", choices=("3.1.1", "5")),
+        keepalive_s=keepalive, topic_prefix=prefix,
+        client_id=t.str("client_id", f"clinic-agent-{site_id}", pattern=r"[A-Za-z0-9_.-]{1,64}",
+                        what="1-64 letters, digits, '_', '.', '-'"),
+        batch_max_readings=t.int("batch_max_readings", 500, min=1, max=20000),
+        connect_timeout_s=t.float("connect_timeout_s", 10.0, min=0.1, max=300),
+        reconnect_max_s=t.float("reconnect_max_s", 300.0, min=1, max=3600),
+    )
+    if not brokers and host is not None:
+        t.problem("host", "no broker to connect to")
+    t.finish()
+    return cfg
+
+
+def _parse_buffer(t: Table, state_dir: str) -> BufferConfig:
+    cfg = BufferConfig(
+        path=t.str("path", os.path.join(state_dir, "buffer.sqlite")),
+        max_mb=t.float("max_mb", 256.0, min=1.0, max=100_000),
+        max_age_days=t.float("max_age_days", 60.0, min=0.01, max=3650),
+        backlog_kbps=t.float("backlog_kbps", 0.0, min=0.0, max=1_000_000),
+        compression=t.str("compression", "zlib", choices=("zlib", "none")),
+    )
+    t.finish()
+    return cfg

@@ -1,0 +1,57 @@
+"""The ``[[devices]]`` list: fields every device has, then the settings of its kind.
+
+Each kind (snmp, modbus, host) parses its own settings in its own module; this one dispatches on
+``kind`` and checks what concerns the whole list (unique names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .fields import Table, show
+from . import host as host_cfg
+from . import modbus as modbus_cfg
+from . import snmp as snmp_cfg
+
+DEVICE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
+
+KIND_PARSERS: dict[str, Callable[[Table], Any]] = {
+    "snmp": snmp_cfg.parse,
+    "modbus": modbus_cfg.parse,
+    "host": host_cfg.parse,
+}
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    kind: str
+    interval_s: float
+    timeout_s: float
+    settings: Any            # SnmpSettings | ModbusSettings | HostSettings
+    enabled: bool = True
+
+
+def parse_devices(root: Table) -> tuple[DeviceConfig, ...]:
+    devices: list[DeviceConfig] = []
+    seen: dict[str, str] = {}
+    for t in root.tables("devices"):
+        name = t.str("name", pattern=DEVICE_NAME_PATTERN,
+                     what="a device name of lowercase letters, digits, '_' or '-' (max 32)")
+        if name is not None:
+            if name in seen:
+                t.problem("name", f"{show(name)} is already used by {seen[name]}")
+            seen[name] = t.path
+        kind = t.str("kind", choices=tuple(KIND_PARSERS))
+        interval = t.float("interval_s", 10.0, min=0.05, max=86400)
+        timeout = t.float("timeout_s", 3.0, min=0.05, max=600)
+        enabled = t.bool("enabled", True)
+        if interval is not None and timeout is not None and timeout > interval:
+            t.problem("timeout_s", f"expected at most interval_s ({interval:g}), got {timeout:g}")
+        settings = KIND_PARSERS[kind](t) if kind in KIND_PARSERS else None
+        t.finish()
+        devices.append(DeviceConfig(name=name or "", kind=kind or "", interval_s=interval or 10.0,
+                                    timeout_s=timeout or 3.0, settings=settings,
+                                    enabled=bool(enabled)))
+    return tuple(devices)

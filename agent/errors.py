@@ -1,0 +1,62 @@
+"""The agent's exception hierarchy.
+
+Library errors (pysnmp, pymodbus, paho, sqlite3) are translated into these at the adapter that
+calls the library, with ``raise ... from exc`` so the cause is kept for debugging.
+"""
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(AgentError):
+    """A configuration (file or push) failed validation.
+
+    ``problems`` holds every problem found, each as "key.path: what is wrong", so a technician
+    can fix the whole file in one go.
+    """
+
+    def __init__(self, problems: list[str], *, source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(f"{source}: {len(self.problems)} problem(s)\n" + "\n".join(self.problems))
+
+
+class SourceError(AgentError):
+    """A device poll failed. ``status`` is the short status published, ``reason`` the plain-words why."""
+
+    status = "error"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class DeviceTimeout(SourceError):
+    """The device did not answer in time (unreachable, wrong address, service disabled)."""
+
+    status = "timeout"
+
+
+class DeviceRefused(SourceError):
+    """The device actively refused: connection refused, authentication failed, access denied."""
+
+    status = "refused"
+
+
+class DeviceProtocolError(SourceError):
+    """The device answered, but with something we cannot use (wrong type, garbage, exception code)."""
+
+    status = "bad_answer"
+
+
+class StoreError(AgentError):
+    """The durable buffer could not do what was asked (disk full, I/O error)."""
+
+
+class StoreCorrupt(StoreError):
+    """The buffer file is not a usable SQLite database."""
+
+
+class PublishError(AgentError):
+    """The broker could not be reached or refused us."""

@@ -1,0 +1,32 @@
+"""Builds the source for a configured device, sharing what must be shared (one Modbus bus, one lock)."""
+
+from __future__ import annotations
+
+from ..config import DeviceConfig
+from . import Source
+
+
+class SourceFactory:
+    """Creates sources; owns resources shared between devices (Modbus buses) and closes them."""
+
+    def __init__(self, *, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self._buses = None
+
+    def build(self, device: DeviceConfig) -> Source:
+        if device.kind == "host":
+            from .host import HostSource
+            return HostSource(device, state_dir=self.state_dir)
+        if device.kind == "snmp":
+            from .snmp import SnmpSource
+            return SnmpSource(device)
+        if device.kind == "modbus":
+            from .modbus import BusPool, ModbusSource
+            if self._buses is None:
+                self._buses = BusPool()
+            return ModbusSource(device, self._buses)
+        raise ValueError(f"unknown device kind {device.kind!r}")
+
+    async def close(self) -> None:
+        if self._buses is not None:
+            await self._buses.close()

@@ -1,0 +1,59 @@
+"""Small helpers shared by tests and fixtures: free ports, waiting on conditions, peer binaries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from typing import Callable, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05,
+               what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def require_binary(name: str, *candidates: str) -> str:
+    """Path of a peer binary. Missing: skip locally, but fail in CI, where setup must install it."""
+    for cand in (name, *candidates):
+        path = shutil.which(cand) or (cand if os.path.isabs(cand) and os.access(cand, os.X_OK) else None)
+        if path:
+            return path
+    for d in ("/usr/sbin", "/sbin", "/usr/local/sbin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is not installed; scripts/setup.sh should have installed it")
+    pytest.skip(f"{name} is not installed (run scripts/setup.sh)")
+    raise AssertionError("unreachable")
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    def accepting() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    wait_until(accepting, timeout=timeout, what=f"{host}:{port} to accept connections")

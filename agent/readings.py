@@ -51,3 +51,4 @@ class StoredReading:
 STATUS_METRIC = "poll.status"
 REASON_METRIC = "poll.reason"
 DURATION_METRIC = "poll.duration_s"
+SKIPPED_METRIC = "poll.skipped"   # polls skipped because the previous one overran

@@ -45,7 +45,7 @@ def parse_devices(root: Table) -> tuple[DeviceConfig, ...]:
             seen[name] = t.path
         kind = t.str("kind", choices=tuple(KIND_PARSERS))
         interval = t.float("interval_s", 10.0, min=0.05, max=86400)
-        timeout = t.float("timeout_s", 3.0, min=0.05, max=600)
+        timeout = t.float("timeout_s", min(3.0, interval or 3.0), min=0.05, max=600)
         enabled = t.bool("enabled", True)
         if interval is not None and timeout is not None and timeout > interval:
             t.problem("timeout_s", f"expected at most interval_s ({interval:g}), got {timeout:g}")

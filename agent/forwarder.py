@@ -1,0 +1,329 @@
+"""Moves readings from the durable store to the broker: live first, backlog behind, nothing lost.
+
+Per connection:
+
+* readings committed before the connection came up are the *backlog* (``seq <= live_floor``): they
+  go out oldest first on the ``backlog`` topic, in large batches, within the backlog bandwidth
+  budget and a small in-flight window, so they never starve live data or the clinic's link;
+* readings committed since are *live*: sent as soon as they are committed, ahead of the backlog;
+* a batch is deleted from the store only on PUBACK. When the connection drops, whatever was in
+  flight is still in the store and becomes backlog of the next connection.
+* a batch the broker refuses (MQTT 5 reason code) is split in halves until the culprit is a single
+  reading, which is set aside (deleted, counted in ``rejected_total``, logged): it never blocks the
+  queue or loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from .config import AgentConfig
+from .errors import PublishError
+from .mqtt_link import LinkLost, MqttLink, PublishRefused, Will
+from .readings import StoredReading
+from .store import AsyncStore
+from .topics import Topics
+from .wire import Encoded, encode_batch
+
+log = logging.getLogger(__name__)
+
+LIVE_WINDOW = 8          # live messages in flight at once
+BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket queue short
+BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
+
+
+@dataclass
+class LinkState:
+    """What the CLI and the agent's own status readings show about the broker connection."""
+
+    connected: bool = False
+    broker: str = ""
+    since: float | None = None
+    last_ack: float | None = None
+    last_error: str = ""
+    connects: int = 0
+    sent_readings: int = 0
+    sent_bytes: int = 0
+    rejected_total: int = 0
+    live_floor: int = 0
+    backlog_cursor: int = 0
+
+
+class TokenBucket:
+    """Bytes per second with a one-second burst; rate 0 means unlimited."""
+
+    def __init__(self, bytes_per_s: float) -> None:
+        self.rate = bytes_per_s
+        self.tokens = bytes_per_s
+        self.stamp = time.monotonic()
+
+    def delay(self, size: int) -> float:
+        """Seconds until ``size`` bytes may go (0: now)."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        # A batch larger than the burst may go once the bucket is full, then leaves it in debt.
+        need = min(size, self.rate)
+        return 0.0 if self.tokens >= need else (need - self.tokens) / self.rate
+
+    def take(self, size: int) -> None:
+        if self.rate > 0:
+            self.tokens -= size
+
+
+@dataclass
+class _Flight:
+    encoded: Encoded
+    lane: str
+    future: asyncio.Future
+
+
+@dataclass
+class _Resend:
+    """A refused batch to send again in smaller pieces."""
+
+    lo: int
+    hi: int
+    limit: int
+
+
+class Forwarder:
+    """Runs forever: connect (with backoff, failing over between brokers), drain, repeat."""
+
+    def __init__(self, cfg: AgentConfig, store: AsyncStore, *, boot_id: str,
+                 on_connected: Callable[[MqttLink], Awaitable[None]] | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.boot_id = boot_id
+        self.topics = Topics(cfg.mqtt.topic_prefix, cfg.site_id)
+        self.state = LinkState()
+        self.new_data = asyncio.Event()
+        self.on_connected = on_connected
+        self.link: MqttLink | None = None
+        self._units: dict[str, dict[str, str]] = {}
+        self._units_dirty = False
+        self._broker_index = 0
+
+    def notify(self) -> None:
+        """Pollers call this after a commit: live data is waiting."""
+        self.new_data.set()
+
+    # -- connection loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            link = await self._connect_with_backoff()
+            try:
+                await self._session(link)
+            except asyncio.CancelledError:
+                await link.close(final=(self.topics.status, self._status_payload("offline")))
+                raise
+            finally:
+                self.state.connected = False
+                self.link = None
+            log.warning("broker %s: %s; readings stay in the buffer until it is back",
+                        self.state.broker, link.lost_reason or "connection closed")
+            await link.close()
+
+    async def _connect_with_backoff(self) -> MqttLink:
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(initial=1, max=self.cfg.mqtt.reconnect_max_s, jitter=2),
+            retry=retry_if_exception_type(PublishError), reraise=True,
+            before_sleep=self._log_retry)
+        async for attempt in retrying:
+            with attempt:
+                return await self._connect_once()
+        raise AssertionError("unreachable")
+
+    def _log_retry(self, retry_state) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        # Logged at warning once, then at debug, so a long outage does not flood the journal.
+        level = logging.WARNING if retry_state.attempt_number == 1 else logging.DEBUG
+        log.log(level, "cannot reach the broker (%s); retrying with backoff (attempt %d)",
+                exc, retry_state.attempt_number)
+
+    async def _connect_once(self) -> MqttLink:
+        brokers = self.cfg.mqtt.brokers
+        broker = brokers[self._broker_index % len(brokers)]
+        will = Will(self.topics.status, self._status_payload("offline", lost=True))
+        link = MqttLink(self.cfg.mqtt, broker, will=will, max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4)
+        self.state.broker = f"{broker.host}:{broker.port}"
+        try:
+            await link.connect()
+        except PublishError as exc:
+            self.state.last_error = str(exc)
+            self._broker_index += 1   # fail over to the next broker in the list
+            raise
+        except OSError as exc:   # TLS files unreadable etc.
+            self.state.last_error = str(exc)
+            self._broker_index += 1
+            raise PublishError(str(exc)) from exc
+        self.state.connected = True
+        self.state.since = time.time()
+        self.state.connects += 1
+        self.state.last_error = ""
+        log.info("connected to broker %s", self.state.broker)
+        return link
+
+    def _status_payload(self, state: str, *, lost: bool = False) -> bytes:
+        from . import __version__
+        doc = {"state": state, "boot": self.boot_id, "version": __version__}
+        if not lost:
+            doc["ts"] = round(time.time(), 3)
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    # -- one connection ------------------------------------------------------------------------
+
+    async def _session(self, link: MqttLink) -> None:
+        self.link = link
+        link.publish(self.topics.status, self._status_payload("online"), retain=True)
+        if self.on_connected is not None:
+            await self.on_connected(link)
+        self._units_dirty = bool(self._units)
+        live_floor = self.store.store.last_seq
+        live_cursor = live_floor
+        backlog_cursor = 0
+        self.state.live_floor = live_floor
+        bucket = TokenBucket(self.cfg.buffer.backlog_kbps * 1000 / 8)
+        compress = self.cfg.buffer.compression == "zlib"
+        live_batch = self.cfg.mqtt.batch_max_readings
+        backlog_batch = live_batch * BACKLOG_BATCH_FACTOR
+        flights: list[_Flight] = []
+        resends: list[_Resend] = []
+        held_backlog: list[StoredReading] | None = None
+        ack_event = asyncio.Event()
+
+        while not link.lost.is_set():
+            await self._settle(flights, resends, ack_event)
+            if link.lost.is_set():
+                break
+            progressed = False
+            live_n = sum(1 for f in flights if f.lane == "live")
+            back_n = len(flights) - live_n
+
+            if resends and live_n < LIVE_WINDOW:
+                r = resends.pop(0)
+                rows = await self.store.fetch(r.lo - 1, r.limit, r.hi)
+                if rows:
+                    if rows[-1].seq < r.hi:
+                        resends.insert(0, _Resend(rows[-1].seq + 1, r.hi, r.limit))
+                    flights.append(self._send(link, rows, "backlog", compress, ack_event))
+                    progressed = True
+            elif live_n < LIVE_WINDOW:
+                self.new_data.clear()
+                rows = await self.store.fetch(live_cursor, live_batch)
+                if rows:
+                    live_cursor = rows[-1].seq
+                    flights.append(self._send(link, rows, "live", compress, ack_event))
+                    progressed = True
+
+            if not progressed and back_n < BACKLOG_WINDOW and backlog_cursor < live_floor:
+                if held_backlog is None:
+                    rows = await self.store.fetch(backlog_cursor, backlog_batch, live_floor)
+                    if rows:
+                        held_backlog = rows
+                    else:
+                        backlog_cursor = live_floor
+                if held_backlog is not None:
+                    encoded = self._encode(held_backlog, compress)
+                    size = len(encoded.payload) + len(self.topics.backlog)
+                    wait = bucket.delay(size)
+                    if wait == 0:
+                        bucket.take(size)
+                        backlog_cursor = held_backlog[-1].seq
+                        flights.append(self._send(link, held_backlog, "backlog", compress, ack_event,
+                                                  encoded=encoded))
+                        held_backlog = None
+                        progressed = True
+                    else:
+                        await self._idle(link, ack_event, min(wait, 1.0))
+                        continue
+            self.state.backlog_cursor = backlog_cursor
+            if self._units_dirty:
+                self._publish_units(link)
+            if not progressed:
+                await self._idle(link, ack_event, 1.0)
+        # Connection lost: let failures settle so nothing is counted twice.
+        await self._settle(flights, resends, ack_event)
+
+    async def _idle(self, link: MqttLink, ack_event: asyncio.Event, timeout: float) -> None:
+        waiters = [asyncio.ensure_future(e.wait()) for e in (self.new_data, ack_event, link.lost)]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    def _encode(self, rows: list[StoredReading], compress: bool) -> Encoded:
+        return encode_batch(rows, site=self.cfg.site_id, boot=self.boot_id, compress=compress)
+
+    def _send(self, link: MqttLink, rows: list[StoredReading], lane: str, compress: bool,
+              ack_event: asyncio.Event, *, encoded: Encoded | None = None) -> _Flight:
+        self._learn_units(rows)
+        encoded = encoded or self._encode(rows, compress)
+        topic = self.topics.readings if lane == "live" else self.topics.backlog
+        fut = link.publish(topic, encoded.payload, content_type=encoded.content_type)
+        fut.add_done_callback(lambda _f: ack_event.set())
+        self.state.sent_bytes += len(encoded.payload) + len(topic)
+        return _Flight(encoded, lane, fut)
+
+    async def _settle(self, flights: list[_Flight], resends: list[_Resend],
+                      ack_event: asyncio.Event) -> None:
+        """Apply finished publishes: ack to the store, split refused batches, drop lost ones."""
+        ack_event.clear()
+        done = [f for f in flights if f.future.done()]
+        if not done:
+            return
+        acked: list[tuple[int, int]] = []
+        for f in done:
+            flights.remove(f)
+            exc = f.future.exception()
+            if exc is None:
+                acked.extend(f.encoded.ranges)
+                self.state.sent_readings += f.encoded.count
+                self.state.last_ack = time.time()
+            elif isinstance(exc, PublishRefused):
+                acked.extend(self._handle_refused(f, exc, resends))
+            elif not isinstance(exc, LinkLost):
+                log.error("unexpected publish failure: %r", exc)
+        if acked:
+            await self.store.ack(acked)
+
+    def _handle_refused(self, f: _Flight, exc: PublishRefused,
+                        resends: list[_Resend]) -> list[tuple[int, int]]:
+        lo, hi = f.encoded.ranges[0][0], f.encoded.ranges[-1][1]
+        if f.encoded.count > 1:
+            half = max(f.encoded.count // 2, 1)
+            log.warning("broker refused a batch of %d readings (%s); sending it again in smaller "
+                        "batches", f.encoded.count, exc)
+            resends.append(_Resend(lo, hi, half))
+            return []
+        self.state.rejected_total += 1
+        log.error("broker refuses reading seq %d (%s); set aside so the queue keeps moving "
+                  "(%d set aside in total)", lo, exc, self.state.rejected_total)
+        return list(f.encoded.ranges)
+
+    # -- units (retained meta topic) -----------------------------------------------------------
+
+    def _learn_units(self, rows: list[StoredReading]) -> None:
+        for r in rows:
+            if r.unit:
+                dev = self._units.setdefault(r.device, {})
+                if dev.get(r.metric) != r.unit:
+                    dev[r.metric] = r.unit
+                    self._units_dirty = True
+
+    def _publish_units(self, link: MqttLink) -> None:
+        self._units_dirty = False
+        payload = json.dumps({"v": 1, "units": self._units}, separators=(",", ":"),
+                             sort_keys=True).encode()
+        link.publish(self.topics.meta, payload, retain=True)

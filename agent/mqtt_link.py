@@ -1,0 +1,229 @@
+"""One connection to the broker, driven by paho-mqtt 2 and awaited from asyncio.
+
+Reconnecting is not hidden in here (unlike paho's own loop): ``MqttLink`` is one connection, and
+the forwarder opens a new one after a failure. That way paho never re-sends messages from its own
+memory: whatever was in flight is sent again from the durable store, which is the only outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .config import BrokerAddress, MqttConfig
+from .errors import PublishError
+
+log = logging.getLogger(__name__)
+
+
+class PublishRefused(PublishError):
+    """The broker answered the publish with a failure reason (MQTT 5 PUBACK reason code)."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        self.code = code
+        super().__init__(reason)
+
+
+class LinkLost(PublishError):
+    """The connection dropped before the broker acknowledged."""
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes
+
+
+class MqttLink:
+    """A single MQTT connection. ``await link.connect()``, ``await link.publish(...)``, ``close()``."""
+
+    def __init__(self, cfg: MqttConfig, broker: BrokerAddress, *, will: Will | None = None,
+                 max_inflight: int = 32) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+        kwargs: dict[str, Any] = {"client_id": cfg.client_id, "protocol": self.protocol}
+        if self.protocol == mqtt.MQTTv311:
+            kwargs["clean_session"] = True
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.max_queued_messages_set(0)
+        if cfg.username:
+            self.client.username_pw_set(cfg.username, cfg.password.reveal() if cfg.password else None)
+        if cfg.tls:
+            # Verification is always on: CA from the config, or the system's trust store.
+            ctx = ssl.create_default_context(cafile=cfg.ca_file)
+            if cfg.cert_file:
+                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+            self.client.tls_set_context(ctx)
+        if will is not None:
+            self.client.will_set(will.topic, will.payload, qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected: asyncio.Future[None] | None = None
+        self.lost = asyncio.Event()
+        self.lost_reason = ""
+        self._lock = threading.Lock()
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._early: dict[int, tuple[int, str]] = {}
+        self._subscriptions: dict[str, Any] = {}
+        self.last_ack_monotonic = time.monotonic()
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect, or raise ``PublishError`` with a reason a technician can act on."""
+        self._loop = asyncio.get_running_loop()
+        self._connected = self._loop.create_future()
+        self.client.connect_timeout = self.cfg.connect_timeout_s
+        try:
+            if self.protocol == mqtt.MQTTv5:
+                self.client.connect_async(self.broker.host, self.broker.port, self.cfg.keepalive_s,
+                                          clean_start=True)
+            else:
+                self.client.connect_async(self.broker.host, self.broker.port, self.cfg.keepalive_s)
+            self.client.loop_start()
+            await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
+        except asyncio.TimeoutError as exc:
+            self._stop_loop()
+            raise PublishError(f"no answer from broker {self.broker.host}:{self.broker.port} "
+                               f"within {self.cfg.connect_timeout_s:g}s") from exc
+        except PublishError:
+            self._stop_loop()
+            raise
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._call(self._resolve_connect, PublishError(f"broker refused the connection: {reason_code}"))
+        else:
+            self._call(self._resolve_connect, None)
+
+    def _resolve_connect(self, exc: Exception | None) -> None:
+        fut = self._connected
+        if fut is None or fut.done():
+            return
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        # Stop paho's own retry loop: the forwarder decides when and where to reconnect.
+        try:
+            client.disconnect()
+        except Exception:   # already closing
+            pass
+        self._call(self._mark_lost, f"connection lost ({reason_code})")
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost_reason = reason
+            self.lost.set()
+        self._resolve_connect(PublishError(reason))
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(LinkLost(reason))
+
+    def declare_lost(self, reason: str) -> None:
+        """Give up on this connection (e.g. the link went silent); everything in flight fails."""
+        self._mark_lost(reason)
+        self._stop_loop()
+
+    async def close(self, *, final: tuple[str, bytes] | None = None) -> None:
+        """Disconnect cleanly, optionally after publishing ``final`` (topic, payload) retained."""
+        if final is not None and not self.lost.is_set():
+            try:
+                await asyncio.wait_for(self.publish(final[0], final[1], retain=True), 3)
+            except (PublishError, asyncio.TimeoutError):
+                pass
+        self._stop_loop()
+        self._mark_lost("closed")
+
+    def _stop_loop(self) -> None:
+        try:
+            self.client.disconnect()
+        except Exception:
+            pass
+        self.client.loop_stop()
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False,
+                content_type: str | None = None) -> asyncio.Future[None]:
+        """Send with QoS 1; the returned future completes on the broker's PUBACK."""
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        if self.lost.is_set():
+            fut.set_exception(LinkLost(self.lost_reason))
+            return fut
+        props = None
+        if self.protocol == mqtt.MQTTv5 and content_type:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = content_type
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            fut.set_exception(LinkLost(f"publish failed: {mqtt.error_string(info.rc)}"))
+            return fut
+        with self._lock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._pending[info.mid] = fut
+        if early is not None:
+            self._settle(fut, *early)
+        return fut
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        code = getattr(reason_code, "value", 0) or 0
+        text = str(reason_code)
+        with self._lock:
+            fut = self._pending.pop(mid, None)
+            if fut is None:
+                # PUBACK arrived before publish() registered the mid.
+                self._early[mid] = (code, text)
+                return
+        self._call(self._settle, fut, code, text)
+
+    def _settle(self, fut: asyncio.Future[None], code: int, text: str) -> None:
+        self.last_ack_monotonic = time.monotonic()
+        if fut.done():
+            return
+        if code >= 0x80:
+            fut.set_exception(PublishRefused(f"broker refused the message: {text}", code))
+        else:
+            fut.set_result(None)
+
+    # -- subscribing ---------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, handler) -> None:
+        """Call ``handler(topic, payload)`` in the event loop for each message on ``topic``."""
+        self._subscriptions[topic] = handler
+        self.client.subscribe(topic, qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        for pattern, handler in self._subscriptions.items():
+            if mqtt.topic_matches_sub(pattern, msg.topic):
+                self._call(handler, msg.topic, bytes(msg.payload))
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _call(self, fn, *args) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:   # loop closing during shutdown
+                pass

@@ -1,0 +1,369 @@
+"""The durable buffer: an SQLite outbox of readings waiting for the broker's acknowledgement.
+
+Guarantees, and the settings that give them:
+
+* A committed poll survives ``kill -9`` and power loss: WAL journal with ``synchronous=FULL``
+  (the WAL is fsync'ed at every commit; NORMAL would only survive a process crash).
+* One transaction per poll (``commit``), never per reading.
+* A reading leaves the store only when the broker acknowledged it (``ack``), or when the store is
+  over its size or age cap (``enforce_bounds``, oldest first by sequence, counted in
+  ``dropped_total``). Nothing is "in flight" on disk: after a crash everything unacknowledged is
+  simply sent again, and the central side drops duplicates by sequence number.
+* Sequence numbers never repeat: the last one used is kept in the same transaction as the
+  readings, and a reservation mark outside the database (``<buffer>.seq``) lets a replaced
+  (corrupt) buffer continue above anything ever handed out. The jump is a true gap: those readings
+  were lost with the corrupt file.
+* Age is never judged by a clock that is itself suspect (see ``agent.clock``).
+
+The class is synchronous and not thread-safe; ``AsyncStore`` runs it on one worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from .clock import CLOCK_SUSPECT
+from .errors import StoreCorrupt, StoreError
+from .readings import Reading, StoredReading
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Internal flag: the value is a bool (SQLite would return it as 0/1).
+_BOOL = 0x100
+SEQ_RESERVE_BLOCK = 1_000_000
+SQLITE_FULL = 13
+SQLITE_IOERR = 10
+_CORRUPT_CODES = {11, 26}   # SQLITE_CORRUPT, SQLITE_NOTADB
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    seq    INTEGER PRIMARY KEY,
+    ts     REAL    NOT NULL,
+    device TEXT    NOT NULL,
+    metric TEXT    NOT NULL,
+    value,
+    unit   TEXT    NOT NULL DEFAULT '',
+    flags  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+"""
+
+
+@dataclass(frozen=True)
+class BufferStats:
+    depth: int                 # readings waiting for the broker
+    first_seq: int | None      # oldest unsent
+    last_seq: int              # newest ever assigned
+    oldest_ts: float | None    # time of the oldest unsent reading (as stamped; may be flagged)
+    bytes_used: int            # live pages in the database file
+    file_bytes: int            # database + WAL on disk
+    dropped_total: int         # dropped by the caps or a full disk, ever (kept across restarts)
+
+
+class ReadingStore:
+    """SQLite outbox. Open with ``ReadingStore.open(path, ...)``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, max_bytes: int, max_age_s: float,
+                 recovered_from: Path | None = None) -> None:
+        self._db = conn
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.recovered_from = recovered_from
+        self._seq_file = path.with_name(path.name + ".seq")
+        self._reserved = _read_seq_reservation(self._seq_file)
+        last = self._meta_int("last_seq", 0)
+        row_max = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM readings").fetchone()[0]
+        # A fresh file after corruption starts above every number ever reserved.
+        self._last_seq = max(last, row_max, self._reserved if recovered_from else 0)
+        self._dropped_total = self._meta_int("dropped_total", 0)
+        self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        if self._last_seq >= self._reserved:
+            self._reserve(self._last_seq)
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, max_bytes: int = 256 << 20,
+             max_age_s: float = 60 * 86400) -> "ReadingStore":
+        """Open (or create) the buffer. A corrupt file is moved aside and a fresh one created."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = _connect(path)
+            return cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s)
+        except (sqlite3.DatabaseError, StoreCorrupt) as exc:
+            moved = _move_aside(path)
+            log.error("buffer %s is unreadable (%s); moved it to %s and started a fresh buffer. "
+                      "Readings in the old file were not sent.", path, exc, moved)
+            conn = _connect(path)
+            return cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s, recovered_from=moved)
+
+    def close(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError:
+            pass
+        self._db.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
+        """Store one poll's readings in one transaction; returns (first_seq, last_seq).
+
+        On a full disk the oldest readings are dropped (counted) to make room and the commit is
+        retried once; if it still fails, ``StoreError`` is raised and the caller keeps the poll.
+        """
+        if not readings:
+            return (self._last_seq + 1, self._last_seq)
+        try:
+            return self._commit(readings)
+        except sqlite3.OperationalError as exc:
+            if _code(exc) != SQLITE_FULL:
+                raise StoreError(f"buffer write failed: {exc}") from exc
+            freed = self._drop_oldest(max(len(readings) * 4, self.depth() // 20))
+            log.error("disk full while writing the buffer; dropped the %d oldest readings", freed)
+            try:
+                return self._commit(readings)
+            except sqlite3.OperationalError as exc2:
+                raise StoreError(f"disk full: cannot store readings ({exc2})") from exc2
+
+    def _commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
+        first = self._last_seq + 1
+        last = first + len(readings) - 1
+        if last >= self._reserved:
+            self._reserve(last)
+        rows = [(first + i, r.ts, r.device, r.metric, r.value, r.unit,
+                 r.flags | (_BOOL if isinstance(r.value, bool) else 0))
+                for i, r in enumerate(readings)]
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._set_meta("last_seq", last)
+        self._last_seq = last
+        return first, last
+
+    def ack(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """The broker has these (inclusive) seq ranges: delete them. Returns rows deleted."""
+        n = 0
+        with self._db:
+            for lo, hi in ranges:
+                n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+        return n
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def fetch(self, after: int, limit: int, upto: int | None = None) -> list[StoredReading]:
+        """Unsent readings with seq > ``after`` (and <= ``upto``), oldest first."""
+        if upto is None:
+            cur = self._db.execute(
+                "SELECT seq, ts, device, metric, value, unit, flags FROM readings "
+                "WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        else:
+            cur = self._db.execute(
+                "SELECT seq, ts, device, metric, value, unit, flags FROM readings "
+                "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?", (after, upto, limit))
+        return [_row(r) for r in cur]
+
+    def fetch_range(self, lo: int, hi: int, limit: int = 1_000_000) -> list[StoredReading]:
+        return self.fetch(lo - 1, limit, hi)
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    def depth(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+
+    def stats(self) -> BufferStats:
+        first = self._db.execute("SELECT seq, ts FROM readings ORDER BY seq LIMIT 1").fetchone()
+        return BufferStats(
+            depth=self.depth(), first_seq=first[0] if first else None, last_seq=self._last_seq,
+            oldest_ts=first[1] if first else None, bytes_used=self.bytes_used(),
+            file_bytes=_file_bytes(self.path), dropped_total=self._dropped_total)
+
+    def bytes_used(self) -> int:
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * self._page_size
+
+    @property
+    def dropped_total(self) -> int:
+        return self._dropped_total
+
+    # -- bounds --------------------------------------------------------------------------------
+
+    def enforce_bounds(self, *, now: float | None = None, clock_trusted: bool = True) -> int:
+        """Drop the oldest readings beyond the size and age caps. Returns how many were dropped.
+
+        Age is only applied when the current clock is trusted, and only to readings whose own
+        timestamp was trusted, so a clock jump never purges the buffer.
+        """
+        dropped = 0
+        if clock_trusted and self.max_age_s > 0:
+            now = time.time() if now is None else now
+            cutoff = now - self.max_age_s
+            row = self._db.execute(
+                "SELECT MAX(seq) FROM readings WHERE ts < ? AND (flags & ?) = 0",
+                (cutoff, CLOCK_SUSPECT)).fetchone()
+            if row and row[0] is not None:
+                dropped += self._drop_upto(row[0], reason="older than max_age_days")
+        # Size: drop the oldest in slices until under the cap (pages freed are reused by SQLite,
+        # so the file stops growing at the cap).
+        while self.bytes_used() > self.max_bytes:
+            depth = self.depth()
+            if depth == 0:
+                break
+            n = self._drop_oldest(max(depth // 20, 1000))
+            dropped += n
+            if n == 0:
+                break
+        if dropped:
+            log.warning("buffer over its cap: dropped %d oldest readings (%d dropped in total)",
+                        dropped, self._dropped_total)
+        return dropped
+
+    def _drop_oldest(self, n: int) -> int:
+        row = self._db.execute(
+            "SELECT seq FROM readings ORDER BY seq LIMIT 1 OFFSET ?", (max(n - 1, 0),)).fetchone()
+        if row is None:
+            row = self._db.execute("SELECT MAX(seq) FROM readings").fetchone()
+            if row is None or row[0] is None:
+                return 0
+        return self._drop_upto(row[0], reason="size cap")
+
+    def _drop_upto(self, seq: int, *, reason: str) -> int:
+        with self._db:
+            n = self._db.execute("DELETE FROM readings WHERE seq <= ?", (seq,)).rowcount
+            self._dropped_total += n
+            self._set_meta("dropped_total", self._dropped_total)
+        log.debug("dropped %d readings up to seq %d (%s)", n, seq, reason)
+        return n
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _meta_int(self, key: str, default: int) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else default
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _reserve(self, upto: int) -> None:
+        """Persist a mark above ``upto`` before any number below it is used (fsync'ed)."""
+        mark = upto + SEQ_RESERVE_BLOCK
+        tmp = self._seq_file.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(f"{mark}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._seq_file)
+        _fsync_dir(self._seq_file.parent)
+        self._reserved = mark
+
+
+class AsyncStore:
+    """Runs every store call on one dedicated thread, so SQLite's fsyncs never block the event loop."""
+
+    def __init__(self, store: ReadingStore) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
+        return await self.call(self.store.commit, readings)
+
+    async def fetch(self, after: int, limit: int, upto: int | None = None) -> list[StoredReading]:
+        return await self.call(self.store.fetch, after, limit, upto)
+
+    async def ack(self, ranges: Sequence[tuple[int, int]]) -> int:
+        return await self.call(self.store.ack, ranges)
+
+    async def stats(self) -> BufferStats:
+        return await self.call(self.store.stats)
+
+    async def close(self) -> None:
+        await self.call(self.store.close)
+        self._pool.shutdown(wait=True)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.isolation_level = "DEFERRED"   # `with conn:` wraps a transaction
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreCorrupt(f"cannot use WAL journal (got {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        # Keep the WAL from growing without bound between checkpoints.
+        conn.execute("PRAGMA journal_size_limit=8388608")
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreCorrupt(f"integrity check failed: {check}")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _row(r: tuple) -> StoredReading:
+    seq, ts, device, metric, value, unit, flags = r
+    if flags & _BOOL:
+        value = bool(value)
+    return StoredReading(seq, device, metric, value, unit, ts, flags & ~_BOOL)
+
+
+def _code(exc: sqlite3.Error) -> int:
+    # Primary result code (extended codes carry extra bits above the low byte).
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(path) + suffix)
+        if src.exists():
+            os.replace(src, Path(str(target) + suffix))
+    return target
+
+
+def _read_seq_reservation(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _file_bytes(path: Path) -> int:
+    total = 0
+    for suffix in ("", "-wal"):
+        try:
+            total += os.stat(str(path) + suffix).st_size
+        except OSError:
+            pass
+    return total
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,54 @@
+"""Topic names, compiled once from the prefix and site id (see docs/mqtt.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    site: str
+
+    def _t(self, leaf: str) -> str:
+        return f"{self.prefix}/{self.site}/{leaf}"
+
+    @property
+    def readings(self) -> str:
+        """Live readings (polled since the current connection came up)."""
+        return self._t("readings")
+
+    @property
+    def backlog(self) -> str:
+        """Readings buffered while the link or broker was down, oldest first."""
+        return self._t("backlog")
+
+    @property
+    def status(self) -> str:
+        """Retained online/offline status; the Last Will sets it offline."""
+        return self._t("status")
+
+    @property
+    def meta(self) -> str:
+        """Retained: units of each device's metrics, so readings need not carry them."""
+        return self._t("meta")
+
+    @property
+    def config_set(self) -> str:
+        return self._t("config/set")
+
+    @property
+    def config_state(self) -> str:
+        return self._t("config/state")
+
+    @property
+    def command(self) -> str:
+        return self._t("cmd")
+
+    @property
+    def command_result(self) -> str:
+        return self._t("cmd/result")
+
+    @property
+    def diagnostics(self) -> str:
+        return self._t("diagnostics")

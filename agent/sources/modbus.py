@@ -1,0 +1,298 @@
+"""Modbus devices (UPS, power meter) over TCP, RTU on a serial port, or RTU tunnelled over TCP.
+
+    ModbusSettings --compile_plan--> ReadPlan (once, at construction)
+    ModbusSource.read():  for each ReadRequest -> Bus (lock, frame gap) -> ModbusLink (pymodbus)
+                          -> registers -> modbus_decode.to_samples -> [Sample]
+
+A bus has one master: devices on the same serial port, or behind the same TCP gateway, share one
+``Bus`` from the ``BusPool`` -- one connection, one lock held per request, and a quiet
+``frame_gap_ms`` between frames. After a failure the link is closed and the next poll reconnects.
+
+Failures are isolated as far as the device allows: a read the device rejects with "illegal data
+address" is split into one read per register, registers that do not exist are remembered and
+left out of later polls, and a value that decodes to garbage (NaN, a string that is not text) is
+skipped and logged once. A poll returns whatever it could read; it raises (so the poll status
+says why) only when nothing at all could be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from typing import Sequence
+
+from ..config import DeviceConfig
+from ..config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
+from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
+from ..readings import Sample
+from .modbus_decode import Garbage, to_samples
+from .modbus_link import BusParams, ExceptionResponse, ModbusLink
+from .modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
+
+log = logging.getLogger(__name__)
+
+# Exception codes meaning "not at this address": the read is split to find the culprit.
+_ADDRESS_CODES = (2, 3)
+# Exception codes a gateway sends when the unit behind it is silent: a timeout in all but name.
+_GATEWAY_CODES = (10, 11)
+
+
+class Bus:
+    """One physical bus: a link, the lock that makes it one request at a time, the frame gap."""
+
+    def __init__(self, params: BusParams) -> None:
+        self.params = params
+        self.link = ModbusLink(params)
+        self.lock = asyncio.Lock()
+        self.users: list[str] = []
+        self._last_frame = 0.0
+
+    async def read(self, table: str, address: int, count: int, *, unit: int, timeout: float,
+                   frame_gap_s: float) -> list[int] | list[bool]:
+        """One request, alone on the bus; connects first if needed. Raises agent errors."""
+        loop = asyncio.get_running_loop()
+        async with self.lock:
+            if not self.link.connected:
+                await self.link.connect(timeout)
+            wait = self._last_frame + frame_gap_s - loop.time()
+            if wait > 0:
+                # The RTU silent interval: a frame sent too soon after the last answer is
+                # read by the devices as the tail of that answer.
+                await asyncio.sleep(wait)
+            try:
+                return await self.link.read(table, address, count, unit=unit, timeout=timeout)
+            except (DeviceTimeout, DeviceRefused, DeviceProtocolError):
+                # Over TCP a late answer would be taken for the next request's: start afresh.
+                # A serial port stays open, the other units on the line are probably fine.
+                if not self.params.is_serial:
+                    self.link.close()
+                raise
+            finally:
+                self._last_frame = loop.time()
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class BusPool:
+    """Shares one ``Bus`` per TCP endpoint (host, port, transport) or per serial port."""
+
+    def __init__(self) -> None:
+        self._buses: dict[tuple, Bus] = {}
+
+    def acquire(self, settings: ModbusSettings, device: str) -> tuple[Bus, str | None]:
+        """The bus for ``settings``, and why ``device`` cannot use it (None when it can)."""
+        params = bus_params(settings)
+        key = bus_key(params)
+        bus = self._buses.get(key)
+        if bus is None:
+            bus = self._buses[key] = Bus(params)
+        conflict = None
+        if params.is_serial and params.line != bus.params.line:
+            conflict = (f"{params.serial_port} is already used by device {bus.users[0]} at "
+                        f"{bus.params.line}, but this device says {params.line}; all devices on "
+                        f"one serial bus must use the same baudrate, parity, stopbits, bytesize")
+        bus.users.append(device)
+        return bus, conflict
+
+    async def release(self, bus: Bus, device: str) -> None:
+        """``device`` no longer uses ``bus``; the last user closes it."""
+        if device in bus.users:
+            bus.users.remove(device)
+        if not bus.users:
+            async with bus.lock:
+                bus.close()
+            for key, b in list(self._buses.items()):
+                if b is bus:
+                    del self._buses[key]
+
+    async def close(self) -> None:
+        """Close every bus (the agent is stopping)."""
+        for bus in list(self._buses.values()):
+            bus.close()
+        self._buses.clear()
+
+    def buses(self) -> list[Bus]:
+        """The buses currently open or ready to open."""
+        return list(self._buses.values())
+
+
+def bus_params(s: ModbusSettings) -> BusParams:
+    """The bus part of a device's settings."""
+    if s.transport == "rtu":
+        return BusParams(transport="rtu", serial_port=s.serial_port, baudrate=s.baudrate,
+                         parity=s.parity, stopbits=s.stopbits, bytesize=s.bytesize)
+    return BusParams(transport=s.transport, host=s.host, port=s.port)
+
+
+def bus_key(p: BusParams) -> tuple:
+    if p.is_serial:
+        # /dev/serial/by-id/... and /dev/ttyUSB0 can be the same adapter: one bus, one lock.
+        return ("rtu", os.path.realpath(str(p.serial_port)))
+    return (p.transport, str(p.host).lower(), p.port)
+
+
+class _OnceLog:
+    """Logs a condition at warning when it starts (or changes), at debug while it lasts."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._active: dict[str, str] = {}
+
+    def problem(self, key: str, message: str) -> None:
+        level = logging.DEBUG if self._active.get(key) == message else logging.WARNING
+        log.log(level, "%s: %s", self.device, message)
+        self._active[key] = message
+
+    def ok(self, key: str, message: str) -> None:
+        if self._active.pop(key, None) is not None:
+            log.info("%s: %s", self.device, message)
+
+
+
+class ModbusSource:
+    """Reads one Modbus device (one unit id on one bus) per its compiled read plan."""
+
+    def __init__(self, device: DeviceConfig, buses: BusPool) -> None:
+        settings: ModbusSettings = device.settings
+        self.name = device.name
+        self.settings = settings
+        self.timeout_s = device.timeout_s
+        self._buses = buses
+        self._bus, self._conflict = buses.acquire(settings, device.name)
+        self.plan: ReadPlan = compile_plan(settings.registers,
+                                           max_registers_per_read=settings.max_registers_per_read,
+                                           max_gap=settings.max_gap)
+        # Registers the device said it does not have, with the reason; left out of later polls.
+        self.bad_registers: dict[RegisterSpec, str] = {}
+        self._log = _OnceLog(device.name)
+        self._closed = False
+
+    async def read(self) -> list[Sample]:
+        """Poll the device once; see the module docstring for what happens on failures."""
+        if self._conflict:
+            raise SourceError(self._conflict)
+        if not self.plan.requests:
+            raise DeviceProtocolError("none of the configured registers exist on the device: "
+                                      + "; ".join(self.bad_registers.values()))
+        samples: list[Sample] = []
+        failures: list[SourceError] = []
+        garbage: list[str] = []
+        answered = 0
+        queue: deque[ReadRequest] = deque(self.plan.requests)
+        while queue:
+            req = queue.popleft()
+            try:
+                data = await self._bus.read(req.table, req.address, req.count,
+                                            unit=self.settings.unit_id, timeout=self.timeout_s,
+                                            frame_gap_s=self.settings.frame_gap_ms / 1000)
+            except ExceptionResponse as exc:
+                if exc.code in _ADDRESS_CODES and len(req.registers) > 1:
+                    singles = single_reads(req.registers)
+                    self._log.problem(f"split {req.table} {req.address}",
+                                      f"{self._what(req)} was rejected ({exc.name}); reading "
+                                      f"its {len(singles)} registers one by one from now on")
+                    self._replace(req, singles)
+                    queue.extendleft(reversed(singles))
+                    continue
+                error = self._exception_error(req, exc)
+                if exc.code in _ADDRESS_CODES:
+                    spec = req.registers[0]
+                    self.bad_registers[spec] = error.reason
+                    self._replace(req, [])
+                    self._log.problem(f"bad {spec.name}", f"skipping {spec.name} until the "
+                                      f"agent restarts: {error.reason}")
+                failures.append(error)
+                if isinstance(error, DeviceTimeout):
+                    break
+                continue
+            except (DeviceTimeout, DeviceRefused) as exc:
+                # The bus or the unit is gone: the remaining reads would only time out too.
+                failures.append(exc)
+                break
+            except DeviceProtocolError as exc:
+                failures.append(exc)
+                continue
+            answered += 1
+            got, skipped = self._decode(req, data)
+            samples.extend(got)
+            garbage.extend(skipped)
+
+        if not answered:
+            raise _most_telling(failures)
+        if failures:
+            self._log.problem("partial", f"some registers could not be read: "
+                              f"{'; '.join(f.reason for f in failures)}")
+        else:
+            self._log.ok("partial", "all registers read again")
+        if not samples and garbage:
+            raise DeviceProtocolError("every value the device sent was garbage: "
+                                      + "; ".join(garbage))
+        return samples
+
+    async def close(self) -> None:
+        """Stop using the bus (closing it if this was its last device)."""
+        if not self._closed:
+            self._closed = True
+            await self._buses.release(self._bus, self.name)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _decode(self, req: ReadRequest, data: Sequence[int | bool]) -> tuple[list[Sample], list[str]]:
+        """Samples from one read's answer, and why any value in it was skipped."""
+        out: list[Sample] = []
+        skipped: list[str] = []
+        for spec in req.registers:
+            key = f"garbage {spec.name}"
+            try:
+                out.extend(to_samples(spec, req.slice_for(spec, data)))
+            except Garbage as exc:
+                why = f"{spec.name} ({spec.label}) is {exc.reason}"
+                skipped.append(why)
+                self._log.problem(key, f"skipping {why}")
+                continue
+            self._log.ok(key, f"{spec.name} ({spec.label}) has a valid value again")
+        return out, skipped
+
+    def _replace(self, old: ReadRequest, new: list[ReadRequest]) -> None:
+        requests: list[ReadRequest] = []
+        for r in self.plan.requests:
+            requests.extend(new if r == old else [r])
+        self.plan = ReadPlan(tuple(requests))
+
+    def _what(self, req: ReadRequest) -> str:
+        kind = "bits" if req.table in BIT_TABLES else "registers"
+        return f"the read of {req.count} {kind} at {req.label()}"
+
+    def _exception_error(self, req: ReadRequest, exc: ExceptionResponse) -> SourceError:
+        s, unit = self.settings, self.settings.unit_id
+        at = req.label()
+        if exc.code == 2:
+            return DeviceProtocolError(f"illegal data address at {at} (the device does not "
+                                       f"have this register)")
+        if exc.code == 3:
+            return DeviceProtocolError(f"illegal data value reading {at} (the device rejects "
+                                       f"this address or count)")
+        if exc.code == 1:
+            function, what = {"coil": (1, "coils"), "discrete": (2, "discrete inputs"),
+                              "holding": (3, "holding registers"),
+                              "input": (4, "input registers")}[req.table]
+            return DeviceProtocolError(f"illegal function: unit {unit} does not support reading "
+                                       f"{what} (function {function}); check the table of {at}")
+        if exc.code == 6:
+            return DeviceProtocolError(f"server device busy reading {at}; try a longer "
+                                       f"interval_s")
+        if exc.code in _GATEWAY_CODES:
+            return DeviceTimeout(f"timeout: the gateway at {s.where} got no answer from unit "
+                                 f"{unit} ({exc.name}); check the RS-485 wiring and unit id")
+        return DeviceProtocolError(f"{exc.name} (Modbus exception {exc.code}) reading {at}")
+
+
+def _most_telling(failures: list[SourceError]) -> SourceError:
+    """The failure that best explains a poll where nothing could be read."""
+    for f in failures:
+        if isinstance(f, (DeviceTimeout, DeviceRefused)):
+            return f
+    return failures[0] if failures else DeviceProtocolError("no answer")

@@ -1,0 +1,251 @@
+"""The only module that talks to pymodbus: one connection to one bus, behind a small interface.
+
+pymodbus both raises and returns errors (an exception response is a returned object, a missing
+answer is a raised ``ModbusIOException``), swallows the reason a connection failed, and renamed
+arguments between 3.x minor versions (``slave=`` became ``device_id=``). All of that stays here:
+``ModbusLink.read`` returns plain lists or raises ``agent.errors`` (plus ``ExceptionResponse``
+for a Modbus exception code, which the source turns into words about the register it asked for).
+
+Timeouts are ours, not pymodbus's: one link serves several devices with different ``timeout_s``,
+so each request gets its own deadline, and pymodbus's own timer only acts as a backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+
+from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+
+log = logging.getLogger(__name__)
+
+# Names of the exception codes of the Modbus application protocol spec (section 7).
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+# Upper bound handed to pymodbus; every request and connect has a shorter deadline of ours.
+_BACKSTOP_TIMEOUT_S = 600.0
+
+
+class ExceptionResponse(Exception):
+    """The device answered a read with a Modbus exception code (``code``)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.name = EXCEPTION_NAMES.get(code, "unknown exception")
+        super().__init__(f"Modbus exception {code} ({self.name})")
+
+
+@dataclass(frozen=True)
+class BusParams:
+    """Where a bus is and how to talk on it; devices with equal params share one link."""
+
+    transport: str                  # tcp | rtu | rtu_over_tcp
+    host: str | None = None
+    port: int | None = None
+    serial_port: str | None = None
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+
+    @property
+    def where(self) -> str:
+        """The bus in words: "HOST:PORT" or the serial device path."""
+        return str(self.serial_port) if self.transport == "rtu" else f"{self.host}:{self.port}"
+
+    @property
+    def line(self) -> str:
+        """Serial line settings in the usual short form, e.g. "9600 8N1"."""
+        return f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+    @property
+    def is_serial(self) -> bool:
+        return self.transport == "rtu"
+
+
+class ModbusLink:
+    """One pymodbus client for one bus. Not safe for concurrent use: the caller holds a lock."""
+
+    def __init__(self, params: BusParams) -> None:
+        self.params = params
+        self._client: Any = None
+        self._lost = asyncio.Event()
+        self._unit_kw = "device_id"
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection (or serial port) is open."""
+        return self._client is not None and bool(self._client.connected) and \
+            not self._lost.is_set()
+
+    async def connect(self, timeout: float) -> None:
+        """Open the connection or serial port; raise DeviceTimeout/DeviceRefused saying why not."""
+        self.close()
+        lost = asyncio.Event()
+        client = self._make_client(lost)
+        try:
+            ok = await asyncio.wait_for(client.connect(), timeout)
+        except asyncio.TimeoutError:
+            client.close()
+            raise DeviceTimeout(self._connect_timeout_reason()) from None
+        except (OSError, ModbusException) as exc:
+            client.close()
+            raise await self._why_not_connected(timeout) from exc
+        if not ok:
+            client.close()
+            raise await self._why_not_connected(timeout)
+        self._client, self._lost = client, lost
+        self._unit_kw = _unit_keyword(client)
+        log.debug("modbus link %s: connected", self.params.where)
+
+    async def read(self, table: str, address: int, count: int, *, unit: int,
+                   timeout: float) -> list[int] | list[bool]:
+        """Read ``count`` registers (or bits) of ``table`` at wire ``address`` from ``unit``."""
+        client = self._client
+        if client is None or not self.connected:
+            raise DeviceTimeout(f"connection to {self.params.where} is closed")
+        call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
+                "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
+        request = asyncio.ensure_future(call(address, count=count, **{self._unit_kw: unit}))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait({request, lost}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not request.done():
+                # pymodbus releases its own lock as the cancellation unwinds.
+                request.cancel()
+        if request not in done:
+            if lost in done:
+                raise DeviceTimeout(f"connection to {self.params.where} was closed before unit "
+                                    f"{unit} answered; did the gateway restart?")
+            raise DeviceTimeout(self._no_answer_reason(unit))
+        try:
+            response = request.result()
+        except ConnectionException as exc:
+            raise DeviceTimeout(f"connection to {self.params.where} was closed before unit "
+                                f"{unit} answered; did the gateway restart?") from exc
+        except ModbusIOException as exc:
+            raise DeviceTimeout(self._no_answer_reason(unit)) from exc
+        except ModbusException as exc:
+            raise DeviceProtocolError(f"unusable answer from unit {unit} at "
+                                      f"{self.params.where}: {exc}") from exc
+        if response is None:
+            raise DeviceTimeout(self._no_answer_reason(unit))
+        if response.isError():
+            raise ExceptionResponse(int(getattr(response, "exception_code", 0) or 0))
+        if table in ("coil", "discrete"):
+            bits = list(getattr(response, "bits", None) or [])
+            if len(bits) < count:
+                raise DeviceProtocolError(self._short_answer(unit, count, len(bits), "bits"))
+            return [bool(b) for b in bits[:count]]
+        registers = list(getattr(response, "registers", None) or [])
+        if len(registers) != count:
+            raise DeviceProtocolError(self._short_answer(unit, count, len(registers),
+                                                         "registers"))
+        return registers
+
+    def close(self) -> None:
+        """Close the connection; the next ``connect`` opens a fresh one."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:   # closing a half-dead transport must never hide the real error
+                log.debug("modbus link %s: error while closing", self.params.where, exc_info=True)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _make_client(self, lost: asyncio.Event) -> Any:
+        p = self.params
+
+        def on_connect(connected: bool) -> None:
+            if not connected:
+                lost.set()
+
+        common = dict(name=f"modbus {p.where}", timeout=_BACKSTOP_TIMEOUT_S, retries=0,
+                      reconnect_delay=0, trace_connect=on_connect)
+        if p.is_serial:
+            return _construct(AsyncModbusSerialClient, p.serial_port, framer=FramerType.RTU,
+                              baudrate=p.baudrate, parity=p.parity, stopbits=p.stopbits,
+                              bytesize=p.bytesize, **common)
+        framer = FramerType.RTU if p.transport == "rtu_over_tcp" else FramerType.SOCKET
+        return _construct(AsyncModbusTcpClient, p.host, port=p.port, framer=framer, **common)
+
+    def _no_answer_reason(self, unit: int) -> str:
+        p = self.params
+        if p.is_serial:
+            return (f"timeout: no answer from unit {unit} on {p.serial_port} ({p.line}); check "
+                    f"wiring (A/B), baud rate and unit id")
+        return f"timeout: no answer from unit {unit} at {p.where}; check wiring/address/unit id"
+
+    def _connect_timeout_reason(self) -> str:
+        if self.params.is_serial:
+            return f"timeout: could not open {self.params.serial_port} in time"
+        return (f"timeout: no answer from {self.params.where} when connecting; check the "
+                f"network cable and the gateway's address")
+
+    def _short_answer(self, unit: int, asked: int, got: int, what: str) -> str:
+        return (f"garbage from unit {unit} at {self.params.where}: asked for {asked} {what}, "
+                f"got {got}")
+
+    async def _why_not_connected(self, timeout: float) -> Exception:
+        """pymodbus only says "could not connect": find out why, to tell the technician."""
+        p = self.params
+        if p.is_serial:
+            path = str(p.serial_port)
+            if not os.path.exists(path):
+                return DeviceTimeout(f"serial port {path} does not exist; is the USB-RS485 "
+                                     f"adapter plugged in?")
+            if not os.access(path, os.R_OK | os.W_OK):
+                return DeviceRefused(f"no permission to open {path}; add the agent's user to "
+                                     f"the dialout group")
+            return DeviceRefused(f"cannot open {path}; is another program using it?")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(p.host, p.port), timeout)
+        except ConnectionRefusedError:
+            return DeviceRefused(f"nothing listening at {p.where}; is the Modbus TCP gateway on?")
+        except asyncio.TimeoutError:
+            return DeviceTimeout(self._connect_timeout_reason())
+        except socket.gaierror as exc:
+            return DeviceTimeout(f"cannot resolve the host name {p.host!r}: {exc.strerror}")
+        except OSError as exc:
+            return DeviceTimeout(f"cannot reach {p.where}: {exc.strerror or exc}")
+        writer.close()
+        return DeviceTimeout(f"could not connect to {p.where} (it accepted a second try; "
+                             f"will retry next poll)")
+
+
+def _construct(cls: type, target: Any, **kwargs: Any) -> Any:
+    """Call a pymodbus client constructor with the keyword arguments this version accepts."""
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(target, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def _unit_keyword(client: Any) -> str:
+    """pymodbus 3.10 renamed ``slave=`` to ``device_id=`` (and 2.x called it ``unit=``)."""
+    params = inspect.signature(client.read_holding_registers).parameters
+    for name in ("device_id", "slave", "unit"):
+        if name in params:
+            return name
+    return "device_id"

@@ -1,0 +1,105 @@
+"""The durable buffer: what a clinic relies on when the link is down."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import pytest
+
+from agent.clock import CLOCK_SUSPECT
+from agent.readings import Reading
+from agent.store import ReadingStore
+
+
+def poll(n: int, *, ts: float | None = None, flags: int = 0, device: str = "ups") -> list[Reading]:
+    ts = time.time() if ts is None else ts
+    return [Reading(device, f"m{i}", float(i), "V", ts, flags) for i in range(n)]
+
+
+def test_readings_come_back_in_order_with_their_types(tmp_path):
+    store = ReadingStore.open(tmp_path / "b.sqlite")
+    store.commit([Reading("ups", "on_battery", True, "", 1.0e9),
+                  Reading("ups", "input_v", 127.5, "V", 1.0e9),
+                  Reading("ups", "model", "SMT1500", "", 1.0e9),
+                  Reading("ups", "runtime_s", 3600, "s", 1.0e9),
+                  Reading("ups", "temp", None, "C", 1.0e9)])
+    rows = store.fetch(0, 10)
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    assert [r.value for r in rows] == [True, 127.5, "SMT1500", 3600, None]
+    assert rows[0].value is True and rows[3].value is not True
+
+
+def test_sequence_numbers_never_repeat_after_everything_was_acked_and_reopened(tmp_path):
+    path = tmp_path / "b.sqlite"
+    store = ReadingStore.open(path)
+    first, last = store.commit(poll(10))
+    store.ack([(first, last)])
+    assert store.depth() == 0
+    store.close()
+    store = ReadingStore.open(path)
+    assert store.commit(poll(1)) == (11, 11)
+
+
+def test_a_corrupt_buffer_is_moved_aside_and_numbering_continues_above(tmp_path):
+    path = tmp_path / "b.sqlite"
+    store = ReadingStore.open(path)
+    store.commit(poll(5))
+    store.close()
+    path.write_bytes(b"this is not a database" * 100)
+    for extra in ("-wal", "-shm"):
+        if os.path.exists(str(path) + extra):
+            os.remove(str(path) + extra)
+    store = ReadingStore.open(path)
+    assert store.recovered_from is not None and store.recovered_from.exists()
+    first, _ = store.commit(poll(1))
+    assert first > 5
+    assert store.depth() == 1
+
+
+def test_size_cap_drops_oldest_first_and_counts_them(tmp_path):
+    store = ReadingStore.open(tmp_path / "b.sqlite", max_bytes=1 << 20)
+    for _ in range(100):
+        store.commit(poll(500))   # about 2 MB
+    dropped = store.enforce_bounds()
+    assert dropped > 0
+    assert store.dropped_total == dropped
+    assert store.bytes_used() <= 1 << 20
+    rows = store.fetch(0, 1)
+    assert rows[0].seq == dropped + 1, "the oldest readings are the ones dropped"
+    # The count survives a restart, so it can still be published.
+    store.close()
+    assert ReadingStore.open(tmp_path / "b.sqlite").dropped_total == dropped
+
+
+def test_age_cap_never_trusts_a_suspect_clock(tmp_path):
+    store = ReadingStore.open(tmp_path / "b.sqlite", max_age_s=3600)
+    now = time.time()
+    store.commit(poll(3, ts=now - 7200))                        # old, trusted: expires
+    store.commit(poll(3, ts=now - 7200, flags=CLOCK_SUSPECT))   # old-looking, but clock was wrong
+    store.commit(poll(3, ts=now))
+    assert store.enforce_bounds(now=now, clock_trusted=False) == 0
+    assert store.enforce_bounds(now=now, clock_trusted=True) == 3
+    assert store.depth() == 6
+
+
+def test_committed_readings_survive_a_process_that_dies_without_closing(tmp_path):
+    path = tmp_path / "b.sqlite"
+    code = (
+        "import sys, os, time; sys.path.insert(0, %r)\n"
+        "from agent.store import ReadingStore\nfrom agent.readings import Reading\n"
+        "s = ReadingStore.open(%r)\n"
+        "s.commit([Reading('ups', 'v', 1.0, 'V', time.time())] * 50)\n"
+        "os._exit(0)\n") % (os.getcwd(), str(path))
+    import subprocess, sys
+    subprocess.run([sys.executable, "-c", code], check=True)
+    store = ReadingStore.open(path)
+    assert store.depth() == 50
+
+
+def test_wal_and_full_sync_are_in_force(tmp_path):
+    store = ReadingStore.open(tmp_path / "b.sqlite")
+    db = store._db
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL

@@ -1,10 +1,361 @@
-"""Settings of an ``modbus`` device (UPS, power meter). Being written."""
+"""Settings of a ``modbus`` device (UPS, power meter): the bus it hangs on and its register map.
+
+A device entry names its bus (Modbus TCP, RTU on a serial port, or RTU frames tunnelled over TCP
+by a cheap serial server), its unit id, and a list of ``[[devices.registers]]``, each one metric::
+
+    [[devices]]
+    name = "ups"
+    kind = "modbus"
+    host = "192.168.1.50"         # transport = "tcp" is the default
+    unit_id = 1
+    address_base = "modicon"      # addresses as printed in the manual: 30001 = input register 0
+
+      [[devices.registers]]
+      name = "input.voltage"
+      address = 30001
+      type = "uint16"
+      scale = 0.1
+      unit = "V"
+
+Everything is checked here, once, and every problem is reported with its key path. Addresses are
+converted to the 0-based "wire" address sent in the request; the address as written is kept for
+messages, so a technician reads the number from the manual back in the error.
+"""
 
 from __future__ import annotations
 
-from .fields import Table
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .fields import Table, show
+
+TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
+TABLES = ("holding", "input", "coil", "discrete")
+BIT_TABLES = ("coil", "discrete")
+TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64",
+         "string", "bit")
+# Registers each numeric type occupies.
+TYPE_WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4,
+              "float32": 2, "float64": 4, "bit": 1}
+INTEGER_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64")
+ORDERS = {"ABCD": ("big", "big"), "CDAB": ("little", "big"),
+          "BADC": ("big", "little"), "DCBA": ("little", "little")}   # -> (word_order, byte_order)
+
+# Modbus protocol limits: one read returns at most 125 registers or 2000 bits.
+MAX_REGISTERS_PER_READ = 125
+MAX_BITS_PER_READ = 2000
+
+METRIC_NAME_PATTERN = r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*"
+FLAG_NAME_PATTERN = r"[a-z0-9_]+"
+RESERVED_PREFIX = "poll."   # the poller's own metrics (poll.status, ...)
+
+# Serial line defaults. RTU needs a silent interval between frames (3.5 characters, ~4 ms at
+# 9600 baud), but USB-RS485 adapters and slow UPS firmware need much more in practice; 30 ms is
+# what Home Assistant's modbus integration settled on for serial lines.
+DEFAULT_RTU_FRAME_GAP_MS = 30
 
 
-def parse(t: Table):
-    t.str("host")
-    return None
+@dataclass(frozen=True)
+class RegisterSpec:
+    """One configured value: where it lives on the device and how to turn it into a metric.
+
+    ``address`` is the 0-based address sent on the wire; ``label`` is the address as the
+    technician wrote it (e.g. "40010" or "input register 9"), for messages.
+    """
+
+    name: str
+    table: str                      # holding | input | coil | discrete
+    address: int                    # 0-based wire address
+    label: str
+    type: str                       # see TYPES; coil/discrete are always "bit"
+    count: int                      # registers (or bits, for coil/discrete) it occupies
+    bit: int | None = None          # for type "bit" in a holding/input register
+    word_order: str = "big"
+    byte_order: str = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    enum: tuple[tuple[int, str], ...] = ()
+    flags: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def end(self) -> int:
+        """One past the last address this register occupies."""
+        return self.address + self.count
+
+
+@dataclass(frozen=True)
+class ModbusSettings:
+    """A validated ``kind = "modbus"`` device: its bus, its unit and its registers."""
+
+    transport: str                  # tcp | rtu | rtu_over_tcp
+    host: str | None
+    port: int | None
+    serial_port: str | None
+    baudrate: int
+    parity: str
+    stopbits: int
+    bytesize: int
+    unit_id: int
+    frame_gap_ms: int
+    max_registers_per_read: int
+    max_gap: int
+    address_base: int | str         # 0, 1 or "modicon"
+    registers: tuple[RegisterSpec, ...]
+
+    @property
+    def where(self) -> str:
+        """The bus in words, for messages: "192.168.1.50:502" or "/dev/ttyUSB0"."""
+        if self.transport == "rtu":
+            return str(self.serial_port)
+        return f"{self.host}:{self.port}"
+
+    @property
+    def line(self) -> str:
+        """Serial line settings in the usual short form, e.g. "9600 8N1"."""
+        return f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+
+def parse(t: Table) -> ModbusSettings:
+    """Validate the modbus keys of one ``[[devices]]`` table (``t``).
+
+    Problems are recorded on ``t``'s problem list with their key paths; the caller (devices.py)
+    checks the device table for unknown keys, this function checks each register table.
+    """
+    transport = t.str("transport", "tcp", choices=TRANSPORTS)
+    serial = transport == "rtu"
+
+    host = port = serial_port = None
+    if serial:
+        serial_port = t.str("serial_port", pattern=r"/\S+",
+                            what="a serial device path like /dev/ttyUSB0 or /dev/serial/by-id/...")
+        for key in ("host", "port"):
+            if t.has(key):
+                t.raw(key)
+                t.problem(key, f'is only used with transport = "tcp" or "rtu_over_tcp"; '
+                               f'this device uses transport = "rtu" (serial_port)')
+    else:
+        host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
+        port = t.int("port", 502, min=1, max=65535)
+        if t.has("serial_port"):
+            t.raw("serial_port")
+            t.problem("serial_port", 'is only used with transport = "rtu"; set transport = "rtu" '
+                                     'for a serial line')
+
+    baudrate = t.int("baudrate", 9600, min=300, max=1_000_000)
+    parity = t.str("parity", "N", choices=("N", "E", "O"))
+    stopbits = t.int("stopbits", 1, min=1, max=2)
+    bytesize = t.int("bytesize", 8, min=7, max=8)
+    if not serial:
+        # Over TCP the gateway's own settings decide the serial line; saying otherwise here
+        # would suggest a fix that changes nothing.
+        for key in ("baudrate", "parity", "stopbits", "bytesize"):
+            if t.has(key):
+                t.problem(key, 'is only used with transport = "rtu"; over TCP the gateway\'s '
+                               'own serial settings apply')
+
+    # TCP-native devices often answer only on unit 0 or 255; on a serial bus 1-247 are the
+    # addressable units (0 is broadcast, which never answers).
+    if transport == "tcp":
+        unit_id = t.int("unit_id", 1, min=0, max=255)
+    else:
+        unit_id = t.int("unit_id", 1, min=1, max=247)
+    default_gap = 0 if transport == "tcp" else DEFAULT_RTU_FRAME_GAP_MS
+    frame_gap_ms = t.int("frame_gap_ms", default_gap, min=0, max=5000)
+    max_per_read = t.int("max_registers_per_read", MAX_REGISTERS_PER_READ, min=1,
+                         max=MAX_REGISTERS_PER_READ)
+    max_gap = t.int("max_gap", 8, min=0, max=MAX_REGISTERS_PER_READ)
+    address_base = _address_base(t)
+
+    registers = _parse_registers(t, address_base, max_per_read)
+
+    return ModbusSettings(
+        transport=transport or "tcp", host=host, port=port, serial_port=serial_port,
+        baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize,
+        unit_id=unit_id, frame_gap_ms=frame_gap_ms, max_registers_per_read=max_per_read,
+        max_gap=max_gap, address_base=address_base, registers=tuple(registers))
+
+
+def _address_base(t: Table) -> int | str:
+    raw = t.raw("address_base", 0)
+    if raw in (0, 1, "modicon") and not isinstance(raw, bool):
+        return raw
+    t.problem("address_base", f'expected 0, 1 or "modicon", got {show(raw)}')
+    return 0
+
+
+def _parse_registers(t: Table, address_base: int | str, max_per_read: int) -> list[RegisterSpec]:
+    tables = t.tables("registers", required=True)
+    if t.has("registers") and isinstance(t.raw("registers"), list) and not tables:
+        t.problem("registers", "expected at least one [[devices.registers]] entry")
+    specs: list[RegisterSpec] = []
+    names: dict[str, str] = {}
+    for rt in tables:
+        spec = _parse_register(rt, address_base, max_per_read)
+        rt.finish()
+        if spec is None:
+            continue
+        for metric in [spec.name] + [f"{spec.name}.{flag}" for _, flag in spec.flags]:
+            if metric in names:
+                rt.problem("name", f"{show(metric)} is already used by {names[metric]}")
+            names.setdefault(metric, rt.path)
+        specs.append(spec)
+    return specs
+
+
+def _parse_register(rt: Table, address_base: int | str,
+                    max_per_read: int) -> RegisterSpec | None:
+    ok = True
+    name = rt.str("name", pattern=METRIC_NAME_PATTERN,
+                  what="a metric name of dotted lowercase words, e.g. \"battery.charge\"")
+    if name is not None and name.startswith(RESERVED_PREFIX):
+        rt.problem("name", f'names starting with "{RESERVED_PREFIX}" are reserved for the '
+                           f'poller\'s own metrics, got {show(name)}')
+        ok = False
+    ok &= name is not None
+
+    table_given = rt.has("table")
+    table = rt.str("table", "holding", choices=TABLES)
+    ok &= table is not None
+    address, table, label = _parse_address(rt, address_base, table, table_given)
+    ok &= address is not None
+
+    is_bit_table = table in BIT_TABLES
+    type_ = rt.str("type", "bit" if is_bit_table else "int16", choices=TYPES)
+    if is_bit_table and type_ not in (None, "bit"):
+        rt.problem("type", f'{table} addresses hold single bits: use type = "bit" or leave '
+                           f'type out, got {show(type_)}')
+        type_ = None
+    ok &= type_ is not None
+
+    count = 1
+    if type_ == "string":
+        length = rt.int("length", min=1, max=max_per_read)
+        count = length or 1
+        ok &= length is not None
+    elif rt.has("length"):
+        rt.raw("length")
+        rt.problem("length", f'is only used with type = "string", got type = {show(type_)}')
+
+    bit = None
+    if type_ == "bit" and not is_bit_table:
+        bit = rt.int("bit", min=0, max=15)
+        ok &= bit is not None
+    elif rt.has("bit"):
+        rt.raw("bit")
+        rt.problem("bit", 'is only used with type = "bit" in a holding or input register')
+    if type_ in TYPE_WIDTH:
+        count = TYPE_WIDTH[type_]
+
+    word_order, byte_order = _parse_order(rt)
+
+    numeric = type_ in INTEGER_TYPES or type_ in ("float32", "float64")
+    scale = rt.float("scale", 1.0)
+    if scale is not None and scale == 0:
+        rt.problem("scale", "expected a number other than 0, got 0")
+    offset = rt.float("offset", 0.0)
+    if not numeric and type_ is not None:
+        for key in ("scale", "offset"):
+            if rt.has(key):
+                rt.problem(key, f'is only used with number types, got type = {show(type_)}')
+    unit = rt.str("unit", "")
+
+    enum = _parse_code_table(rt, "enum", type_, value_pattern=None)
+    flags = _parse_code_table(rt, "flags", type_, value_pattern=FLAG_NAME_PATTERN)
+    if enum and flags:
+        rt.problem("flags", "use either enum (the register holds one code) or flags (each bit "
+                            "means something), not both")
+
+    if address is not None and address + count > 65536:
+        rt.problem("address", f"the register's {count} address(es) run past the end of the "
+                              f"address space (65535), got {label}")
+        ok = False
+    if not ok:
+        return None
+    return RegisterSpec(name=name, table=table, address=address, label=label, type=type_,
+                        count=count, bit=bit, word_order=word_order, byte_order=byte_order,
+                        scale=scale if scale else 1.0, offset=offset or 0.0, unit=unit or "",
+                        enum=enum, flags=flags)
+
+
+# Modicon ("984") addresses put the table in the leading digit: 40001 is holding register 0.
+_MODICON = (
+    # first, last, table, first wire address
+    (1, 9999, "coil"), (10001, 19999, "discrete"), (30001, 39999, "input"),
+    (40001, 49999, "holding"),
+    (100001, 165536, "discrete"), (300001, 365536, "input"), (400001, 465536, "holding"),
+)
+
+
+def _parse_address(rt: Table, address_base: int | str, table: str | None,
+                   table_given: bool) -> tuple[int | None, str, str]:
+    """Return (wire address, table, label) for the ``address`` key of one register."""
+    table = table or "holding"
+    if address_base == "modicon":
+        raw = rt.int("address", min=1, max=465536)
+        if raw is None:
+            return None, table, ""
+        for first, last, tab in _MODICON:
+            if first <= raw <= last:
+                if table_given and tab != table:
+                    rt.problem("table", f"address {raw} is a Modicon {tab} address, but table = "
+                                        f"{show(table)}; leave table out or fix the address")
+                return raw - first, tab, str(raw)
+        rt.problem("address", "expected a Modicon address like 40001 (holding), 30001 (input), "
+                              f"10001 (discrete) or 1 (coil), got {raw}")
+        return None, table, ""
+    lo = 1 if address_base == 1 else 0
+    raw = rt.int("address", min=lo, max=65535 + lo)
+    if raw is None:
+        return None, table, ""
+    return raw - lo, table, f"{table} {'bit' if table in BIT_TABLES else 'register'} {raw}"
+
+
+def _parse_order(rt: Table) -> tuple[str, str]:
+    """Word and byte order from either ``order = "CDAB"`` or ``word_order``/``byte_order``."""
+    if rt.has("order"):
+        order = rt.str("order", choices=tuple(ORDERS))
+        if rt.has("word_order") or rt.has("byte_order"):
+            rt.raw("word_order"), rt.raw("byte_order")
+            rt.problem("order", "use either order or word_order/byte_order, not both")
+        return ORDERS.get(order or "ABCD", ("big", "big"))
+    word = rt.str("word_order", "big", choices=("big", "little"))
+    byte = rt.str("byte_order", "big", choices=("big", "little"))
+    return word or "big", byte or "big"
+
+
+def _parse_code_table(rt: Table, key: str, type_: str | None,
+                      value_pattern: str | None) -> tuple[tuple[int, str], ...]:
+    """``enum = { 0 = "online", 1 = "on battery" }`` or ``flags = { 0 = "on_battery" }``."""
+    if not rt.has(key):
+        return ()
+    raw = rt.raw(key)
+    if type_ not in INTEGER_TYPES:
+        rt.problem(key, f"is only used with integer types (int16 ... uint64), got type = "
+                        f"{show(type_)}")
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        rt.problem(key, f'expected a table of code = "text", e.g. {{ 0 = "online" }}, '
+                        f"got {show(raw)}")
+        return ()
+    bits = TYPE_WIDTH[type_] * 16
+    out: list[tuple[int, str]] = []
+    for code_text, text in raw.items():
+        where = f"{key}.{code_text}"
+        if not re.fullmatch(r"-?[0-9]+", code_text):
+            rt.problem(where, f"expected an integer code, got {show(code_text)}")
+            continue
+        code = int(code_text)
+        if key == "flags" and not 0 <= code < bits:
+            rt.problem(where, f"expected a bit number 0-{bits - 1}, got {code}")
+            continue
+        if not isinstance(text, str) or not text:
+            rt.problem(where, f"expected a non-empty string, got {show(text)}")
+            continue
+        if value_pattern and not re.fullmatch(value_pattern, text):
+            rt.problem(where, f"expected a flag name of lowercase letters, digits and '_', "
+                              f"got {show(text)}")
+            continue
+        out.append((code, text))
+    return tuple(sorted(out))

@@ -82,9 +82,10 @@ class TokenBucket:
 
 @dataclass
 class _Flight:
-    encoded: Encoded
-    lane: str
+    encoded: Encoded | None   # None for a heartbeat
+    lane: str                 # "live", "backlog" or "ping"
     future: asyncio.Future
+    sent_at: float
 
 
 @dataclass
@@ -204,11 +205,11 @@ class Forwarder:
 
         while not link.lost.is_set():
             await self._settle(flights, resends, ack_event)
-            if link.lost.is_set():
+            if link.lost.is_set() or self._link_silent(link, flights):
                 break
             progressed = False
             live_n = sum(1 for f in flights if f.lane == "live")
-            back_n = len(flights) - live_n
+            back_n = sum(1 for f in flights if f.lane == "backlog")
 
             if resends and live_n < LIVE_WINDOW:
                 r = resends.pop(0)
@@ -255,6 +256,26 @@ class Forwarder:
         # Connection lost: let failures settle so nothing is counted twice.
         await self._settle(flights, resends, ack_event)
 
+    def _link_silent(self, link: MqttLink, flights: list[_Flight]) -> bool:
+        """Detect a link that silently stopped (no RST: packets just vanish, the usual WAN failure).
+
+        Something is always waiting for an answer: the readings in flight, or a heartbeat sent
+        after half a keep-alive period without one. If that answer is a whole keep-alive period
+        late, the link is dead: found within about 1.5 keep-alive periods of the last answer,
+        sooner than paho's own check (two periods).
+        """
+        keepalive = self.cfg.mqtt.keepalive_s
+        now = time.monotonic()
+        waiting = [f for f in flights if not f.future.done()]
+        if waiting and now - min(f.sent_at for f in waiting) > keepalive:
+            link.declare_lost(f"no answer from the broker for {keepalive}s: the link went silent")
+            return True
+        if not waiting and now - link.last_ack_monotonic > keepalive / 2:
+            fut = link.publish(self.topics.status, self._status_payload("online"), retain=True)
+            flights.append(_Flight(None, "ping", fut, now))
+            link.last_ack_monotonic = now   # one heartbeat per half period
+        return False
+
     async def _idle(self, link: MqttLink, ack_event: asyncio.Event, timeout: float) -> None:
         waiters = [asyncio.ensure_future(e.wait()) for e in (self.new_data, ack_event, link.lost)]
         try:
@@ -274,7 +295,7 @@ class Forwarder:
         fut = link.publish(topic, encoded.payload, content_type=encoded.content_type)
         fut.add_done_callback(lambda _f: ack_event.set())
         self.state.sent_bytes += len(encoded.payload) + len(topic)
-        return _Flight(encoded, lane, fut)
+        return _Flight(encoded, lane, fut, time.monotonic())
 
     async def _settle(self, flights: list[_Flight], resends: list[_Resend],
                       ack_event: asyncio.Event) -> None:
@@ -287,6 +308,8 @@ class Forwarder:
         for f in done:
             flights.remove(f)
             exc = f.future.exception()
+            if f.encoded is None:
+                continue   # heartbeat
             if exc is None:
                 acked.extend(f.encoded.ranges)
                 self.state.sent_readings += f.encoded.count

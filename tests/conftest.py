@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.snmp",
     "fixtures.modbus",
     "fixtures.agent_proc",
+    "fixtures.proxy",
 ]

@@ -177,7 +177,7 @@ def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:
         t.problem("tls", "ca_file/cert_file are set but tls = false; set tls = true")
     username = t.str("username", None)
     password_raw = t.str("password", None)
-    keepalive = t.int("keepalive_s", 60, min=5, max=3600)
+    keepalive = t.int("keepalive_s", 60, min=2, max=3600)
     prefix = t.str("topic_prefix", "clinics", pattern=TOPIC_WORD_PATTERN,
                    what="topic words separated by '/', without '+' or '#'")
     cfg = MqttConfig(

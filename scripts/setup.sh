@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One-time set-up of a Debian/Ubuntu machine for running the demo and the tests:
+# system packages for the simulated clinic (Mosquitto, net-snmp, socat, ...) and a Python
+# virtualenv in .venv with the agent and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+APT_PACKAGES=(
+  python3 python3-venv python3-pip     # the agent
+  mosquitto mosquitto-clients          # MQTT broker for demo and tests
+  snmpd snmp                           # a real SNMP agent as the simulated router
+  socat                                # serial (RS-485) links over pseudo-terminals
+  iproute2 libfaketime tmux            # network namespaces, clock tests, CLI tests
+  systemd                              # systemd-analyze for the unit file checks
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "==> system packages already installed"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "==> installing the agent and test tools into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+echo "==> set-up done"

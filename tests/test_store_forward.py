@@ -1,0 +1,32 @@
+"""Store and forward under the failures clinics really have: silent links, crashes, bad clocks."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from consumer import readings_from, unique_by_seq
+from helpers import wait_until
+from test_pipeline import committed_seqs, host_config, seqs
+
+
+def test_a_silently_dead_link_is_detected_within_one_and_a_half_keepalives(
+        broker, recorder, wan_proxy, agent_process, tmp_path):
+    keepalive = 4
+    state = tmp_path / "state"
+    cfg = host_config(wan_proxy.port, state, interval=0.5).replace("keepalive_s = 5",
+                                                                   f"keepalive_s = {keepalive}")
+    agent = agent_process(cfg)
+    wait_until(lambda: len(seqs(recorder)) > 5, timeout=20, what="readings through the proxy")
+    wan_proxy.go_silent()
+    silent_at = time.monotonic()
+    wait_until(lambda: "the link went silent" in agent.log(), timeout=keepalive * 1.5 + 2,
+               what="the agent to notice the silent link")
+    detected_after = time.monotonic() - silent_at
+    assert detected_after <= keepalive * 1.5 + 1.0
+    before = committed_seqs(state)
+    wait_until(lambda: committed_seqs(state) > before + 4, timeout=10, what="buffering meanwhile")
+    wan_proxy.restore()
+    upto = committed_seqs(state)
+    wait_until(lambda: seqs(recorder) >= set(range(1, upto + 1)), timeout=30,
+               what="everything buffered while the link was dead")

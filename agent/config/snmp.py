@@ -1,10 +1,205 @@
-"""Settings of an ``snmp`` device (the clinic router, or a UPS network card). Being written."""
+"""Settings of an ``snmp`` device (the clinic router, or a UPS network card).
+
+Parsed from a ``[[devices]]`` entry with ``kind = "snmp"``::
+
+    [[devices]]
+    name = "router"
+    kind = "snmp"
+    host = "192.168.88.1"
+    version = "2c"              # "1", "2c" or "3"
+    community = "clinic-ro"     # v1/v2c; better kept in the secrets file
+    interfaces = ["ether1", "re:^wlan"]   # empty = every interface
+    wan_interface = "ether1"    # reported again as if.wan.*
+
+    # v3 instead of a community:
+    # user = "agent", auth_protocol = "sha256", auth_key = "...",
+    # priv_protocol = "aes128", priv_key = "..."
+
+Secrets (community, keys) are wrapped in ``Secret`` and never echoed in problems, so a
+validation error pasted into a support chat does not leak them.
+"""
 
 from __future__ import annotations
 
-from .fields import Table
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .fields import Table, show
+from .secret import Secret
+
+VERSIONS = ("1", "2c", "3")
+AUTH_PROTOCOLS = ("none", "md5", "sha", "sha224", "sha256", "sha384", "sha512")
+# aes192/aes256 localise keys the way net-snmp (OpenWrt, most Linux routers) does; Cisco IOS
+# extends keys differently, which is what the "c" variants are for.
+PRIV_PROTOCOLS = ("none", "des", "aes128", "aes192", "aes256", "aes192c", "aes256c")
+MIN_KEY_LENGTH = 8          # RFC 3414 passphrases; net-snmp refuses shorter ones
+MAX_USER_LENGTH = 32        # SnmpAdminString (SIZE(1..32))
+REGEX_PREFIX = "re:"
+_V3_ONLY = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key")
 
 
-def parse(t: Table):
-    t.str("host")
-    return None
+@dataclass(frozen=True)
+class InterfaceSelector:
+    """Selects interfaces by exact name (ifName, ifDescr or ifAlias; any case) or ``re:`` regex."""
+
+    text: str
+    pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "InterfaceSelector":
+        """Build a selector; raises ``re.error`` for a bad ``re:`` expression."""
+        if text.startswith(REGEX_PREFIX):
+            return cls(text, re.compile(text[len(REGEX_PREFIX):]))
+        return cls(text)
+
+    def matches(self, *names: str) -> bool:
+        """Whether any of the interface's names (name, description, alias, key) is selected."""
+        if self.pattern is not None:
+            return any(n and self.pattern.search(n) for n in names)
+        wanted = self.text.casefold()
+        return any(n and n.casefold() == wanted for n in names)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class SnmpSettings:
+    """Validated settings of one SNMP device. Secrets stay wrapped until the adapter needs them."""
+
+    host: str
+    port: int = 161
+    version: str = "2c"
+    community: Secret | None = None
+    user: str | None = None
+    auth_protocol: str = "none"
+    auth_key: Secret | None = None
+    priv_protocol: str = "none"
+    priv_key: Secret | None = None
+    retries: int = 1
+    max_repetitions: int = 25
+    interfaces: tuple[InterfaceSelector, ...] = ()
+    wan_interface: InterfaceSelector | None = None
+
+    @property
+    def security_level(self) -> str:
+        """The v3 security level the keys give: noAuthNoPriv, authNoPriv or authPriv."""
+        if self.auth_protocol == "none":
+            return "noAuthNoPriv"
+        return "authNoPriv" if self.priv_protocol == "none" else "authPriv"
+
+
+def parse(t: Table) -> SnmpSettings:
+    """Read the SNMP keys of one ``[[devices]]`` table, recording every problem on ``t``."""
+    host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
+    port = t.int("port", 161, min=1, max=65535)
+    version = t.str("version", "2c", choices=VERSIONS,
+                    what='one of "1", "2c", "3" (in quotes)') or "2c"
+    retries = t.int("retries", 1, min=0, max=10)
+    max_repetitions = t.int("max_repetitions", 25, min=1, max=1000)
+    interfaces = _selectors(t)
+    wan = _selector(t, "wan_interface", t.str("wan_interface", None))
+
+    community = _secret(t, "community")
+    v3 = {key: t.has(key) for key in _V3_ONLY}
+    user = auth_protocol = priv_protocol = None
+    auth_key = priv_key = None
+    if version == "3":
+        if t.has("community"):
+            t.problem("community", 'is only used with version "1" or "2c"; v3 uses user and keys')
+        user, auth_protocol, auth_key, priv_protocol, priv_key = _parse_v3(t)
+    else:
+        if community is None and not t.has("community"):
+            t.problem("community", f'is required for SNMP v{version} (the router\'s read-only '
+                                   'community; it may live in the secrets file)')
+        elif community is not None and community.reveal() == "public":
+            t.problem("community", '"public" is the factory default anyone can guess; set a '
+                                   "private read-only community on the router and here")
+        for key in _V3_ONLY:
+            t.raw(key)
+            if v3[key]:
+                t.problem(key, f'is only used with version = "3", not {show(version)}')
+
+    return SnmpSettings(
+        host=host or "", port=port or 161, version=version, community=community, user=user,
+        auth_protocol=auth_protocol or "none", auth_key=auth_key,
+        priv_protocol=priv_protocol or "none", priv_key=priv_key,
+        retries=1 if retries is None else retries, max_repetitions=max_repetitions or 25,
+        interfaces=interfaces, wan_interface=wan)
+
+
+def _parse_v3(t: Table) -> tuple[Any, ...]:
+    user = t.str("user", pattern=r"[^\s]{1,%d}" % MAX_USER_LENGTH,
+                 what=f"a v3 user name of 1-{MAX_USER_LENGTH} characters without spaces")
+    auth_key = _secret(t, "auth_key", min_length=MIN_KEY_LENGTH)
+    priv_key = _secret(t, "priv_key", min_length=MIN_KEY_LENGTH)
+    auth_protocol = _protocol(t, "auth_protocol", AUTH_PROTOCOLS, key_name="auth_key",
+                              key_given=t.has("auth_key"))
+    priv_protocol = _protocol(t, "priv_protocol", PRIV_PROTOCOLS, key_name="priv_key",
+                              key_given=t.has("priv_key"))
+    if auth_protocol not in (None, "none") and auth_key is None and not t.has("auth_key"):
+        t.problem("auth_key", f"is required with auth_protocol = {show(auth_protocol)}")
+    if auth_protocol == "none" and t.has("auth_key"):
+        t.problem("auth_key", 'is set but auth_protocol is "none"')
+    if priv_protocol not in (None, "none"):
+        if priv_key is None and not t.has("priv_key"):
+            t.problem("priv_key", f"is required with priv_protocol = {show(priv_protocol)}")
+        if auth_protocol == "none":
+            t.problem("priv_protocol", "SNMP v3 cannot encrypt without authentication; "
+                                       "set auth_protocol and auth_key too")
+    if priv_protocol == "none" and t.has("priv_key"):
+        t.problem("priv_key", 'is set but priv_protocol is "none"')
+    return user, auth_protocol, auth_key, priv_protocol, priv_key
+
+
+def _protocol(t: Table, key: str, choices: tuple[str, ...], *, key_name: str,
+              key_given: bool) -> str | None:
+    """The protocol name; None when it is wrong or missing (the problem is already recorded)."""
+    if not t.has(key):
+        t.str(key, None)
+        if key_given:
+            # Guessing the protocol would turn a typo into "authentication failed" at 3 a.m.
+            t.problem(key, f"is required with {key_name} (one of {', '.join(choices[1:])})")
+            return None
+        return "none"
+    return t.str(key, None, choices=choices)
+
+
+def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
+    """A secret string, checked without ever echoing its value into a problem."""
+    if not t.has(key):
+        t.raw(key)
+        return None
+    raw = t.raw(key)
+    if not isinstance(raw, str):
+        t.problem(key, "expected a string (in quotes)")
+        return None
+    if len(raw) < min_length:
+        what = "a non-empty string" if min_length <= 1 else f"at least {min_length} characters"
+        t.problem(key, f"expected {what}, got {len(raw)} character(s)")
+        return None
+    return Secret(raw)
+
+
+def _selectors(t: Table) -> tuple[InterfaceSelector, ...]:
+    texts = t.str_list("interfaces", ()) or ()
+    selectors = []
+    for i, text in enumerate(texts):
+        selector = _selector(t, f"interfaces[{i}]", text)
+        if selector is not None:
+            selectors.append(selector)
+    return tuple(selectors)
+
+
+def _selector(t: Table, key: str, text: str | None) -> InterfaceSelector | None:
+    if text is None:
+        return None
+    if not text.strip() or text == REGEX_PREFIX:
+        t.problem(key, f'expected an interface name or "re:<regular expression>", got {show(text)}')
+        return None
+    try:
+        return InterfaceSelector.parse(text)
+    except re.error as exc:
+        t.problem(key, f"expected a valid regular expression after \"re:\", got {show(text)} ({exc})")
+        return None

@@ -177,8 +177,10 @@ def test_unreachable_port_times_out_quickly():
     assert "is SNMP enabled on the LAN side" in caught.value.reason
 
 
-def test_agent_restart_is_reported_as_reboot_and_rates_resume(snmpd):
-    source = SnmpSource(device(snmpd.device_table(interfaces=["lo"], timeout_s=2)))
+@pytest.mark.parametrize("user", [None, "agent-sha-aes"])
+def test_agent_restart_is_reported_as_reboot_and_rates_resume(snmpd, user):
+    # v3 also checks that the reused engine resynchronises with the restarted agent's clock.
+    source = SnmpSource(device(snmpd.device_table(user=user, interfaces=["lo"], timeout_s=2)))
 
     async def uptime() -> float:
         return by_metric(await source.read())["system.uptime_s"].value
@@ -199,6 +201,22 @@ def test_agent_restart_is_reported_as_reboot_and_rates_resume(snmpd):
     assert "if.lo.in_bps" not in after_restart
     assert "system.rebooted" not in next_poll
     assert "if.lo.in_bps" in next_poll and next_poll["if.lo.in_bps"].value >= 0
+
+
+def test_v3_recovers_when_the_router_is_replaced(snmpd):
+    source = SnmpSource(device(snmpd.device_table(user="agent-sha-aes", interfaces=["lo"],
+                                                  timeout_s=0.5, retries=0)))
+
+    async def scenario():
+        try:
+            await source.read()
+            snmpd.restart(new_engine_id=True)
+            return by_metric(await source.read())
+        finally:
+            await source.close()
+    samples = asyncio.run(scenario())
+
+    assert samples["system.name"].value == snmpd.sys_name
 
 
 async def _at_least(value: Awaitable[float], minimum: float) -> bool:

@@ -442,7 +442,7 @@ class SnmpSource:
         for index in plan.selected:
             itf = plan.interfaces[index]
             if index not in rows["admin"] and index not in rows["oper"]:
-                continue      # gone since discovery; the next poll rediscovers
+                continue      # no status row this poll: nothing trustworthy to report
             key = WAN_KEY if index == plan.wan else itf.key
             prefix = f"if.{key}."
             if index == plan.wan:

@@ -135,6 +135,7 @@ class SnmpClient:
         self._engine: SnmpEngine | None = None
         self._target: UdpTransportTarget | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._answered = False
 
     @property
     def version(self) -> str:
@@ -187,6 +188,22 @@ class SnmpClient:
         return self._engine, self._target
 
     async def _request(self, command, name: str, oids: Sequence[Oid], *bulk: int) -> list[VarBind]:
+        try:
+            answer = await self._send(command, name, oids, *bulk)
+        except DeviceTimeout:
+            if self.settings.version != "3" or not self._answered:
+                raise
+            # A v3 engine caches the router's engine ID and clock. A replaced or reset router
+            # has a new engine ID and ignores us until we forget the old one.
+            log.info("%s: %s stopped answering v3; retrying with a fresh engine discovery",
+                     self.device, self.address)
+            self._answered = False
+            await self.close()
+            answer = await self._send(command, name, oids, *bulk)
+        self._answered = True
+        return answer
+
+    async def _send(self, command, name: str, oids: Sequence[Oid], *bulk: int) -> list[VarBind]:
         engine, target = await self._ready()
         varbinds = [(rfc1902.ObjectName(oid), univ.Null("")) for oid in oids]
         self.requests += 1

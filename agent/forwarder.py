@@ -217,14 +217,14 @@ class Forwarder:
                 if rows:
                     if rows[-1].seq < r.hi:
                         resends.insert(0, _Resend(rows[-1].seq + 1, r.hi, r.limit))
-                    flights.append(self._send(link, rows, "backlog", compress, ack_event))
+                    flights.extend(await self._send(link, rows, "backlog", compress, ack_event))
                     progressed = True
             elif live_n < LIVE_WINDOW:
                 self.new_data.clear()
                 rows = await self.store.fetch(live_cursor, live_batch)
                 if rows:
                     live_cursor = rows[-1].seq
-                    flights.append(self._send(link, rows, "live", compress, ack_event))
+                    flights.extend(await self._send(link, rows, "live", compress, ack_event))
                     progressed = True
 
             if not progressed and back_n < BACKLOG_WINDOW and backlog_cursor < live_floor:
@@ -241,8 +241,8 @@ class Forwarder:
                     if wait == 0:
                         bucket.take(size)
                         backlog_cursor = held_backlog[-1].seq
-                        flights.append(self._send(link, held_backlog, "backlog", compress, ack_event,
-                                                  encoded=encoded))
+                        flights.extend(await self._send(link, held_backlog, "backlog", compress,
+                                                        ack_event, encoded=encoded))
                         held_backlog = None
                         progressed = True
                     else:
@@ -287,15 +287,38 @@ class Forwarder:
     def _encode(self, rows: list[StoredReading], compress: bool) -> Encoded:
         return encode_batch(rows, site=self.cfg.site_id, boot=self.boot_id, compress=compress)
 
-    def _send(self, link: MqttLink, rows: list[StoredReading], lane: str, compress: bool,
-              ack_event: asyncio.Event, *, encoded: Encoded | None = None) -> _Flight:
+    def _max_payload(self, link: MqttLink, topic: str) -> int:
+        """Largest payload the broker takes: our own limit, and MQTT 5's Maximum Packet Size."""
+        limit = self.cfg.mqtt.max_payload_bytes
+        if link.max_packet_size:
+            limit = min(limit, link.max_packet_size - len(topic) - 64)   # 64: header, properties
+        return max(limit, 256)
+
+    async def _send(self, link: MqttLink, rows: list[StoredReading], lane: str, compress: bool,
+                    ack_event: asyncio.Event, *, encoded: Encoded | None = None) -> list[_Flight]:
+        """Publish ``rows``, split into as many messages as the broker's size limit needs."""
         self._learn_units(rows)
-        encoded = encoded or self._encode(rows, compress)
         topic = self.topics.readings if lane == "live" else self.topics.backlog
+        encoded = encoded or self._encode(rows, compress)
+        if len(encoded.payload) > self._max_payload(link, topic):
+            if len(rows) == 1:
+                # One reading larger than the broker accepts (a huge string value): set it
+                # aside rather than block the queue behind it forever.
+                await self._set_aside(encoded, "larger than the broker's maximum message size")
+                return []
+            half = len(rows) // 2
+            return (await self._send(link, rows[:half], lane, compress, ack_event)
+                    + await self._send(link, rows[half:], lane, compress, ack_event))
         fut = link.publish(topic, encoded.payload, content_type=encoded.content_type)
         fut.add_done_callback(lambda _f: ack_event.set())
         self.state.sent_bytes += len(encoded.payload) + len(topic)
-        return _Flight(encoded, lane, fut, time.monotonic())
+        return [_Flight(encoded, lane, fut, time.monotonic())]
+
+    async def _set_aside(self, encoded: Encoded, why: str) -> None:
+        self.state.rejected_total += encoded.count
+        log.error("reading(s) seq %s set aside: %s (%d set aside in total; kept in the buffer's "
+                  "rejected table)", _ranges_text(encoded.ranges), why, self.state.rejected_total)
+        await self.store.call(self.store.store.set_aside, encoded.ranges, why)
 
     async def _settle(self, flights: list[_Flight], resends: list[_Resend],
                       ack_event: asyncio.Event) -> None:
@@ -315,25 +338,22 @@ class Forwarder:
                 self.state.sent_readings += f.encoded.count
                 self.state.last_ack = time.time()
             elif isinstance(exc, PublishRefused):
-                acked.extend(self._handle_refused(f, exc, resends))
+                await self._handle_refused(f, exc, resends)
             elif not isinstance(exc, LinkLost):
                 log.error("unexpected publish failure: %r", exc)
         if acked:
             await self.store.ack(acked)
 
-    def _handle_refused(self, f: _Flight, exc: PublishRefused,
-                        resends: list[_Resend]) -> list[tuple[int, int]]:
+    async def _handle_refused(self, f: _Flight, exc: PublishRefused,
+                              resends: list[_Resend]) -> None:
         lo, hi = f.encoded.ranges[0][0], f.encoded.ranges[-1][1]
         if f.encoded.count > 1:
             half = max(f.encoded.count // 2, 1)
             log.warning("broker refused a batch of %d readings (%s); sending it again in smaller "
                         "batches", f.encoded.count, exc)
             resends.append(_Resend(lo, hi, half))
-            return []
-        self.state.rejected_total += 1
-        log.error("broker refuses reading seq %d (%s); set aside so the queue keeps moving "
-                  "(%d set aside in total)", lo, exc, self.state.rejected_total)
-        return list(f.encoded.ranges)
+            return
+        await self._set_aside(f.encoded, f"refused by the broker: {exc}")
 
     # -- units (retained meta topic) -----------------------------------------------------------
 
@@ -350,3 +370,7 @@ class Forwarder:
         payload = json.dumps({"v": 1, "units": self._units}, separators=(",", ":"),
                              sort_keys=True).encode()
         link.publish(self.topics.meta, payload, retain=True)
+
+
+def _ranges_text(ranges) -> str:
+    return ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)

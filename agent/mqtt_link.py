@@ -80,6 +80,7 @@ class MqttLink:
         self._early: dict[int, tuple[int, str]] = {}
         self._subscriptions: dict[str, Any] = {}
         self.last_ack_monotonic = time.monotonic()
+        self.max_packet_size: int | None = None   # announced by an MQTT 5 broker in CONNACK
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -108,6 +109,8 @@ class MqttLink:
         if reason_code.is_failure:
             self._call(self._resolve_connect, PublishError(f"broker refused the connection: {reason_code}"))
         else:
+            size = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
+            self.max_packet_size = int(size) if size else None
             self._call(self._resolve_connect, None)
 
     def _resolve_connect(self, exc: Exception | None) -> None:

@@ -56,6 +56,16 @@ CREATE TABLE IF NOT EXISTS readings (
     flags  INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS rejected (
+    seq    INTEGER PRIMARY KEY,
+    ts     REAL    NOT NULL,
+    device TEXT    NOT NULL,
+    metric TEXT    NOT NULL,
+    value,
+    unit   TEXT    NOT NULL DEFAULT '',
+    flags  INTEGER NOT NULL DEFAULT 0,
+    why    TEXT    NOT NULL
+);
 """
 
 
@@ -159,6 +169,18 @@ class ReadingStore:
         n = 0
         with self._db:
             for lo, hi in ranges:
+                n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+        return n
+
+    def set_aside(self, ranges: Iterable[tuple[int, int]], why: str) -> int:
+        """Move readings the broker will never take out of the queue, into ``rejected``."""
+        n = 0
+        with self._db:
+            for lo, hi in ranges:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO rejected (seq, ts, device, metric, value, unit, flags, why) "
+                    "SELECT seq, ts, device, metric, value, unit, flags, ? FROM readings "
+                    "WHERE seq BETWEEN ? AND ?", (why, lo, hi))
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
         return n
 

@@ -30,3 +30,32 @@ def test_a_silently_dead_link_is_detected_within_one_and_a_half_keepalives(
     upto = committed_seqs(state)
     wait_until(lambda: seqs(recorder) >= set(range(1, upto + 1)), timeout=30,
                what="everything buffered while the link was dead")
+
+
+def test_batches_too_large_for_the_broker_are_split_not_lost(tmp_path, agent_process):
+    """An MQTT 5 broker announces its maximum packet size; a backlog batch above it is split."""
+    from fixtures.mosquitto import Broker, Recorder
+    from helpers import require_binary
+    broker = Broker(require_binary("mosquitto"), tmp_path, extra_conf="max_packet_size 4000\n")
+    broker.start()
+    recorder = Recorder(broker.port).start()
+    try:
+        state = tmp_path / "state"
+        cfg = host_config(broker.port, state, interval=0.05).replace(
+            "tls = false", 'tls = false\nprotocol = "5"').replace(
+            "[[devices]]", '[buffer]\ncompression = "none"\n[[devices]]')
+        agent = agent_process(cfg)
+        wait_until(lambda: seqs(recorder), timeout=20, what="first readings")
+        broker.stop()
+        before = committed_seqs(state)
+        wait_until(lambda: committed_seqs(state) > before + 1500, timeout=60, what="a backlog")
+        broker.start()
+        upto = committed_seqs(state)
+        wait_until(lambda: seqs(recorder) >= set(range(1, upto + 1)), timeout=60,
+                   what="the whole backlog, split to fit")
+        sizes = [len(m.payload) for m in recorder.snapshot() if m.topic.endswith("/backlog")]
+        assert sizes and max(sizes) <= 4000
+        assert "set aside" not in agent.log()
+    finally:
+        recorder.stop()
+        broker.stop()

@@ -17,8 +17,9 @@ from ..errors import ConfigError
 from .fields import Problems, Table, show
 from .secret import Secret
 from .devices import DeviceConfig, parse_devices
+from .remote import RemoteConfig, parse as parse_remote
 
-__all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "Secret",
+__all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text"]
 
 SITE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}"
@@ -45,6 +46,7 @@ class MqttConfig:
     topic_prefix: str
     client_id: str
     batch_max_readings: int
+    max_payload_bytes: int
     connect_timeout_s: float
     reconnect_max_s: float
 
@@ -66,6 +68,7 @@ class AgentConfig:
     buffer: BufferConfig
     devices: tuple[DeviceConfig, ...]
     log_level: str = "info"
+    remote: RemoteConfig = RemoteConfig()
     source: str = field(default="config", compare=False)
 
     def device(self, name: str) -> DeviceConfig | None:
@@ -147,11 +150,12 @@ def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     mqtt = _parse_mqtt(root.table("mqtt", required=True), site_id or "unknown")
     buffer = _parse_buffer(root.table("buffer"), state_dir or ".")
     devices = parse_devices(root)
+    remote = parse_remote(root.table("remote"))
     root.finish()
     if problems.items:
         raise ConfigError(problems.items, source=source)
     return AgentConfig(site_id=site_id, state_dir=state_dir, mqtt=mqtt, buffer=buffer,
-                       devices=devices, log_level=log_level, source=source)
+                       devices=devices, log_level=log_level, remote=remote, source=source)
 
 
 def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:
@@ -188,6 +192,7 @@ def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:
         client_id=t.str("client_id", f"clinic-agent-{site_id}", pattern=r"[A-Za-z0-9_.-]{1,64}",
                         what="1-64 letters, digits, '_', '.', '-'"),
         batch_max_readings=t.int("batch_max_readings", 500, min=1, max=20000),
+        max_payload_bytes=t.int("max_payload_bytes", 131072, min=1024, max=268435455),
         connect_timeout_s=t.float("connect_timeout_s", 10.0, min=0.1, max=300),
         reconnect_max_s=t.float("reconnect_max_s", 300.0, min=1, max=3600),
     )

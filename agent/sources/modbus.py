@@ -28,7 +28,7 @@ from ..config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
 from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
 from ..readings import Sample
 from .modbus_decode import Garbage, to_samples
-from .modbus_link import BusParams, ExceptionResponse, ModbusLink
+from .modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
 from .modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
 
 log = logging.getLogger(__name__)
@@ -52,25 +52,39 @@ class Bus:
     async def read(self, table: str, address: int, count: int, *, unit: int, timeout: float,
                    frame_gap_s: float) -> list[int] | list[bool]:
         """One request, alone on the bus; connects first if needed. Raises agent errors."""
-        loop = asyncio.get_running_loop()
         async with self.lock:
-            if not self.link.connected:
-                await self.link.connect(timeout)
-            wait = self._last_frame + frame_gap_s - loop.time()
-            if wait > 0:
-                # The RTU silent interval: a frame sent too soon after the last answer is
-                # read by the devices as the tail of that answer.
-                await asyncio.sleep(wait)
-            try:
-                return await self.link.read(table, address, count, unit=unit, timeout=timeout)
-            except (DeviceTimeout, DeviceRefused, DeviceProtocolError):
-                # Over TCP a late answer would be taken for the next request's: start afresh.
-                # A serial port stays open, the other units on the line are probably fine.
-                if not self.params.is_serial:
+            for attempt in (1, 2):
+                fresh = not self.link.connected
+                if fresh:
+                    await self.link.connect(timeout)
+                await self._frame_gap(frame_gap_s)
+                try:
+                    return await self.link.read(table, address, count, unit=unit,
+                                                timeout=timeout)
+                except ConnectionLost:
                     self.link.close()
-                raise
-            finally:
-                self._last_frame = loop.time()
+                    # A connection that sat idle since the last poll may have died unnoticed
+                    # (the gateway restarted): reads are idempotent, so try once on a new one.
+                    if fresh or attempt == 2:
+                        raise
+                    log.debug("modbus bus %s: connection was closed; reconnecting once",
+                              self.params.where)
+                except (DeviceTimeout, DeviceRefused, DeviceProtocolError):
+                    # Over TCP a late answer would be taken for the next request's: start
+                    # afresh. A serial port stays open: the other units on it are probably fine.
+                    if not self.params.is_serial:
+                        self.link.close()
+                    raise
+                finally:
+                    self._last_frame = asyncio.get_running_loop().time()
+        raise AssertionError("unreachable")
+
+    async def _frame_gap(self, gap_s: float) -> None:
+        wait = self._last_frame + gap_s - asyncio.get_running_loop().time()
+        if wait > 0:
+            # The RTU silent interval: a frame sent too soon after the last answer is read by
+            # the devices as the tail of that answer.
+            await asyncio.sleep(wait)
 
     def close(self) -> None:
         self.link.close()

@@ -54,6 +54,10 @@ class ExceptionResponse(Exception):
         super().__init__(f"Modbus exception {code} ({self.name})")
 
 
+class ConnectionLost(DeviceTimeout):
+    """The connection closed under a request: the gateway restarted, or dropped us."""
+
+
 @dataclass(frozen=True)
 class BusParams:
     """Where a bus is and how to talk on it; devices with equal params share one link."""
@@ -122,7 +126,7 @@ class ModbusLink:
         """Read ``count`` registers (or bits) of ``table`` at wire ``address`` from ``unit``."""
         client = self._client
         if client is None or not self.connected:
-            raise DeviceTimeout(f"connection to {self.params.where} is closed")
+            raise ConnectionLost(f"connection to {self.params.where} is closed")
         call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
                 "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
         request = asyncio.ensure_future(call(address, count=count, **{self._unit_kw: unit}))
@@ -137,13 +141,13 @@ class ModbusLink:
                 request.cancel()
         if request not in done:
             if lost in done:
-                raise DeviceTimeout(f"connection to {self.params.where} was closed before unit "
+                raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
                                     f"{unit} answered; did the gateway restart?")
             raise DeviceTimeout(self._no_answer_reason(unit))
         try:
             response = request.result()
         except ConnectionException as exc:
-            raise DeviceTimeout(f"connection to {self.params.where} was closed before unit "
+            raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
                                 f"{unit} answered; did the gateway restart?") from exc
         except ModbusIOException as exc:
             raise DeviceTimeout(self._no_answer_reason(unit)) from exc

@@ -44,8 +44,3 @@ class ClockGuard:
         else:
             self.last_trusted = max(self.last_trusted, wall)
         return wall, flags
-
-    @property
-    def trusted_now(self) -> bool:
-        wall = time.time()
-        return wall >= RELEASE_FLOOR and wall >= self.last_trusted - STEP_TOLERANCE_S

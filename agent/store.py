@@ -13,7 +13,10 @@ Guarantees, and the settings that give them:
   readings, and a reservation mark outside the database (``<buffer>.seq``) lets a replaced
   (corrupt) buffer continue above anything ever handed out. The jump is a true gap: those readings
   were lost with the corrupt file.
-* Age is never judged by a clock that is itself suspect (see ``agent.clock``).
+* Age is measured on the agent's own running clock (monotonic time summed over its runs, kept in
+  the database), never on the wall clock, so a clock that is wrong or steps (no RTC, NTP coming
+  back) can neither expire nor keep readings. Time while the PC was off does not count: the age
+  cap errs on the side of keeping data, and the size cap still protects the disk.
 
 The class is synchronous and not thread-safe; ``AsyncStore`` runs it on one worker thread.
 """
@@ -30,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from .clock import CLOCK_SUSPECT
 from .errors import StoreCorrupt, StoreError
 from .readings import Reading, StoredReading
 
@@ -56,6 +58,7 @@ CREATE TABLE IF NOT EXISTS readings (
     flags  INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS marks (seq INTEGER PRIMARY KEY, run_s REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
     seq    INTEGER PRIMARY KEY,
     ts     REAL    NOT NULL,
@@ -98,6 +101,8 @@ class ReadingStore:
         self._last_seq = max(last, row_max, self._reserved if recovered_from else 0)
         self._dropped_total = self._meta_int("dropped_total", 0)
         self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        self._run_base = float(self._meta_int("run_clock_ms", 0)) / 1000
+        self._opened_mono = time.monotonic()
         if self._last_seq >= self._reserved:
             self._reserve(self._last_seq)
 
@@ -226,20 +231,28 @@ class ReadingStore:
 
     # -- bounds --------------------------------------------------------------------------------
 
-    def enforce_bounds(self, *, now: float | None = None, clock_trusted: bool = True) -> int:
-        """Drop the oldest readings beyond the size and age caps. Returns how many were dropped.
+    def run_clock(self) -> float:
+        """Seconds the agent has run with this buffer, summed over restarts (clock-independent)."""
+        return self._run_base + (time.monotonic() - self._opened_mono)
 
-        Age is only applied when the current clock is trusted, and only to readings whose own
-        timestamp was trusted, so a clock jump never purges the buffer.
-        """
+    def mark(self, run_s: float | None = None) -> None:
+        """Note the run clock against the newest sequence number (the age cap's reference)."""
+        run_s = self.run_clock() if run_s is None else run_s
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO marks (seq, run_s) VALUES (?, ?)",
+                             (self._last_seq, run_s))
+            self._set_meta("run_clock_ms", int(run_s * 1000))
+
+    def enforce_bounds(self, *, run_now: float | None = None) -> int:
+        """Drop the oldest readings beyond the size and age caps. Returns how many were dropped."""
         dropped = 0
-        if clock_trusted and self.max_age_s > 0:
-            now = time.time() if now is None else now
-            cutoff = now - self.max_age_s
-            row = self._db.execute(
-                "SELECT MAX(seq) FROM readings WHERE ts < ? AND (flags & ?) = 0",
-                (cutoff, CLOCK_SUSPECT)).fetchone()
+        if self.max_age_s > 0:
+            run_now = self.run_clock() if run_now is None else run_now
+            row = self._db.execute("SELECT MAX(seq) FROM marks WHERE run_s < ?",
+                                   (run_now - self.max_age_s,)).fetchone()
             if row and row[0] is not None:
+                with self._db:
+                    self._db.execute("DELETE FROM marks WHERE seq <= ?", (row[0],))
                 dropped += self._drop_upto(row[0], reason="older than max_age_days")
         # Size: drop the oldest in slices until under the cap (pages freed are reused by SQLite,
         # so the file stops growing at the cap).

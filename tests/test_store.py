@@ -73,15 +73,26 @@ def test_size_cap_drops_oldest_first_and_counts_them(tmp_path):
     assert ReadingStore.open(tmp_path / "b.sqlite").dropped_total == dropped
 
 
-def test_age_cap_never_trusts_a_suspect_clock(tmp_path):
+def test_age_cap_follows_the_agents_running_time_not_the_wall_clock(tmp_path):
     store = ReadingStore.open(tmp_path / "b.sqlite", max_age_s=3600)
     now = time.time()
-    store.commit(poll(3, ts=now - 7200))                        # old, trusted: expires
-    store.commit(poll(3, ts=now - 7200, flags=CLOCK_SUSPECT))   # old-looking, but clock was wrong
     store.commit(poll(3, ts=now))
-    assert store.enforce_bounds(now=now, clock_trusted=False) == 0
-    assert store.enforce_bounds(now=now, clock_trusted=True) == 3
+    store.mark(run_s=0)
+    # Stamped years in the future or the past (a clock without RTC): age does not look at it.
+    store.commit(poll(3, ts=now + 5 * 365 * 86400))
+    store.commit(poll(3, ts=now - 5 * 365 * 86400, flags=CLOCK_SUSPECT))
+    store.mark(run_s=1800)
+    assert store.enforce_bounds(run_now=3000) == 0
+    assert store.enforce_bounds(run_now=3700) == 3, "only the first poll has run past the cap"
     assert store.depth() == 6
+    assert store.enforce_bounds(run_now=5500) == 6
+
+
+def test_the_run_clock_continues_across_restarts(tmp_path):
+    store = ReadingStore.open(tmp_path / "b.sqlite")
+    store.mark(run_s=1000)
+    store.close()
+    assert ReadingStore.open(tmp_path / "b.sqlite").run_clock() >= 1000
 
 
 def test_committed_readings_survive_a_process_that_dies_without_closing(tmp_path):

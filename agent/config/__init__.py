@@ -147,6 +147,7 @@ def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     state_dir = root.str("state_dir", "/var/lib/clinic-agent")
     root.str("secrets_file", "")
     log_level = root.str("log_level", "info", choices=("debug", "info", "warning", "error"))
+    status_interval_s = root.float("status_interval_s", 30.0, min=0.1, max=3600)
     mqtt = _parse_mqtt(root.table("mqtt", required=True), site_id or "unknown")
     buffer = _parse_buffer(root.table("buffer"), state_dir or ".")
     devices = parse_devices(root)

@@ -459,7 +459,7 @@ class SimUps:
         self._requests: list[Request] = []
         self._connections = 0
         self._silent = False
-        self._faults: dict[int, int] = {}
+        self._faults: dict[tuple[int, str | None], int] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -527,13 +527,14 @@ class SimUps:
     def silent(self, value: bool) -> None:
         self._silent = bool(value)
 
-    def set_exception(self, unit: int, code: int | None) -> None:
-        """Answer every request to ``unit`` with Modbus exception ``code`` (None: stop)."""
+    def set_exception(self, unit: int, code: int | None, table: str | None = None) -> None:
+        """Answer requests to ``unit`` (only those for ``table`` if given) with Modbus
+        exception ``code``; ``code=None`` answers normally again."""
         with self._lock:
             if code is None:
-                self._faults.pop(unit, None)
+                self._faults.pop((unit, table), None)
             else:
-                self._faults[unit] = int(code)
+                self._faults[(unit, table)] = int(code)
 
     # -- what the server saw -------------------------------------------------------------------
 
@@ -662,14 +663,14 @@ class SimUps:
         """Called by pymodbus for every valid request: refresh the block it is served from."""
         if self._silent:
             await self._wait_released()
+        table = _FUNCTION_TABLE.get(function)
         with self._lock:
-            code = self._faults.get(unit)
+            code = self._faults.get((unit, table), self._faults.get((unit, None)))
         if code is not None:
             return ExcCodes(code)
         if self.moving:
             for (device, name), value in self.model.advance(time.monotonic()).items():
                 self._put(POINT_BY_NAME[(device, name)], value, pin=False)
-        table = _FUNCTION_TABLE.get(function)
         with self._lock:
             current = dict(self._registers.get((unit, table), {}))
         if table in ("coil", "discrete"):

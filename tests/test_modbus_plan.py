@@ -7,7 +7,8 @@ from agent.sources.modbus_plan import ReadRequest, compile_plan, single_reads
 from fixtures.modbus import config_from_toml, sim_ups
 
 
-def reg(address: int, count: int = 1, table: str = "holding", name: str | None = None) -> RegisterSpec:
+def reg(address: int, count: int = 1, table: str = "holding",
+        name: str | None = None) -> RegisterSpec:
     return RegisterSpec(name=name or f"r{address}", table=table, address=address,
                         label=f"{table} register {address}",
                         type={1: "uint16", 2: "float32", 4: "float64"}.get(count, "string"),

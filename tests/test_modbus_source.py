@@ -189,10 +189,38 @@ def test_a_missing_register_is_split_out_and_the_rest_still_read(modbus_server, 
         ("holding", 100, 8), ("input", 0, 1), ("input", 3, 1), ("input", 4, 1)]
     assert list(source.bad_registers.values()) == [
         "illegal data address at input register 12 (the device does not have this register)"]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(m.startswith("ups: skipping battery.extra until the agent restarts: illegal "
-                            "data address at input register 12") for m in warnings), warnings
-    assert all(m.startswith("ups: ") for m in (r.getMessage() for r in caplog.records))
+    # Said once, when found; the second poll has nothing new to say.
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "ups: the read of 13 registers at input register 0 to input register 12 was "
+                 "rejected (illegal data address); reading its 4 registers one by one from now "
+                 "on"),
+        ("WARNING", "ups: skipping battery.extra until the agent restarts: illegal data address "
+                    "at input register 12 (the device does not have this register)"),
+    ]
+
+
+def test_a_failing_read_loses_only_its_own_metrics_and_is_logged_once(modbus_server, caplog):
+    caplog.set_level(logging.DEBUG, logger="agent.sources.modbus")
+    registers = reg_toml("battery.charge", 4, table="input", unit="%")
+    registers += reg_toml("model", 100, type="string", length=8)
+    device = device_from_toml(modbus_device(port=modbus_server.port, registers=registers))
+    modbus_server.set_exception(1, 4, table="holding")
+
+    async def body():
+        source = ModbusSource(device, BusPool())
+        polls = [by_metric(await source.read()) for _ in range(2)]
+        modbus_server.set_exception(1, None, table="holding")
+        polls.append(by_metric(await source.read()))
+        await source.close()
+        return polls
+
+    polls = run(body())
+    assert polls == [{"battery.charge": (100, "%")}] * 2 + [
+        {"battery.charge": (100, "%"), "model": ("SIM-UPS 1500VA", "")}]
+    why = ("ups: some registers could not be read: server device failure (Modbus exception 4) "
+           "reading holding register 100")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", why), ("DEBUG", why), ("INFO", "ups: all registers read again")]
 
 
 def test_a_device_without_any_of_the_registers_says_which_address_it_refused(modbus_server):
@@ -287,7 +315,8 @@ def test_nothing_listening_is_refused_at_once():
 
 
 def test_a_silent_device_times_out_after_timeout_s(modbus_server):
-    device = device_from_toml(modbus_device(port=modbus_server.port, registers=reg_toml("a", 0, table="input"),
+    device = device_from_toml(modbus_device(port=modbus_server.port,
+                                            registers=reg_toml("a", 0, table="input"),
                                             timeout_s=0.3))
     modbus_server.silent = True
 
@@ -393,6 +422,31 @@ def test_a_connection_dropped_mid_request_fails_at_once_not_at_the_timeout(modbu
     assert elapsed < 4
 
 
+def test_a_poll_cancelled_mid_request_leaves_no_late_answer_behind(modbus_server):
+    # The poller cancels a poll that overruns its hard deadline. Over TCP the answer to the
+    # cancelled request may still arrive; it must never be taken for the next request's.
+    registers = reg_toml("battery.charge", 4, table="input")
+    device = device_from_toml(modbus_device(port=modbus_server.port, registers=registers,
+                                            timeout_s=5))
+    modbus_server.silent = True
+
+    async def body():
+        source = ModbusSource(device, BusPool())
+        poll = asyncio.create_task(source.read())
+        await eventually(lambda: modbus_server.request_count() == 1, what="the request")
+        poll.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await poll
+        modbus_server.silent = False
+        modbus_server.set_value("ups", "battery.charge", 64)
+        samples = await source.read()
+        await source.close()
+        return samples
+
+    assert by_metric(run(body())) == {"battery.charge": (64, "")}
+    assert modbus_server.connections == 2, "the cancelled request's connection was dropped"
+
+
 def test_a_gateway_that_hangs_up_on_every_request_is_reported_as_such():
     # Some gateways close the connection instead of answering for a unit they cannot reach.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -461,12 +515,12 @@ def test_nan_is_skipped_and_logged_once_while_the_rest_is_reported(modbus_server
     assert polls[3] == {"a.power": (1.0, ""), "b.power": (12.5, "")}
     about_a = [(r.levelname, r.getMessage()) for r in caplog.records if "a.power" in r.getMessage()]
     assert about_a == [
-        ("WARNING", "ups: skipping a.power (holding register 1000) is NaN (the device marks the "
-                    "value as not available)"),
-        ("DEBUG", "ups: skipping a.power (holding register 1000) is NaN (the device marks the "
-                  "value as not available)"),
-        ("DEBUG", "ups: skipping a.power (holding register 1000) is NaN (the device marks the "
-                  "value as not available)"),
+        ("WARNING", "ups: a.power (holding register 1000) is NaN (the device marks the value as "
+                    "not available); skipping it"),
+        ("DEBUG", "ups: a.power (holding register 1000) is NaN (the device marks the value as "
+                  "not available); skipping it"),
+        ("DEBUG", "ups: a.power (holding register 1000) is NaN (the device marks the value as "
+                  "not available); skipping it"),
         ("INFO", "ups: a.power (holding register 1000) has a valid value again"),
     ]
 

@@ -69,7 +69,8 @@ class Bus:
                         raise
                     log.debug("modbus bus %s: connection was closed; reconnecting once",
                               self.params.where)
-                except (DeviceTimeout, DeviceRefused, DeviceProtocolError):
+                except (DeviceTimeout, DeviceRefused, DeviceProtocolError,
+                        asyncio.CancelledError):
                     # Over TCP a late answer would be taken for the next request's: start
                     # afresh. A serial port stays open: the other units on it are probably fine.
                     if not self.params.is_serial:
@@ -193,6 +194,7 @@ class ModbusSource:
                                       + "; ".join(self.bad_registers.values()))
         samples: list[Sample] = []
         failures: list[SourceError] = []
+        missing: list[SourceError] = []      # registers found missing (logged when found)
         garbage: list[str] = []
         answered = 0
         queue: deque[ReadRequest] = deque(self.plan.requests)
@@ -205,9 +207,8 @@ class ModbusSource:
             except ExceptionResponse as exc:
                 if exc.code in _ADDRESS_CODES and len(req.registers) > 1:
                     singles = single_reads(req.registers)
-                    self._log.problem(f"split {req.table} {req.address}",
-                                      f"{self._what(req)} was rejected ({exc.name}); reading "
-                                      f"its {len(singles)} registers one by one from now on")
+                    log.info("%s: %s was rejected (%s); reading its %d registers one by one "
+                             "from now on", self.name, self._what(req), exc.name, len(singles))
                     self._replace(req, singles)
                     queue.extendleft(reversed(singles))
                     continue
@@ -216,8 +217,10 @@ class ModbusSource:
                     spec = req.registers[0]
                     self.bad_registers[spec] = error.reason
                     self._replace(req, [])
-                    self._log.problem(f"bad {spec.name}", f"skipping {spec.name} until the "
-                                      f"agent restarts: {error.reason}")
+                    log.warning("%s: skipping %s until the agent restarts: %s", self.name,
+                                spec.name, error.reason)
+                    missing.append(error)
+                    continue
                 failures.append(error)
                 if isinstance(error, DeviceTimeout):
                     break
@@ -235,7 +238,7 @@ class ModbusSource:
             garbage.extend(skipped)
 
         if not answered:
-            raise _most_telling(failures)
+            raise _most_telling(failures + missing)
         if failures:
             self._log.problem("partial", f"some registers could not be read: "
                               f"{'; '.join(f.reason for f in failures)}")
@@ -254,7 +257,8 @@ class ModbusSource:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _decode(self, req: ReadRequest, data: Sequence[int | bool]) -> tuple[list[Sample], list[str]]:
+    def _decode(self, req: ReadRequest,
+                data: Sequence[int | bool]) -> tuple[list[Sample], list[str]]:
         """Samples from one read's answer, and why any value in it was skipped."""
         out: list[Sample] = []
         skipped: list[str] = []
@@ -265,7 +269,7 @@ class ModbusSource:
             except Garbage as exc:
                 why = f"{spec.name} ({spec.label}) is {exc.reason}"
                 skipped.append(why)
-                self._log.problem(key, f"skipping {why}")
+                self._log.problem(key, f"{why}; skipping it")
                 continue
             self._log.ok(key, f"{spec.name} ({spec.label}) has a valid value again")
         return out, skipped

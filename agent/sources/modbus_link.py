@@ -41,6 +41,33 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 
+
+
+class _DemotePymodbusRecords(logging.Filter):
+    """Re-label pymodbus's own log records as debug.
+
+    pymodbus logs every failed connect as a warning and every missing answer as an error, each
+    poll. This adapter turns those into one ``SourceError`` with a reason, which the poller logs
+    once; repeating pymodbus's words at every poll would flood the journal of a clinic whose
+    UPS is switched off. The records stay available at debug level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # Handlers do not check the logger's level again: drop what debug would not show.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _demote_pymodbus_logging() -> None:
+    target = logging.getLogger("pymodbus.logging")     # the one logger pymodbus uses
+    if not any(isinstance(f, _DemotePymodbusRecords) for f in target.filters):
+        target.addFilter(_DemotePymodbusRecords())
+
+
+_demote_pymodbus_logging()
+
 # Upper bound handed to pymodbus; every request and connect has a shorter deadline of ours.
 _BACKSTOP_TIMEOUT_S = 600.0
 

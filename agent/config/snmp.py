@@ -9,7 +9,7 @@ Parsed from a ``[[devices]]`` entry with ``kind = "snmp"``::
     version = "2c"              # "1", "2c" or "3"
     community = "clinic-ro"     # v1/v2c; better kept in the secrets file
     interfaces = ["ether1", "re:^wlan"]   # empty = every interface
-    wan_interface = "ether1"    # reported again as if.wan.*
+    wan_interface = "ether1"    # reported as if.wan.* instead of if.ether1.*
 
     # v3 instead of a community:
     # user = "agent", auth_protocol = "sha256", auth_key = "...",

@@ -11,8 +11,9 @@ Requests are kept few: every request carries all columns at once, and ``max-repe
 to the number of interfaces seen last time, so a router that answers a whole table in one message
 needs one request per poll. Names (ifDescr, ifName, ifAlias) are only walked on discovery polls:
 the first one, after a reboot, when the set of interfaces changed, and hourly. Against net-snmp,
-which caps a GETBULK answer at 100 values, a 48-port router takes 3 requests per poll (4-5 on a
-discovery poll).
+which caps a GETBULK answer at 100 values, a 48-port router takes 3 requests per poll and 4 on a
+discovery poll (tests/test_snmp_source.py checks both). SNMPv1 has no GETBULK: one GETNEXT per
+interface row.
 
 Metrics (units in ``Sample.unit``)::
 
@@ -24,9 +25,11 @@ Metrics (units in ``Sample.unit``)::
     if.<key>.speed_bps  bit/s ifSpeed, or ifHighSpeed * 1e6 when ifSpeed is saturated
     if.<key>.in_bps     bit/s from ifHCInOctets (ifInOctets when the 64-bit counter is missing)
     if.<key>.out_bps    bit/s from ifHCOutOctets (ifOutOctets likewise)
-    if.wan.*                  the same for ``wan_interface``, plus if.wan.name
+    if.wan.*                  ``wan_interface`` under a name that is the same at every clinic
+                              (instead of its own key), plus if.wan.name, its real name
 
-``<key>`` is ifName (else ifDescr, else ``if<ifIndex>``) lowercased, reduced to [a-z0-9_.-].
+``<key>`` is ifName (else ifDescr, else ``if<ifIndex>``) lowercased, reduced to [a-z0-9_.-];
+a key already taken gets ``_<ifIndex>`` appended. A speed of 0 means the agent does not know.
 """
 
 from __future__ import annotations
@@ -125,8 +128,7 @@ def uptime_went_backwards(prev_ticks: int, cur_ticks: int, elapsed_s: float) -> 
 def metric_key(name: str) -> str:
     """An interface name as a metric path segment: lowercase [a-z0-9_.-], no empty parts."""
     key = re.sub(r"[^a-z0-9_.-]+", "_", name.lower())
-    key = re.sub(r"\.{2,}", ".", key).strip("._-")
-    return key[:64]
+    return re.sub(r"\.{2,}", ".", key)[:64].strip("._-")
 
 
 def clean_text(raw: bytes) -> str:

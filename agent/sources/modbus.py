@@ -57,6 +57,7 @@ class Bus:
                 fresh = not self.link.connected
                 if fresh:
                     await self.link.connect(timeout)
+                    log.debug("%s: connected to %s", self.who, self.params.where)
                 await self._frame_gap(frame_gap_s)
                 try:
                     return await self.link.read(table, address, count, unit=unit,
@@ -67,7 +68,7 @@ class Bus:
                     # (the gateway restarted): reads are idempotent, so try once on a new one.
                     if fresh or attempt == 2:
                         raise
-                    log.debug("modbus bus %s: connection was closed; reconnecting once",
+                    log.debug("%s: connection to %s was closed; reconnecting once", self.who,
                               self.params.where)
                 except (DeviceTimeout, DeviceRefused, DeviceProtocolError,
                         asyncio.CancelledError):
@@ -79,6 +80,11 @@ class Bus:
                 finally:
                     self._last_frame = asyncio.get_running_loop().time()
         raise AssertionError("unreachable")
+
+    @property
+    def who(self) -> str:
+        """The devices on this bus, for log lines."""
+        return ", ".join(self.users) or "modbus"
 
     async def _frame_gap(self, gap_s: float) -> None:
         wait = self._last_frame + gap_s - asyncio.get_running_loop().time()

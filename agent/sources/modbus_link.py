@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
@@ -68,8 +68,9 @@ def _demote_pymodbus_logging() -> None:
 
 _demote_pymodbus_logging()
 
-# Upper bound handed to pymodbus; every request and connect has a shorter deadline of ours.
-_BACKSTOP_TIMEOUT_S = 600.0
+# Upper bound handed to pymodbus; every request and connect has a shorter deadline of ours
+# (timeout_s is at most 600), so pymodbus's own "no response" path never fires.
+_BACKSTOP_TIMEOUT_S = 3600.0
 
 
 class ExceptionResponse(Exception):
@@ -121,6 +122,9 @@ class ModbusLink:
         self._client: Any = None
         self._lost = asyncio.Event()
         self._unit_kw = "device_id"
+        # Bytes received since the current request was sent (pymodbus drops what it cannot
+        # match to the request; we keep it to tell "silent" from "talking nonsense").
+        self._received = b""
 
     @property
     def connected(self) -> bool:
@@ -146,7 +150,6 @@ class ModbusLink:
             raise await self._why_not_connected(timeout)
         self._client, self._lost = client, lost
         self._unit_kw = _unit_keyword(client)
-        log.debug("modbus link %s: connected", self.params.where)
 
     async def read(self, table: str, address: int, count: int, *, unit: int,
                    timeout: float) -> list[int] | list[bool]:
@@ -156,6 +159,7 @@ class ModbusLink:
             raise ConnectionLost(f"connection to {self.params.where} is closed")
         call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
                 "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
+        self._received = b""
         request = asyncio.ensure_future(call(address, count=count, **{self._unit_kw: unit}))
         lost = asyncio.ensure_future(self._lost.wait())
         try:
@@ -170,15 +174,17 @@ class ModbusLink:
             if lost in done:
                 raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
                                     f"{unit} answered; did the gateway restart?")
+            if self._received:
+                raise DeviceProtocolError(self._nonsense_reason(unit))
             raise DeviceTimeout(self._no_answer_reason(unit))
         try:
             response = request.result()
         except ConnectionException as exc:
             raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
                                 f"{unit} answered; did the gateway restart?") from exc
-        except ModbusIOException as exc:
-            raise DeviceTimeout(self._no_answer_reason(unit)) from exc
         except ModbusException as exc:
+            # With our deadline shorter than pymodbus's, what is left is an answer pymodbus
+            # could not match to the request (wrong unit or transaction id) or could not decode.
             raise DeviceProtocolError(f"unusable answer from unit {unit} at "
                                       f"{self.params.where}: {exc}") from exc
         if response is None:
@@ -203,7 +209,7 @@ class ModbusLink:
             try:
                 client.close()
             except Exception:   # closing a half-dead transport must never hide the real error
-                log.debug("modbus link %s: error while closing", self.params.where, exc_info=True)
+                log.debug("modbus bus %s: error while closing", self.params.where, exc_info=True)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -214,8 +220,14 @@ class ModbusLink:
             if not connected:
                 lost.set()
 
+        def on_packet(sending: bool, data: bytes) -> bytes:
+            # pymodbus hands over its whole receive buffer each time: keep the longest seen.
+            if not sending and len(data) > len(self._received):
+                self._received = bytes(data)
+            return data
+
         common = dict(name=f"modbus {p.where}", timeout=_BACKSTOP_TIMEOUT_S, retries=0,
-                      reconnect_delay=0, trace_connect=on_connect)
+                      reconnect_delay=0, trace_connect=on_connect, trace_packet=on_packet)
         if p.is_serial:
             return _construct(AsyncModbusSerialClient, p.serial_port, framer=FramerType.RTU,
                               baudrate=p.baudrate, parity=p.parity, stopbits=p.stopbits,
@@ -229,6 +241,14 @@ class ModbusLink:
             return (f"timeout: no answer from unit {unit} on {p.serial_port} ({p.line}); check "
                     f"wiring (A/B), baud rate and unit id")
         return f"timeout: no answer from unit {unit} at {p.where}; check wiring/address/unit id"
+
+    def _nonsense_reason(self, unit: int) -> str:
+        p = self.params
+        shown = self._received[:16].hex(" ") + (" ..." if len(self._received) > 16 else "")
+        hint = "the unit id, baud rate and parity" if p.is_serial or \
+            p.transport == "rtu_over_tcp" else "the unit id and that this is a Modbus TCP port"
+        return (f"garbage: {p.where} sent {len(self._received)} bytes that are no answer to a "
+                f"request for unit {unit} ({shown}); check {hint}")
 
     def _connect_timeout_reason(self) -> str:
         if self.params.is_serial:

@@ -34,6 +34,7 @@ def test_v2c_defaults():
 
     assert (s.host, s.port, s.version, s.retries, s.max_repetitions) == ("192.168.88.1", 161, "2c", 1, 25)
     assert s.community == Secret("clinic-ro")
+    assert "clinic-ro" not in repr(s) and "clinic-ro" not in str(s)
     assert s.interfaces == () and s.wan_interface is None
 
 

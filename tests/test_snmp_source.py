@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import tomllib
 from typing import Awaitable, Callable
 
 import pytest
@@ -102,6 +103,13 @@ def test_second_poll_after_loopback_traffic_reports_positive_rates(snmpd):
     assert 0 < samples["if.lo.out_bps"].value < 100e9
     # A handful of interfaces fit one GETBULK answer: one request per poll, even the first.
     assert max(requests) == 1, requests
+
+
+def test_fixture_device_entries_are_valid_config(snmpd):
+    for user in (None, "agent-sha-aes"):
+        entry = tomllib.loads(snmpd.device_toml(user=user, interfaces=["lo"]))["devices"][0]
+        assert entry == snmpd.device_table(user=user, interfaces=["lo"])
+        assert device(entry).settings.port == snmpd.port
 
 
 @pytest.mark.parametrize("user", ["agent-sha-aes", "agent-md5-des", "agent-sha256-aes256",

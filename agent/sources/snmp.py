@@ -466,7 +466,8 @@ class SnmpSource:
                     continue
                 rate = self._rate((index, direction), counter, speed, metric)
                 if rate is not None:
-                    samples.append(Sample(metric, rate, UNIT_BPS))
+                    # A tenth of a bit/s is noise; fewer digits are fewer bytes over the satellite.
+                    samples.append(Sample(metric, round(rate, 1), UNIT_BPS))
         if self.settings.version != "1" and missing_hc != self._need_32bit:
             if missing_hc:
                 log.info("%s: some interfaces lack 64-bit counters; reading 32-bit ones too",

@@ -11,6 +11,9 @@ It plays a Modbus TCP-to-RS485 gateway with two units behind it, like a clinic t
 UPS and the mains power meter to one cheap gateway: unit 1 is the UPS, unit 2 the meter. Values
 move over time (mains voltage wandering around 127 V, load, battery charge following outages);
 ``--frozen`` holds them at the nominal values listed below, which is what the tests use.
+In-process: ``start_in_thread(port, moving=False)`` returns a running ``SimUps`` (see the class
+for setting values, counting requests and stopping/starting it; tests/fixtures/modbus.py wraps
+it as the ``modbus_server`` fixture).
 
 A unit id other than 1 or 2 gets exception 11 "gateway target device failed to respond" over
 TCP, and no answer at all on a serial line, as a real bus would. Needs pymodbus >= 3.16 (the
@@ -692,6 +695,16 @@ class SimUps:
         if self.framer == "rtu":
             await self._wait_released()      # nobody on the line with that address
         return ExcCodes.GATEWAY_NO_RESPONSE
+
+
+def start_in_thread(port: int, **options: Any) -> SimUps:
+    """Start a simulator on 127.0.0.1:``port`` in a background thread; ``.stop()`` ends it.
+
+    ``options`` are ``SimUps``'s (``moving=False`` for fixed values, ``framer="rtu"``, ...).
+    """
+    sim = SimUps(port=port, **options)
+    sim.start()
+    return sim
 
 
 def devices_toml(port: int = 5020, host: str = "127.0.0.1") -> str:

@@ -147,3 +147,27 @@ def test_devices_on_one_serial_port_must_agree_on_the_line_settings(modbus_rtu_s
     assert run(body()).reason == (
         f"{line} is already used by device ups at 9600 8N1, but this device says 19200 8E1; "
         f"all devices on one serial bus must use the same baudrate, parity, stopbits, bytesize")
+
+
+def test_an_adapter_pulled_out_and_plugged_back_is_picked_up_again(modbus_rtu_server, serial_pair):
+    line = modbus_rtu_server.client_end
+    ups = device_from_toml(rtu_device("ups", line, 1, UPS_REGISTERS, timeout_s=0.5))
+
+    async def body():
+        source = ModbusSource(ups, BusPool())
+        before = await source.read()
+        await asyncio.to_thread(modbus_rtu_server.stop)
+        await asyncio.to_thread(serial_pair.unplug)
+        with pytest.raises(DeviceTimeout) as info:
+            await source.read()
+        await asyncio.to_thread(serial_pair.plug)
+        await asyncio.to_thread(modbus_rtu_server.start)
+        after = await source.read()
+        await source.close()
+        return before, info.value, after
+
+    before, error, after = run(body())
+    assert error.reason == (f"serial port {line} does not exist; is the USB-RS485 adapter "
+                            f"plugged in?")
+    assert by_metric(before) == by_metric(after) == {
+        "input.voltage": (127.0, "V"), "battery.charge": (100, "%"), "on_battery": (False, "")}

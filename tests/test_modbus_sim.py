@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from agent.sources.modbus import BusPool, ModbusSource
 from fixtures.modbus import by_metric, config_from_toml, run, sim_ups
@@ -66,3 +69,24 @@ def test_encode_and_decode_are_inverse_for_every_point():
     for p in sim_ups.POINTS:
         words = sim_ups.encode(p.type, p.nominal, order=p.order, length=p.length, scale=p.scale)
         assert sim_ups.decode(p.type, words, order=p.order, scale=p.scale) == p.nominal, p.name
+
+
+def test_start_in_thread_serves_until_stopped():
+    port = free_port()
+    sim = sim_ups.start_in_thread(port, moving=False)
+    try:
+        wait_port(port)
+        ups = config_from_toml(sim_ups.devices_toml(port)).devices[0]
+
+        async def body():
+            source = ModbusSource(ups, BusPool())
+            try:
+                return by_metric(await source.read())
+            finally:
+                await source.close()
+
+        assert run(body())["model"] == ("SIM-UPS 1500VA", "")
+    finally:
+        sim.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

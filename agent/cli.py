@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from . import __version__
+from . import __version__, cli_config, cli_fleet
 from .clock import ClockGuard
 from .config import AgentConfig, load_config
 from .errors import ConfigError
@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     poll.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     poll.add_argument("--json", action="store_true", help="machine-readable output")
     poll.set_defaults(func=cmd_poll_once)
+    cli_config.register(sub)
+    cli_fleet.register(sub)
     return p
 
 

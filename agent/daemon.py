@@ -29,6 +29,7 @@ from .errors import ConfigError, StoreError
 from .forwarder import Forwarder
 from .poller import DevicePoller
 from .readings import Reading
+from .remote.service import RemoteService
 from .sources.factory import SourceFactory
 from .store import AsyncStore, ReadingStore
 
@@ -58,11 +59,13 @@ class Agent:
         self.store: AsyncStore | None = None
         self.forwarder: Forwarder | None = None
         self._forwarder_task: asyncio.Task | None = None
+        self.remote = RemoteService(self)    # signed config pushes and remote commands
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         Path(self.cfg.state_dir).mkdir(parents=True, exist_ok=True)
+        self.cfg = await self.remote.startup(self.cfg)   # a pushed config may be in effect
         raw = await asyncio.to_thread(
             ReadingStore.open, self.cfg.buffer.path, max_bytes=int(self.cfg.buffer.max_mb * (1 << 20)),
             max_age_s=self.cfg.buffer.max_age_days * 86400)
@@ -71,7 +74,8 @@ class Agent:
             await self.sink([self._agent_reading(
                 "alarm.buffer_replaced",
                 f"buffer file was unreadable; moved to {raw.recovered_from.name}")])
-        self.forwarder = Forwarder(self.cfg, self.store, boot_id=self.boot_id)
+        self.forwarder = Forwarder(self.cfg, self.store, boot_id=self.boot_id,
+                                   on_connected=self.remote.on_connected)
         self._forwarder_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
         for device in self.cfg.devices:
             self._start_poller(device)
@@ -88,6 +92,7 @@ class Agent:
             log.info("stopping")
             for name in list(self.pollers):
                 await self._stop_poller(name)
+            await self.remote.close()
             monitor.cancel()
             await _cancel(self._forwarder_task)
             await self.factory.close()
@@ -106,6 +111,7 @@ class Agent:
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
+        cfg = await self.remote.on_reload(cfg)   # the local file, or a push in effect
         await self.apply_config(cfg)
 
     async def apply_config(self, cfg: AgentConfig) -> None:
@@ -124,7 +130,8 @@ class Agent:
             await _cancel(self._forwarder_task)
             self.store.store.max_bytes = int(cfg.buffer.max_mb * (1 << 20))
             self.store.store.max_age_s = cfg.buffer.max_age_days * 86400
-            self.forwarder = Forwarder(cfg, self.store, boot_id=self.boot_id)
+            self.forwarder = Forwarder(cfg, self.store, boot_id=self.boot_id,
+                                       on_connected=self.remote.on_connected)
             self._forwarder_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
         log.info("configuration applied: %d device(s)", len(self.pollers))
 

@@ -10,5 +10,6 @@ pytest_plugins = [
     "fixtures.snmp",
     "fixtures.modbus",
     "fixtures.agent_proc",
+    "fixtures.secure_broker",
     "fixtures.proxy",
 ]

@@ -1,0 +1,331 @@
+"""``clinic-agent fleet ...``: the operator's side of remote management (docs/remote-management.md).
+
+    keygen   an Ed25519 key pair: NAME.key stays with the operator, NAME.pub goes to every site
+    sign     a config push, signed into an envelope file (for signing away from the broker)
+    push     sign (or take a signed envelope) and publish it, retained, to each site's config/set
+    command  poll_now | diagnostics | resend, signed, to one or more sites; prints the results
+    status   one row per site seen on the broker: online, last seen, config, backlog, problems
+
+Exit codes as ``clinic-agent``: 0 fine, 1 something is wrong (a site refused, broker down),
+2 bad arguments or files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .remote.envelope import (KeyFileError, Malformed, generate_keypair, load_private_key,
+                              open_envelope, seal)
+from .remote.fleet import (BrokerOptions, FleetError, FleetView, OperatorLink, command_payload,
+                           config_payload, format_table)
+from .topics import Topics
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+DEFAULT_VALID_FOR = "7d"
+FINAL_CONFIG_EVENTS = ("applied", "rejected", "rolled_back")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fleet = subparsers.add_parser("fleet", help="operator side: keys, signed config pushes, remote "
+                                  "commands, status of every site")
+    fleet.set_defaults(func=lambda args: _usage(fleet))
+    sub = fleet.add_subparsers(metavar="ACTION")
+
+    p = sub.add_parser("keygen", help="create an Ed25519 signing key pair")
+    p.add_argument("--dir", default=".", help="where to write NAME.key and NAME.pub (default: .)")
+    p.add_argument("--name", default="operator", help="file name stem (default: operator)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("sign", help="sign a config for one or more sites into an envelope file")
+    p.add_argument("config", help="the TOML config to push")
+    _signing_args(p, version=True)
+    p.add_argument("-o", "--output", help="envelope file to write (default: stdout)")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("push", help="publish a signed config to sites (retained: offline sites "
+                       "get it when they connect)")
+    p.add_argument("config", nargs="?", help="the TOML config to sign and push")
+    p.add_argument("--signed", metavar="ENVELOPE", help="push this envelope from `fleet sign` "
+                   "instead (its sites are the targets)")
+    _signing_args(p, version=True, required=False)
+    _broker_args(p)
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for each site to report applied / rejected / rolled back")
+    p.add_argument("--no-retain", action="store_true", help="only sites online now get it")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("command", help="send a signed remote command and print the results")
+    p.add_argument("name", choices=("poll_now", "diagnostics", "resend"))
+    _signing_args(p, version=False)
+    p.add_argument("--device", help="poll_now: only this device")
+    p.add_argument("--first-seq", type=int, help="resend: first sequence number")
+    p.add_argument("--last-seq", type=int, help="resend: last sequence number")
+    _broker_args(p)
+    p.add_argument("--wait", type=float, default=15.0, metavar="SECONDS",
+                   help="wait this long for the results (default: 15)")
+    p.set_defaults(func=cmd_command)
+
+    p = sub.add_parser("status", help="every site seen on the broker: online, config, backlog, problems")
+    _broker_args(p)
+    p.add_argument("--listen", type=float, default=35.0, metavar="SECONDS",
+                   help="listen this long for the sites' health readings, sent every "
+                   "status_interval_s (default: 35; ends early once every online site reported)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def _signing_args(p: argparse.ArgumentParser, *, version: bool, required: bool = True) -> None:
+    p.add_argument("--key", required=required, help="the operator's private key (NAME.key)")
+    p.add_argument("--site", action="append", required=required, dest="sites", metavar="SITE",
+                   help="a target site id; repeat for several sites")
+    if version:
+        p.add_argument("--version", type=int, help="config version, higher than any pushed "
+                       "before (default: the current time in seconds)")
+        p.add_argument("--valid-for", default=DEFAULT_VALID_FOR, metavar="DURATION",
+                       help="a site offline longer than this refuses the push (e.g. 12h, 7d; "
+                       f"default {DEFAULT_VALID_FOR})")
+
+
+def _broker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", required=True, metavar="HOST[:PORT]", help="the central broker")
+    p.add_argument("--username", help="the operator's broker account")
+    p.add_argument("--password-file", help="file whose first line is the account's password")
+    p.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 by default)")
+    p.add_argument("--ca-file", help="CA of the broker's certificate (default: system CAs)")
+    p.add_argument("--prefix", default="clinics", help="topic prefix (default: clinics)")
+
+
+# -- keygen / sign ---------------------------------------------------------------------------------
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.name):
+        return _fail("--name: letters, digits, '_', '.', '-' only", EXIT_USAGE)
+    try:
+        key_path, pub_path, kid = generate_keypair(args.dir, args.name)
+    except (OSError, FileExistsError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    print(f"private key: {key_path} (keep it secret; never copy it to a site)")
+    print(f"public key:  {pub_path} (install in every site's [remote] trusted_keys_dir)")
+    print(f"key id:      {kid}")
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    try:
+        envelope = _sign_config(args)
+    except FleetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if args.output:
+        Path(args.output).write_bytes(envelope + b"\n")
+        print(f"{args.output}: config v{_version(args)} for {', '.join(sorted(set(args.sites)))}",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(envelope.decode() + "\n")
+    return EXIT_OK
+
+
+def _sign_config(args: argparse.Namespace) -> bytes:
+    try:
+        text = Path(args.config).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FleetError(f"{args.config}: {exc}") from exc
+    payload = config_payload(text, sites=args.sites, version=_version(args),
+                             valid_for_s=_duration(args.valid_for))
+    return seal(payload, _private_key(args.key))
+
+
+def _version(args: argparse.Namespace) -> int:
+    if args.version is None:
+        args.version = int(time.time())
+    if args.version < 1:
+        raise FleetError("--version must be 1 or more")
+    return args.version
+
+
+def _private_key(path: str):
+    try:
+        return load_private_key(path)
+    except KeyFileError as exc:
+        raise FleetError(str(exc)) from exc
+
+
+def _duration(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not m:
+        raise FleetError(f"{text!r}: expected a duration such as 90s, 30m, 12h or 7d")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+# -- push ------------------------------------------------------------------------------------------
+
+def cmd_push(args: argparse.Namespace) -> int:
+    try:
+        if args.signed:
+            if args.config:
+                raise FleetError("give either CONFIG or --signed, not both")
+            envelope = Path(args.signed).read_bytes().strip()
+            payload = open_envelope(envelope).payload
+            if payload.kind != "config":
+                raise FleetError(f"{args.signed}: not a config push")
+            sites, version = list(payload.sites), payload.body.get("version")
+        else:
+            if not (args.config and args.key and args.sites):
+                raise FleetError("push needs CONFIG, --key and at least one --site (or --signed)")
+            envelope = _sign_config(args)
+            sites, version = sorted(set(args.sites)), args.version
+        opts = _broker_options(args)
+    except (FleetError, OSError, Malformed) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        with OperatorLink(opts) as link:
+            if args.wait > 0:
+                link.subscribe([Topics(opts.prefix, s).config_state for s in sites])
+                link.sync()
+            for site in sites:
+                link.publish(Topics(opts.prefix, site).config_set, envelope, retain=not args.no_retain)
+            print(f"config v{version} published to {len(sites)} site(s)")
+            if args.wait <= 0:
+                return EXIT_OK
+            outcomes = _await_config(link, opts.prefix, sites, version, args.wait)
+    except FleetError as exc:
+        return _fail(str(exc), EXIT_PROBLEM)
+    for site in sites:
+        event = outcomes.get(site)
+        if event is None:
+            print(f"{site}: no answer within {args.wait:g} s (offline? it gets the push when it connects)")
+        else:
+            extra = "".join(f"\n    {p}" for p in event.get("problems", ()))
+            print(f"{site}: {event['type']}" + (f" ({event.get('reason')}: {event.get('detail')})"
+                                                if event["type"] != "applied" else "") + extra)
+    ok = all(outcomes.get(s, {}).get("type") == "applied" for s in sites)
+    return EXIT_OK if ok else EXIT_PROBLEM
+
+
+def _await_config(link: OperatorLink, prefix: str, sites: list[str], version: Any,
+                  wait_s: float) -> dict[str, dict]:
+    """Each site's final event about ``version``, as published on its config state topic."""
+    by_topic = {Topics(prefix, s).config_state: s for s in sites}
+    outcomes: dict[str, dict] = {}
+    for topic, payload, _ in _messages(link, wait_s, until=lambda: len(outcomes) == len(sites)):
+        site = by_topic.get(topic)
+        try:
+            event = json.loads(payload)["event"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if site and isinstance(event, dict) and event.get("version") == version \
+                and event.get("type") in FINAL_CONFIG_EVENTS:
+            outcomes[site] = event
+    return outcomes
+
+
+def _messages(link: OperatorLink, wait_s: float, *, until):
+    """Every message held by ``link.sync()``, then new ones until ``until()`` or ``wait_s`` passes."""
+    deadline = time.monotonic() + wait_s
+    while link.pending:
+        yield link.pending.pop(0)
+    while not until():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            yield link.inbox.get(timeout=remaining)
+        except queue.Empty:
+            return
+
+
+# -- command ---------------------------------------------------------------------------------------
+
+def cmd_command(args: argparse.Namespace) -> int:
+    cmd_args: dict[str, Any] = {}
+    if args.device:
+        cmd_args["device"] = args.device
+    if args.first_seq is not None or args.last_seq is not None:
+        cmd_args.update(first_seq=args.first_seq, last_seq=args.last_seq)
+    try:
+        payload = command_payload(args.name, cmd_args, sites=args.sites)
+        envelope = seal(payload, _private_key(args.key))
+        opts = _broker_options(args)
+    except FleetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    sites = payload["sites"]
+    results: dict[str, dict] = {}
+    try:
+        with OperatorLink(opts) as link:
+            topics = {Topics(opts.prefix, s).command_result: s for s in sites}
+            link.subscribe(topics)
+            for site in sites:
+                link.publish(Topics(opts.prefix, site).command, envelope)
+            for topic, raw, _ in _messages(link, args.wait, until=lambda: len(results) == len(sites)):
+                try:
+                    doc = json.loads(raw)
+                except ValueError:
+                    continue
+                if topic in topics and isinstance(doc, dict) and doc.get("id") == payload["id"]:
+                    results[topics[topic]] = doc
+    except FleetError as exc:
+        return _fail(str(exc), EXIT_PROBLEM)
+    print(json.dumps({s: results.get(s) for s in sites}, indent=2))
+    return EXIT_OK if len(results) == len(sites) and all(r.get("ok") for r in results.values()) \
+        else EXIT_PROBLEM
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        opts = _broker_options(args)
+    except FleetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    view = FleetView(opts.prefix)
+    try:
+        with OperatorLink(opts) as link:
+            link.subscribe(f"{opts.prefix}/+/{leaf}" for leaf in
+                           ("status", "config/state", "readings", "backlog"))
+            link.sync()
+            # The retained state of every site is in; now the health readings, sent live.
+            print(f"listening for up to {args.listen:g} s for the sites' health readings",
+                  file=sys.stderr, flush=True)
+            for topic, payload, retained in _messages(
+                    link, args.listen, until=lambda: bool(view.sites) and not view.waiting_for_health()):
+                view.observe(topic, payload, retained=retained, now=time.time())
+    except FleetError as exc:
+        return _fail(str(exc), EXIT_PROBLEM)
+    rows = view.rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows, now=time.time()) if rows else "no site has published on this broker")
+    return EXIT_OK
+
+
+def _broker_options(args: argparse.Namespace) -> BrokerOptions:
+    host, _, port = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "")
+    if port and not port.isdigit():
+        raise FleetError(f"--broker {args.broker!r}: expected HOST or HOST:PORT")
+    password = None
+    if args.password_file:
+        try:
+            password = Path(args.password_file).read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, UnicodeDecodeError, IndexError) as exc:
+            raise FleetError(f"--password-file {args.password_file}: cannot read a password "
+                             f"({exc.__class__.__name__})") from None
+    return BrokerOptions(host=host, port=int(port) if port else (8883 if args.tls else 1883),
+                         username=args.username, password=password, tls=args.tls,
+                         ca_file=args.ca_file, prefix=args.prefix.rstrip("/"))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"clinic-agent fleet: {message}", file=sys.stderr)
+    return code

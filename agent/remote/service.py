@@ -1,0 +1,442 @@
+"""Remote management inside the running agent: thin glue between MQTT and the pure checks.
+
+    broker --config/set--> check_push (pure) --Accepted--> state files (atomic) -> Agent.apply_config
+                                |                            -> commit-confirmed (confirm.py)
+                                +--Rejection-----------------> config/state (retained)
+    broker --cmd---------> check_command (pure) --Accepted--> poll_now | diagnostics | resend
+                                +--Rejection-----------------> cmd/result
+
+The agent calls ``startup`` (before anything runs: a pushed config in effect is loaded from the
+state directory), ``on_connected`` (the forwarder's hook: subscribe, publish the config state),
+``on_reload`` (SIGHUP: the local file, or the push still in effect) and ``close``. Pushes are
+handled one at a time, each to the end of its commit-confirmed wait; commands run as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ..config import AgentConfig
+from ..errors import AgentError, ConfigError
+from ..topics import Topics
+from ..wire import encode_batch
+from .checks import Ignored, Rejection
+from .commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
+from .confirm import commit_confirmed, wait_for_broker
+from .envelope import load_trusted_keys, sha256_hex
+from .push import Accepted, LocalBasis, PushContext, check_push, load_effective
+from .state import LKG_FILE, RemoteState, StateStore, pushed_file
+
+if TYPE_CHECKING:
+    from ..daemon import Agent
+    from ..mqtt_link import MqttLink
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 30.0
+LOG_REPEAT_S = 600.0            # a repeated rejection is logged at warning once per this long
+
+
+class RemoteService:
+    """Config pushes and remote commands for one ``Agent``."""
+
+    def __init__(self, agent: "Agent") -> None:
+        self.agent = agent
+        self.store: StateStore | None = None
+        self.state = RemoteState()
+        self.local: LocalBasis | None = None
+        self.local_cfg: AgentConfig | None = None
+        self.running: dict[str, Any] = {"source": "local"}   # what config/state says is in effect
+        self.running_text = ""
+        self.wake = asyncio.Event()          # set on every broker connection
+        self._push_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self._rejected: deque[str] = deque(maxlen=32)   # envelope hashes refused, in memory only
+        self._commands_seen: dict[str, float] = {}      # command id -> its not_after
+        self._logged: dict[str, float] = {}
+
+    # -- agent hooks ---------------------------------------------------------------------------
+
+    async def startup(self, local_cfg: AgentConfig) -> AgentConfig:
+        """The config to start with: a pushed one still in effect, else the local file's."""
+        self.store = StateStore(local_cfg.state_dir)
+        self.local_cfg = local_cfg
+        self.local = await asyncio.to_thread(self._read_local, local_cfg)
+        self.state = await asyncio.to_thread(self.store.load)
+        self._run_local(local_cfg)
+        if not local_cfg.remote.enabled or self.state.active is None:
+            return local_cfg
+        pushed = await asyncio.to_thread(self._load_active)
+        if pushed is None:
+            return local_cfg
+        cfg, text = pushed
+        self.running, self.running_text = dict(self.state.active), text
+        log.info("using pushed config v%s (signed by key %s); the local file is %s",
+                 self.state.active.get("version"), self.state.active.get("key_id"), self.local.path)
+        if self.state.confirming:
+            # The agent stopped while a push was being confirmed: give it its full time again.
+            self._spawn(self._confirm_after_restart(cfg), "remote:confirm")
+        return cfg
+
+    async def on_connected(self, link: "MqttLink") -> None:
+        """Forwarder hook, once per broker connection: subscribe and say what config is in effect."""
+        cfg = self.agent.cfg
+        if self.store is None or not cfg.remote.enabled:
+            return
+        topics = Topics(cfg.mqtt.topic_prefix, cfg.site_id)
+        link.subscribe(topics.config_set, self._push_received)
+        link.subscribe(topics.command, self._command_received)
+        self._publish_state(link)
+        self.wake.set()
+
+    async def on_reload(self, local_cfg: AgentConfig) -> AgentConfig:
+        """SIGHUP (also sent by ``config use-local``): the config to apply now."""
+        if self.store is None:
+            return local_cfg
+        self.local_cfg = local_cfg
+        self.local = await asyncio.to_thread(self._read_local, local_cfg)
+        self.state = await asyncio.to_thread(self.store.load)
+        chosen = local_cfg
+        pushed = None
+        if local_cfg.remote.enabled and self.state.active is not None:
+            pushed = await asyncio.to_thread(self._load_active)
+        if pushed is not None:
+            chosen, self.running_text = pushed
+            self.running = dict(self.state.active)
+        else:
+            self._run_local(local_cfg)
+        # Published on the current connection; if applying the config replaces the connection,
+        # on_connected publishes it again on the new one.
+        self._publish_state()
+        return chosen
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def summary(self) -> dict[str, Any]:
+        """For diagnostics: what config is in effect and what happened last."""
+        return {"config": _public(self.running), "highest_version": self.state.highest_version,
+                "confirming": self.state.confirming, "set_aside": self.state.set_aside,
+                "event": self.state.last_event}
+
+    # -- config pushes -------------------------------------------------------------------------
+
+    def _push_received(self, topic: str, payload: bytes) -> None:
+        self._spawn(self._handle_push(payload), "remote:push")
+
+    async def _handle_push(self, payload: bytes) -> None:
+        async with self._push_lock:
+            cfg = self.agent.cfg
+            keys = await asyncio.to_thread(self._trusted_keys, cfg)
+            ctx = PushContext(site_id=cfg.site_id, now=time.time(), trusted_keys=keys,
+                              max_bytes=cfg.remote.max_push_bytes,
+                              highest_version=self.state.highest_version,
+                              handled=frozenset(self.state.handled) | frozenset(self._rejected),
+                              local=self.local or LocalBasis.of(cfg),
+                              confirm_timeout_s=cfg.remote.confirm_timeout_s)
+            decision = check_push(payload, ctx)
+            if isinstance(decision, Ignored):
+                log.debug("config push ignored: %s", decision.why)
+            elif isinstance(decision, Rejection):
+                await self._rejected_push(decision, sha256_hex(payload))
+            else:
+                await self._apply_push(decision)
+
+    async def _rejected_push(self, rej: Rejection, envelope_sha: str) -> None:
+        self._rejected.append(envelope_sha)
+        self._log_once(f"push:{rej.reason}", "config push refused (%s): %s%s; running config kept",
+                       rej.reason, rej.detail, "".join(f"\n  {p}" for p in rej.problems))
+        event = {"type": "rejected", **rej.to_dict(), "at": time.time()}
+        await self._update(lambda s: setattr(s, "last_event", event))
+        self._publish_state()
+
+    async def _apply_push(self, acc: Accepted) -> None:
+        assert self.store is not None
+        cfg = self.agent.cfg
+        version, timeout = acc.meta.version, cfg.remote.confirm_timeout_s
+        prev_cfg, prev_running, prev_text = self.agent.cfg, self.running, self.running_text
+        now = time.time()
+        meta = {"source": "push", **asdict(acc.meta), "applied_at": now, "file": pushed_file(version)}
+        lkg = {**prev_running, "file": LKG_FILE}
+        await asyncio.to_thread(self.store.write_config, meta["file"], acc.text)
+        await asyncio.to_thread(self.store.write_config, LKG_FILE, prev_text)
+
+        def record(s: RemoteState) -> None:
+            s.highest_version = version
+            s.active = s.latest_push = meta
+            s.last_known_good = lkg
+            s.confirming = {"version": version, "since": now, "timeout_s": timeout}
+            s.set_aside = None
+            s.remember(acc.meta.envelope_sha256)
+            s.last_event = {"type": "applying", "version": version, "key_id": acc.meta.key_id,
+                            "at": now}
+        await self._update(record)
+        log.info("applying pushed config v%d (signed by key %s, sha256 %s); rolling back unless "
+                 "the broker is reached within %g s", version, acc.meta.key_id, acc.meta.sha256[:12],
+                 timeout)
+
+        async def apply() -> None:
+            self.running, self.running_text = meta, acc.text
+            await self.agent.apply_config(acc.config)
+
+        async def revert() -> None:
+            await self._rollback(version, timeout, prev_cfg, lkg, prev_text)
+
+        if await commit_confirmed(apply=apply, revert=revert, reached=lambda: self._reached(acc.config),
+                                  wake=self.wake, timeout_s=timeout):
+            await self._confirmed(version)
+
+    async def _confirm_after_restart(self, cfg: AgentConfig) -> None:
+        async with self._push_lock:
+            confirming = self.state.confirming or {}
+            version = confirming.get("version")
+            timeout = self.agent.cfg.remote.confirm_timeout_s
+            if await wait_for_broker(lambda: self._reached(cfg), self.wake, timeout):
+                await self._confirmed(version)
+                return
+            lkg = self.state.last_known_good or {"source": "local"}
+            target, text = self.local_cfg, self.local.text if self.local else ""
+            if lkg.get("source") == "push":
+                lkg_text = await asyncio.to_thread(self.store.read_config, LKG_FILE)
+                try:
+                    target = load_effective(lkg_text or "", self.local, source="last-known-good")
+                    text = lkg_text or ""
+                except ConfigError as exc:
+                    log.error("last-known-good config unusable (%s); using the local file", exc)
+                    lkg = {"source": "local"}
+            await self._rollback(version, timeout, target, lkg, text)
+
+    async def _confirmed(self, version: int | None) -> None:
+        log.info("pushed config v%s confirmed: the broker is reachable with it", version)
+        event = {"type": "applied", "version": version, "key_id": self.running.get("key_id"),
+                 "sha256": self.running.get("sha256"), "at": time.time()}
+
+        def record(s: RemoteState) -> None:
+            s.confirming = None
+            s.last_event = event
+        await self._update(record)
+        self._publish_state()
+
+    async def _rollback(self, version: int | None, timeout: float, target: AgentConfig,
+                        lkg: dict[str, Any], text: str) -> None:
+        link = self.agent.forwarder.state if self.agent.forwarder else None
+        brokers = ", ".join(f"{b.host}:{b.port}" for b in self.agent.cfg.mqtt.brokers)
+        detail = f"could not reach the broker ({brokers}) within {timeout:g} s with config v{version}"
+        if link is not None and link.last_error:
+            detail += f"; last error: {link.last_error}"
+        log.error("%s: going back to the last-known-good config", detail)
+        await self.agent.apply_config(target)
+        self.running, self.running_text = ({**lkg, "applied_at": time.time()}, text)
+        event = {"type": "rolled_back", "version": version, "reason": "broker_unreachable",
+                 "detail": detail, "at": time.time()}
+
+        def record(s: RemoteState) -> None:
+            s.active = self.running if lkg.get("source") == "push" else None
+            s.confirming = None
+            s.last_event = event
+        await self._update(record)
+        # Reported by on_connected once the old config is back on the broker (or now if it is).
+        self._publish_state()
+
+    def _reached(self, cfg: AgentConfig) -> bool:
+        """Connected to the broker with ``cfg``'s MQTT settings (not an older connection)."""
+        f = self.agent.forwarder
+        return (f is not None and f.state.connected and f.link is not None
+                and not f.link.lost.is_set() and f.cfg.mqtt == cfg.mqtt
+                and f.cfg.site_id == cfg.site_id)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _command_received(self, topic: str, payload: bytes) -> None:
+        self._spawn(self._handle_command(payload), "remote:command")
+
+    async def _handle_command(self, payload: bytes) -> None:
+        cfg = self.agent.cfg
+        now = time.time()
+        self._commands_seen = {k: t for k, t in self._commands_seen.items() if t >= now}
+        keys = await asyncio.to_thread(self._trusted_keys, cfg)
+        ctx = CommandContext(site_id=cfg.site_id, now=now, trusted_keys=keys,
+                             max_bytes=cfg.remote.max_push_bytes,
+                             seen_ids=frozenset(self._commands_seen),
+                             devices=frozenset(self.agent.pollers))
+        decision = check_command(payload, ctx)
+        if isinstance(decision, Ignored):
+            return
+        if isinstance(decision, Rejection):
+            self._log_once(f"cmd:{decision.reason}", "remote command refused (%s): %s",
+                           decision.reason, decision.detail)
+            self._publish_result({"id": decision.command_id, "ok": False, **decision.to_dict()})
+            return
+        self._commands_seen[decision.id] = decision.not_after
+        log.info("remote command %s (%s, key %s)", decision.name, decision.id, decision.key_id)
+        try:
+            result = await self._execute(decision)
+        except (AgentError, OSError, asyncio.TimeoutError) as exc:
+            self._publish_result({"id": decision.id, "command": decision.name, "ok": False,
+                                  "reason": "failed", "detail": f"{exc.__class__.__name__}: {exc}"})
+            return
+        self._publish_result({"id": decision.id, "command": decision.name, "ok": True,
+                              "result": result})
+
+    async def _execute(self, cmd: CommandAccepted) -> dict[str, Any]:
+        action = cmd.action
+        if isinstance(action, PollNow):
+            await self.agent.poll_now(action.device)
+            return {"devices": sorted(n for n in self.agent.pollers if action.device in (None, n))}
+        link, topics = self._link()
+        if link is None:
+            raise AgentError("not connected to the broker")
+        if isinstance(action, Diagnostics):
+            snapshot = await self.agent.status_snapshot()
+            snapshot["remote"] = self.summary()
+            payload = json.dumps(snapshot, default=str, separators=(",", ":")).encode()
+            await asyncio.wait_for(link.publish(topics.diagnostics, payload), PUBLISH_TIMEOUT_S)
+            return {"topic": topics.diagnostics, "bytes": len(payload)}
+        assert isinstance(action, Resend)
+        return await self._resend(link, topics, action)
+
+    async def _resend(self, link: "MqttLink", topics: Topics, action: Resend) -> dict[str, Any]:
+        cfg = self.agent.cfg
+        batch = cfg.mqtt.batch_max_readings
+        after, resent = action.first_seq - 1, 0
+        while True:
+            rows = await self.agent.store.fetch(after, batch, action.last_seq)
+            if not rows:
+                break
+            enc = encode_batch(rows, site=cfg.site_id, boot=self.agent.boot_id,
+                               compress=cfg.buffer.compression == "zlib")
+            await asyncio.wait_for(link.publish(topics.backlog, enc.payload,
+                                                content_type=enc.content_type), PUBLISH_TIMEOUT_S)
+            resent += enc.count
+            after = rows[-1].seq
+        requested = action.last_seq - action.first_seq + 1
+        return {"first_seq": action.first_seq, "last_seq": action.last_seq, "resent": resent,
+                "not_in_buffer": requested - resent}
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def _link(self) -> tuple["MqttLink | None", Topics]:
+        cfg = self.agent.cfg
+        f = self.agent.forwarder
+        link = f.link if f is not None and f.state.connected else None
+        return link, Topics(cfg.mqtt.topic_prefix, cfg.site_id)
+
+    def state_doc(self) -> dict[str, Any]:
+        """The retained config state: what is in effect, the newest version, the last event."""
+        s = self.state
+        return {"v": 1, "site": self.agent.cfg.site_id, "ts": round(time.time(), 3),
+                "state": "confirming" if s.confirming else "applied" if s.active else "local",
+                "config": _public(self.running), "highest_version": s.highest_version,
+                "latest_push": _public(s.latest_push), "set_aside": s.set_aside,
+                "event": s.last_event}
+
+    def _publish_state(self, link: "MqttLink | None" = None) -> None:
+        topics = self._link()[1]
+        link = link or self._link()[0]
+        if link is None:
+            return   # on_connected publishes it when the broker is back
+        payload = json.dumps(self.state_doc(), separators=(",", ":"), default=str).encode()
+        link.publish(topics.config_state, payload, retain=True).add_done_callback(_publish_done)
+
+    def _publish_result(self, doc: dict[str, Any]) -> None:
+        link, topics = self._link()
+        if link is None:
+            log.warning("command result not published: not connected to the broker")
+            return
+        doc = {"v": 1, "site": self.agent.cfg.site_id, "at": round(time.time(), 3), **doc}
+        payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
+        link.publish(topics.command_result, payload).add_done_callback(_publish_done)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _read_local(self, local_cfg: AgentConfig) -> LocalBasis:
+        path = self.agent.config_path
+        if path:
+            try:
+                return LocalBasis.read(path)
+            except ConfigError as exc:
+                log.error("cannot read the local config for remote management: %s", exc)
+        return LocalBasis.of(local_cfg)
+
+    def _run_local(self, local_cfg: AgentConfig) -> None:
+        text = self.local.text if self.local else ""
+        self.running = {"source": "local", "sha256": sha256_hex(text.encode()) if text else None,
+                        "applied_at": time.time()}
+        self.running_text = text
+
+    def _load_active(self) -> tuple[AgentConfig, str] | None:
+        """The pushed config in effect, re-validated against today's local file; None if unusable
+        (the state then records that the local file took over)."""
+        assert self.store is not None and self.state.active is not None
+        active = self.state.active
+        text = self.store.read_config(active.get("file"))
+        try:
+            if text is None:
+                raise ConfigError([f"{active.get('file')}: missing from the state directory"])
+            if active.get("sha256") and sha256_hex(text.encode()) != active["sha256"]:
+                raise ConfigError([f"{active.get('file')}: content does not match its recorded hash"])
+            return load_effective(text, self.local, source=f"pushed v{active.get('version')}"), text
+        except ConfigError as exc:
+            log.error("pushed config v%s cannot be used (%s); using the local file instead",
+                      active.get("version"), "; ".join(exc.problems))
+            event = {"type": "local_fallback", "version": active.get("version"),
+                     "detail": "the pushed config no longer validates with this site's local file",
+                     "problems": exc.problems, "at": time.time()}
+
+            def record(s: RemoteState) -> None:
+                s.active = s.confirming = None
+                s.last_event = event
+            self.state = self.store.update(record)
+            return None
+
+    def _trusted_keys(self, cfg: AgentConfig):
+        keys, problems = load_trusted_keys(cfg.remote.trusted_keys_dir)
+        for p in problems:
+            self._log_once(f"key:{p}", "trusted key ignored: %s", p)
+        return keys
+
+    async def _update(self, change) -> None:
+        assert self.store is not None
+        self.state = await asyncio.to_thread(self.store.update, change)
+
+    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        last = self._logged.get(key)
+        level = logging.WARNING if last is None or now - last > LOG_REPEAT_S else logging.DEBUG
+        if level == logging.WARNING:
+            self._logged[key] = now
+        log.log(level, msg, *args)
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+def _public(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A config's meta without local file names."""
+    if meta is None:
+        return None
+    return {k: v for k, v in meta.items() if k != "file"}
+
+
+def _publish_done(fut: asyncio.Future) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.debug("remote management publish not acknowledged: %s", fut.exception())

@@ -17,17 +17,38 @@ by a cheap serial server), its unit id, and a list of ``[[devices.registers]]``,
       scale = 0.1
       unit = "V"
 
-Everything is checked here, once, and every problem is reported with its key path. Addresses are
-converted to the 0-based "wire" address sent in the request; the address as written is kept for
-messages, so a technician reads the number from the manual back in the error.
+Or, for a model with a profile (agent/profiles/*.toml, see docs/modbus-profiles.md), only::
+
+    [[devices]]
+    name = "meter"
+    kind = "modbus"
+    transport = "rtu"
+    serial_port = "/dev/ttyUSB0"
+    unit_id = 1
+    profile = "eastron-sdm630"    # its registers, address_base, order and read limits
+    # profiles_dir = "/etc/clinic-agent/profiles"   # modbus-eastron-sdm630.toml here wins
+
+      [[devices.registers]]       # optional: add registers, or replace the profile's by name
+      name = "current.n"
+      address = 30225
+      type = "float32"
+      unit = "A"
+
+Everything is checked here, once, and every problem is reported with its key path (a problem in a
+profile file names the device, the profile and the file). Addresses are converted to the 0-based
+"wire" address sent in the request; the address as written is kept for messages, so a technician
+reads the number from the manual back in the error.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 
+from . import modbus_profiles
 from .fields import Table, show
+from .modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
 TABLES = ("holding", "input", "coil", "discrete")
@@ -102,6 +123,7 @@ class ModbusSettings:
     max_gap: int
     address_base: int | str         # 0, 1 or "modicon"
     registers: tuple[RegisterSpec, ...]
+    profile: ProfileInfo | None = None
 
     @property
     def where(self) -> str:
@@ -120,7 +142,8 @@ def parse(t: Table) -> ModbusSettings:
     """Validate the modbus keys of one ``[[devices]]`` table (``t``).
 
     Problems are recorded on ``t``'s problem list with their key paths; the caller (devices.py)
-    checks the device table for unknown keys, this function checks each register table.
+    checks the device table for unknown keys, this function checks each register table (and
+    those of the device's profile, if it has one).
     """
     transport = t.str("transport", "tcp", choices=TRANSPORTS)
     serial = transport == "rtu"
@@ -162,39 +185,68 @@ def parse(t: Table) -> ModbusSettings:
         unit_id = t.int("unit_id", 1, min=1, max=247)
     default_gap = 0 if transport == "tcp" else DEFAULT_RTU_FRAME_GAP_MS
     frame_gap_ms = t.int("frame_gap_ms", default_gap, min=0, max=5000)
-    max_per_read = t.int("max_registers_per_read", MAX_REGISTERS_PER_READ, min=1,
-                         max=MAX_REGISTERS_PER_READ)
-    max_gap = t.int("max_gap", 8, min=0, max=MAX_REGISTERS_PER_READ)
-    address_base = _address_base(t)
 
-    registers = _parse_registers(t, address_base, max_per_read)
+    profile = _load_profile(t)
+    # A profile's settings are the device's defaults; the device's own keys still win.
+    max_per_read = t.int("max_registers_per_read",
+                         profile.max_registers_per_read if profile else MAX_REGISTERS_PER_READ,
+                         min=1, max=MAX_REGISTERS_PER_READ)
+    max_gap = t.int("max_gap", profile.max_gap if profile else 8, min=0,
+                    max=MAX_REGISTERS_PER_READ)
+    address_base = _address_base(t, profile.address_base if profile else 0)
+    # ``order`` on the device itself: the word/byte order of its registers that do not say.
+    order = _parse_order(t, profile.order if profile else ORDERS["ABCD"])
+
+    if profile is None:
+        # A profile that could not be used was reported already: no "registers missing" too.
+        asked = t.has("profile")
+        tables = t.tables("registers", required=not asked)
+        if t.has("registers") and isinstance(t.raw("registers"), list) and not tables \
+                and not asked:
+            t.problem("registers", "expected at least one [[devices.registers]] entry")
+        registers = _unique(_parse_registers(tables, address_base, max_per_read or 1, order))
+    else:
+        # The profile's addresses are numbered as in its source document, whatever numbering
+        # the device entry uses for registers of its own.
+        inherited = _parse_registers(profile.register_tables, profile.address_base,
+                                     max_per_read or 1, profile.order)
+        own = _parse_registers(t.tables("registers"), address_base, max_per_read or 1, order)
+        replaced = {spec.name for spec, _ in own}
+        registers = _unique([(s, rt) for s, rt in inherited if s.name not in replaced] + own)
 
     return ModbusSettings(
         transport=transport or "tcp", host=host, port=port, serial_port=serial_port,
         baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize,
         unit_id=unit_id, frame_gap_ms=frame_gap_ms, max_registers_per_read=max_per_read,
-        max_gap=max_gap, address_base=address_base, registers=tuple(registers))
+        max_gap=max_gap, address_base=address_base, registers=tuple(registers),
+        profile=profile.info if profile else None)
 
 
-def _address_base(t: Table) -> int | str:
-    raw = t.raw("address_base", 0)
+def _address_base(t: Table, default: int | str = 0) -> int | str:
+    raw = t.raw("address_base", default)
     if raw in (0, 1, "modicon") and not isinstance(raw, bool):
         return raw
     t.problem("address_base", f'expected 0, 1 or "modicon", got {show(raw)}')
-    return 0
+    return default
 
 
-def _parse_registers(t: Table, address_base: int | str, max_per_read: int) -> list[RegisterSpec]:
-    tables = t.tables("registers", required=True)
-    if t.has("registers") and isinstance(t.raw("registers"), list) and not tables:
-        t.problem("registers", "expected at least one [[devices.registers]] entry")
+def _parse_registers(tables: list[Table], address_base: int | str, max_per_read: int,
+                     order: tuple[str, str]) -> list[tuple[RegisterSpec, Table]]:
+    """Each valid register with the table it came from (for messages about it)."""
+    out: list[tuple[RegisterSpec, Table]] = []
+    for rt in tables:
+        spec = _parse_register(rt, address_base, max_per_read, order)
+        rt.finish()
+        if spec is not None:
+            out.append((spec, rt))
+    return out
+
+
+def _unique(registers: list[tuple[RegisterSpec, Table]]) -> list[RegisterSpec]:
+    """The specs, after checking that every metric (flags included) has one source."""
     specs: list[RegisterSpec] = []
     names: dict[str, str] = {}
-    for rt in tables:
-        spec = _parse_register(rt, address_base, max_per_read)
-        rt.finish()
-        if spec is None:
-            continue
+    for spec, rt in registers:
         for metric in [spec.name] + [f"{spec.name}.{flag}" for _, flag in spec.flags]:
             if metric in names:
                 rt.problem("name", f"{show(metric)} is already used by {names[metric]}")
@@ -203,8 +255,100 @@ def _parse_registers(t: Table, address_base: int | str, max_per_read: int) -> li
     return specs
 
 
-def _parse_register(rt: Table, address_base: int | str,
-                    max_per_read: int) -> RegisterSpec | None:
+# -- profiles -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Profile:
+    """A profile file, read and checked except for its registers (parsed with the device's)."""
+
+    info: ProfileInfo
+    address_base: int | str
+    order: tuple[str, str]
+    max_registers_per_read: int
+    max_gap: int
+    register_tables: list[Table]
+
+
+class _ProfileTable(Table):
+    """A profile file's top level: its problems read ``devices[0].profile "x" (FILE): key: ...``."""
+
+    def key_path(self, key: str) -> str:
+        return f"{self.path}: {key}"
+
+
+def _load_profile(t: Table) -> _Profile | None:
+    """The profile named by the device's ``profile`` key, or None (none asked, or unusable)."""
+    profiles_dir = None
+    if t.has("profiles_dir"):
+        own_dir = t.str("profiles_dir", pattern=r"/.*",
+                        what='an absolute directory path, e.g. "/etc/clinic-agent/profiles"')
+        why = modbus_profiles.check_profiles_dir(own_dir) if own_dir else None
+        if why:
+            t.problem("profiles_dir", why)
+        profiles_dir = own_dir if own_dir and not why else None
+        if not t.has("profile"):
+            t.problem("profiles_dir", 'is only used with profile = "..."')
+    if not t.has("profile"):
+        return None
+    name = t.str("profile", pattern=PROFILE_NAME_PATTERN,
+                 what='a profile name like "eastron-sdm630"')
+    if name is None:
+        return None
+    try:
+        found = modbus_profiles.read(name, profiles_dir)
+    except modbus_profiles.ProfileNotReadable as exc:
+        t.problem("profile", str(exc))
+        return None
+    if found is None:
+        names = ", ".join(modbus_profiles.available(profiles_dir)) or "none"
+        where = f"shipped with the agent or in {profiles_dir}" if profiles_dir else \
+            "shipped with the agent"
+        t.problem("profile", f"no profile named {show(name)}; available ({where}): {names}")
+        return None
+    text, where, shipped = found
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        t.problem("profile", f"{show(name)} ({where}) is not valid TOML: {exc}")
+        return None
+
+    pt = _ProfileTable(t.problems, data, f"{t.key_path('profile')} {show(name)} ({where})")
+    description = pt.str("description")
+    kind = pt.str("kind", choices=("ups", "meter"))
+    source = _parse_source(pt.table("source", required=True))
+    address_base = _address_base(pt, 0)
+    order = _parse_order(pt, ORDERS["ABCD"])
+    max_per_read = pt.int("max_registers_per_read", MAX_REGISTERS_PER_READ, min=1,
+                          max=MAX_REGISTERS_PER_READ)
+    max_gap = pt.int("max_gap", 8, min=0, max=MAX_REGISTERS_PER_READ)
+    register_tables = pt.tables("registers", required=True)
+    pt.finish()
+    info = ProfileInfo(name=name, where=where, shipped=shipped, description=description or "",
+                       kind=kind or "", source=source)
+    return _Profile(info=info, address_base=address_base, order=order,
+                    max_registers_per_read=max_per_read or MAX_REGISTERS_PER_READ,
+                    max_gap=8 if max_gap is None else max_gap,
+                    register_tables=register_tables)
+
+
+def _parse_source(st: Table) -> ProfileSource:
+    """A profile's ``[source]``: the document its addresses were checked against."""
+    title = st.str("title", what="the document's title, as printed on it")
+    version = st.str("version", what="the document's version and/or date")
+    url = st.str("url", "", pattern=r"https?://\S+", what="an http(s) address")
+    path = st.str("path", "")
+    notes = st.str("notes", "")
+    if not url and not path and not st.has("url"):
+        st.problem("url", "is required (or path, for a map kept in this repository)")
+    st.finish()
+    return ProfileSource(title=title or "", version=version or "", url=url or "",
+                         path=path or "", notes=notes or "")
+
+
+# -- one register -------------------------------------------------------------------------------
+
+def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
+                    default_order: tuple[str, str] = ("big", "big")) -> RegisterSpec | None:
     ok = True
     name = rt.str("name", pattern=METRIC_NAME_PATTERN,
                   what="a metric name of dotted lowercase words, e.g. \"battery.charge\"")
@@ -247,7 +391,7 @@ def _parse_register(rt: Table, address_base: int | str,
     if type_ in TYPE_WIDTH:
         count = TYPE_WIDTH[type_]
 
-    word_order, byte_order = _parse_order(rt)
+    word_order, byte_order = _parse_order(rt, default_order)
 
     numeric = type_ in INTEGER_TYPES or type_ in ("float32", "float64")
     scale = rt.float("scale", 1.0)
@@ -311,17 +455,20 @@ def _parse_address(rt: Table, address_base: int | str, table: str | None,
     return raw - lo, table, f"{table} {'bit' if table in BIT_TABLES else 'register'} {raw}"
 
 
-def _parse_order(rt: Table) -> tuple[str, str]:
-    """Word and byte order from either ``order = "CDAB"`` or ``word_order``/``byte_order``."""
+def _parse_order(rt: Table, default: tuple[str, str] = ("big", "big")) -> tuple[str, str]:
+    """Word and byte order from either ``order = "CDAB"`` or ``word_order``/``byte_order``.
+
+    ``default`` applies where neither is given: the device's (or profile's) own ``order``.
+    """
     if rt.has("order"):
         order = rt.str("order", choices=tuple(ORDERS))
         if rt.has("word_order") or rt.has("byte_order"):
             rt.raw("word_order"), rt.raw("byte_order")
             rt.problem("order", "use either order or word_order/byte_order, not both")
-        return ORDERS.get(order or "ABCD", ("big", "big"))
-    word = rt.str("word_order", "big", choices=("big", "little"))
-    byte = rt.str("byte_order", "big", choices=("big", "little"))
-    return word or "big", byte or "big"
+        return ORDERS[order] if order else default
+    word = rt.str("word_order", default[0], choices=("big", "little"))
+    byte = rt.str("byte_order", default[1], choices=("big", "little"))
+    return word or default[0], byte or default[1]
 
 
 def _parse_code_table(rt: Table, key: str, type_: str | None,

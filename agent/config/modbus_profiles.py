@@ -1,0 +1,111 @@
+"""Device profiles: register maps of known UPS and meter models, shipped as TOML data files.
+
+A ``kind = "modbus"`` device may say ``profile = "eastron-sdm630"`` instead of listing its
+registers. The profile is the file ``modbus-eastron-sdm630.toml``, looked up first in the
+device's ``profiles_dir`` and then among the profiles shipped in ``agent/profiles/``, so a clinic
+can fix or extend a shipped profile without waiting for a release. The ``modbus-`` prefix lets
+Modbus and SNMP profiles (``snmp-*.toml``, config/snmp_profiles.py) share one directory. Every profile maps the
+vendor's registers onto the common metric names of docs/modbus-profiles.md and cites the public
+document it was taken from.
+
+This module only finds and reads the files; ``config/modbus.py`` validates their content with the
+same rules (and the same messages) as registers written in the config itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+PROFILE_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
+FILE_PREFIX = "modbus-"
+SUFFIX = ".toml"
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    """The public document a profile was taken from."""
+
+    title: str
+    version: str                    # document version and/or date
+    url: str                        # where to get it ("" for a file of this repository)
+    path: str = ""                  # a file of this repository, for profiles of our own maps
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    """Which profile a device uses, where it came from, and what it was taken from."""
+
+    name: str
+    where: str                      # the file it was read from, for messages
+    shipped: bool                   # False: a file of the clinic's profiles_dir
+    description: str
+    kind: str                       # "ups" or "meter"
+    source: ProfileSource
+
+
+class ProfileNotReadable(Exception):
+    """A profile file exists but cannot be read; the message says why in plain words."""
+
+
+def shipped_dir() -> Path:
+    """The directory of the profiles that ship with the agent (package data)."""
+    return Path(str(resources.files("agent") / "profiles"))
+
+
+def available(profiles_dir: str | None = None) -> dict[str, str]:
+    """Every profile name there is, each with the file that would be used (profiles_dir wins)."""
+    found: dict[str, str] = {}
+    for directory in (shipped_dir(), Path(profiles_dir) if profiles_dir else None):
+        if directory is None or not directory.is_dir():
+            continue
+        for entry in sorted(directory.iterdir()):
+            name = file_name_to_profile(entry.name)
+            if name and entry.is_file():
+                found[name] = str(entry)
+    return dict(sorted(found.items()))
+
+
+def profile_file_name(name: str) -> str:
+    """The file that holds profile ``name``: ``modbus-NAME.toml``."""
+    return f"{FILE_PREFIX}{name}{SUFFIX}"
+
+
+def file_name_to_profile(file_name: str) -> str | None:
+    """The profile a file holds (``modbus-NAME.toml`` -> NAME), or None for other files."""
+    if not (file_name.startswith(FILE_PREFIX) and file_name.endswith(SUFFIX)):
+        return None
+    name = file_name[len(FILE_PREFIX):-len(SUFFIX)]
+    return name if re.fullmatch(PROFILE_NAME_PATTERN, name) else None
+
+
+def read(name: str, profiles_dir: str | None = None) -> tuple[str, str, bool] | None:
+    """(text, file, shipped) of profile ``name``, or None when there is no such profile.
+
+    Raises ``ProfileNotReadable`` for a file that exists but cannot be read as UTF-8 text.
+    """
+    candidates: list[tuple[Path, bool]] = []
+    if profiles_dir:
+        candidates.append((Path(profiles_dir) / profile_file_name(name), False))
+    candidates.append((shipped_dir() / profile_file_name(name), True))
+    for path, shipped in candidates:
+        if not path.is_file():
+            continue
+        try:
+            return path.read_text(encoding="utf-8"), str(path), shipped
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileNotReadable(f"cannot read {path}: {exc}") from exc
+    return None
+
+
+def check_profiles_dir(path: str) -> str | None:
+    """Why ``path`` cannot serve as a profiles_dir, or None when it can."""
+    if not os.path.isdir(path):
+        return f"{path} is not a directory (create it, or leave profiles_dir out)"
+    if not os.access(path, os.R_OK | os.X_OK):
+        return f"no permission to read {path}"
+    return None

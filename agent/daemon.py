@@ -30,6 +30,7 @@ from .forwarder import Forwarder
 from .poller import DevicePoller
 from .readings import Reading
 from .remote.service import RemoteService
+from .sdnotify import Notifier, watchdog_loop
 from .sources.factory import SourceFactory
 from .store import AsyncStore, ReadingStore
 
@@ -44,8 +45,11 @@ class Agent:
     """One clinic agent. ``await Agent(cfg, config_path=...).run()`` until stopped."""
 
     def __init__(self, cfg: AgentConfig, *, config_path: str | None = None,
-                 monitor_interval_s: float = MONITOR_INTERVAL_S) -> None:
+                 monitor_interval_s: float = MONITOR_INTERVAL_S,
+                 notifier: Notifier | None = None) -> None:
         self.cfg = cfg
+        # systemd (Type=notify): readiness and the watchdog; a no-op outside systemd.
+        self.notifier = notifier if notifier is not None else Notifier.from_env()
         self.config_path = config_path
         self.monitor_interval_s = monitor_interval_s
         self.boot_id = uuid.uuid4().hex[:16]
@@ -64,6 +68,8 @@ class Agent:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # First, so that a slow buffer recovery at start-up is not mistaken for a hang.
+        watchdog = asyncio.create_task(watchdog_loop(self.notifier), name="watchdog")
         Path(self.cfg.state_dir).mkdir(parents=True, exist_ok=True)
         self.cfg = await self.remote.startup(self.cfg)   # a pushed config may be in effect
         raw = await asyncio.to_thread(
@@ -86,10 +92,12 @@ class Agent:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         log.info("agent started: site %s, %d device(s), buffer %s (%d readings waiting)",
                  self.cfg.site_id, len(self.pollers), self.cfg.buffer.path, raw.depth())
+        self.notifier.ready(f"polling {len(self.pollers)} device(s)")
         try:
             await self.stopping.wait()
         finally:
             log.info("stopping")
+            self.notifier.stopping()
             for name in list(self.pollers):
                 await self._stop_poller(name)
             await self.remote.close()
@@ -97,6 +105,7 @@ class Agent:
             await _cancel(self._forwarder_task)
             await self.factory.close()
             await self.store.close()
+            watchdog.cancel()
             log.info("stopped")
 
     def stop(self) -> None:
@@ -106,13 +115,18 @@ class Agent:
         """SIGHUP: re-read the config file; a bad file is reported and the running config kept."""
         if not self.config_path:
             return
+        self.notifier.reloading()
         try:
             cfg = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
+            self.notifier.ready()
             return
         cfg = await self.remote.on_reload(cfg)   # the local file, or a push in effect
-        await self.apply_config(cfg)
+        try:
+            await self.apply_config(cfg)
+        finally:
+            self.notifier.ready(f"polling {len(self.pollers)} device(s)")
 
     async def apply_config(self, cfg: AgentConfig) -> None:
         """Switch to ``cfg`` without a restart; unchanged devices keep polling untouched."""

@@ -37,7 +37,6 @@ from .store import AsyncStore, ReadingStore
 log = logging.getLogger(__name__)
 
 AGENT_DEVICE = "agent"          # the agent's own health readings use this device name
-MONITOR_INTERVAL_S = 30.0
 PENDING_MAX = 20_000            # readings held in memory while the disk refuses writes
 
 
@@ -45,13 +44,11 @@ class Agent:
     """One clinic agent. ``await Agent(cfg, config_path=...).run()`` until stopped."""
 
     def __init__(self, cfg: AgentConfig, *, config_path: str | None = None,
-                 monitor_interval_s: float = MONITOR_INTERVAL_S,
                  notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         # systemd (Type=notify): readiness and the watchdog; a no-op outside systemd.
         self.notifier = notifier if notifier is not None else Notifier.from_env()
         self.config_path = config_path
-        self.monitor_interval_s = monitor_interval_s
         self.boot_id = uuid.uuid4().hex[:16]
         self.clock = ClockGuard()
         self.factory = SourceFactory(state_dir=cfg.state_dir)
@@ -208,16 +205,16 @@ class Agent:
     async def _monitor(self) -> None:
         while True:
             try:
-                dropped = await self.store.call(self.store.store.enforce_bounds,
-                                                clock_trusted=self.clock.trusted_now)
-                del dropped   # counted by the store, published in buffer.dropped_total
+                await self.store.call(self.store.store.mark)
+                # Drops are counted by the store and published in buffer.dropped_total.
+                await self.store.call(self.store.store.enforce_bounds)
                 await self.sink(await self.health_readings())
                 snapshot = await self.status_snapshot()
                 await asyncio.to_thread(_write_json_atomic,
                                         Path(self.cfg.state_dir) / "status.json", snapshot)
             except Exception:
                 log.exception("agent health check failed")
-            await asyncio.sleep(self.monitor_interval_s)
+            await asyncio.sleep(self.cfg.status_interval_s)
 
     async def health_readings(self) -> list[Reading]:
         stats = await self.store.stats()

@@ -96,11 +96,11 @@ def test_a_new_interface_is_named_in_the_poll_that_first_sees_it():
     source = make_source(agent, clock)
     poll(source, 2, clock)
 
-    ports.append(FakeInterface(7, "lte1", in_octets=10))
+    ports.append(FakeInterface(7, "sfp7", in_octets=10))
     agent.set(router_values(ports, uptime_ticks=7_000))
     [samples] = poll(source)
 
-    assert samples["if.lte1.oper_up"] is True
+    assert samples["if.sfp7.oper_up"] is True
     assert "if.if7.oper_up" not in samples
 
 
@@ -168,7 +168,8 @@ def test_an_answer_without_rows_is_a_protocol_error_not_a_hang():
 def test_odd_names_become_safe_distinct_keys():
     ports = [FakeInterface(1, "Gi0/1 (Uplink)"), FakeInterface(2, "ether1"),
              FakeInterface(3, "ETHER1"), FakeInterface(4, "pppoe..out")]
-    [samples] = poll(make_source(FakeAgent(router_values(ports, uptime_ticks=5))))
+    [samples] = poll(make_source(FakeAgent(router_values(ports, uptime_ticks=5)),
+                                 wan_interface="none"))
 
     keys = sorted({m.split(".")[1] for m in samples if m.startswith("if.")})
     assert keys == ["ether1", "ether1_3", "gi0_1_uplink", "pppoe"]

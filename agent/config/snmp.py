@@ -8,8 +8,19 @@ Parsed from a ``[[devices]]`` entry with ``kind = "snmp"``::
     host = "192.168.88.1"
     version = "2c"              # "1", "2c" or "3"
     community = "clinic-ro"     # v1/v2c; better kept in the secrets file
-    interfaces = ["ether1", "re:^wlan"]   # empty = every interface
-    wan_interface = "ether1"    # reported as if.wan.* instead of if.ether1.*
+    interfaces = ["ether1", "re:^wlan", "type:ppp", "alias:uplink"]   # empty = every interface
+    wan_interface = "ether1"    # reported as if.wan.* instead of if.ether1.*; default "auto"
+    profiles = ["system", "if-mib", "host-resources"]   # the default, for routers
+    profiles_dir = "/etc/clinic-agent/profiles"          # more profiles, or replacements
+
+Interface selectors: a plain name matches ifName, ifDescr or ifAlias (any case); ``re:`` a regular
+expression on those; ``alias:`` the ifAlias only; ``type:`` the ifType, by number (``type:23``)
+or IANA name (``type:ppp``, ``type:ethernetCsmacd``).
+
+``wan_interface = "auto"`` (the default) picks the interface carrying the default route when the
+router publishes its route table, else a PPP or cellular interface (ifType ppp/wwanPP), else one
+named like a WAN (pppoe*, wwan*, lte*, wan*): the rules are in the if-mib profile.
+``wan_interface = "none"`` reports no ``if.wan.*``.
 
     # v3 instead of a community:
     # user = "agent", auth_protocol = "sha256", auth_key = "...",
@@ -25,8 +36,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from . import snmp_profiles
 from .fields import Table, show
 from .secret import Secret
+from .snmp_profiles import DEFAULT_PROFILES, PROFILE_NAME_PATTERN, ProfileSet
 
 VERSIONS = ("1", "2c", "3")
 AUTH_PROTOCOLS = ("none", "md5", "sha", "sha224", "sha256", "sha384", "sha512")
@@ -36,25 +49,56 @@ PRIV_PROTOCOLS = ("none", "des", "aes128", "aes192", "aes256", "aes192c", "aes25
 MIN_KEY_LENGTH = 8          # RFC 3414 passphrases; net-snmp refuses shorter ones
 MAX_USER_LENGTH = 32        # SnmpAdminString (SIZE(1..32))
 REGEX_PREFIX = "re:"
+TYPE_PREFIX = "type:"
+ALIAS_PREFIX = "alias:"
+WAN_AUTO = "auto"
+WAN_NONE = "none"
+# IANAifType names a technician may write after "type:" (any case); others by number.
+IF_TYPES = {
+    "other": 1, "ethernetcsmacd": 6, "iso88023csmacd": 7, "fastether": 62, "gigabitethernet": 117,
+    "ppp": 23, "softwareloopback": 24, "propvirtual": 53, "ieee80211": 71, "adsl": 94,
+    "vdsl": 97, "pppmultilinkbundle": 108, "docscablemaclayer": 127, "tunnel": 131,
+    "l2vlan": 135, "l3ipvlan": 136, "ieee8023adlag": 161, "bridge": 209, "wwanpp": 243,
+    "wwanpp2": 244, "vdsl2": 251,
+}
 _V3_ONLY = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key")
 
 
 @dataclass(frozen=True)
 class InterfaceSelector:
-    """Selects interfaces by exact name (ifName, ifDescr or ifAlias; any case) or ``re:`` regex."""
+    """Selects interfaces by exact name (ifName, ifDescr or ifAlias; any case), ``re:`` regex,
+    ``alias:`` label or ``type:`` ifType."""
 
     text: str
     pattern: re.Pattern[str] | None = None
+    if_type: int | None = None
+    alias_only: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "InterfaceSelector":
-        """Build a selector; raises ``re.error`` for a bad ``re:`` expression."""
+        """Build a selector; raises ``ValueError`` (``re.error`` included) for a bad one."""
         if text.startswith(REGEX_PREFIX):
             return cls(text, re.compile(text[len(REGEX_PREFIX):]))
+        if text.startswith(TYPE_PREFIX):
+            word = text[len(TYPE_PREFIX):].strip()
+            if word.isdigit() and int(word) >= 1:
+                return cls(text, if_type=int(word))
+            if word.casefold() in IF_TYPES:
+                return cls(text, if_type=IF_TYPES[word.casefold()])
+            raise ValueError(f"unknown ifType {word!r}: use its number (e.g. type:23) or one of "
+                             + ", ".join(sorted(IF_TYPES)))
+        if text.startswith(ALIAS_PREFIX):
+            return cls(text[len(ALIAS_PREFIX):], alias_only=True)
         return cls(text)
 
-    def matches(self, *names: str) -> bool:
-        """Whether any of the interface's names (name, description, alias, key) is selected."""
+    def matches(self, *names: str, alias: str = "", if_type: int | None = None) -> bool:
+        """Whether the interface with these names (name, description, alias, key), ``alias`` and
+        ``if_type`` is selected."""
+        if self.if_type is not None:
+            return if_type == self.if_type
+        if self.alias_only:
+            return bool(alias) and alias.casefold() == self.text.casefold()
+        names = (*names, alias)
         if self.pattern is not None:
             return any(n and self.pattern.search(n) for n in names)
         wanted = self.text.casefold()
@@ -81,6 +125,9 @@ class SnmpSettings:
     max_repetitions: int = 25
     interfaces: tuple[InterfaceSelector, ...] = ()
     wan_interface: InterfaceSelector | None = None
+    wan_auto: bool = True           # no wan_interface given: recognise the WAN (if-mib profile)
+    profiles: ProfileSet = ProfileSet(names=())
+    profiles_dir: str | None = None
 
     @property
     def security_level(self) -> str:
@@ -99,7 +146,20 @@ def parse(t: Table) -> SnmpSettings:
     retries = t.int("retries", 1, min=0, max=10)
     max_repetitions = t.int("max_repetitions", 25, min=1, max=1000)
     interfaces = _selectors(t)
-    wan = _selector(t, "wan_interface", t.str("wan_interface", None))
+    wan_text = t.str("wan_interface", WAN_AUTO)
+    wan_auto = wan_text == WAN_AUTO
+    wan = None if wan_text in (WAN_AUTO, WAN_NONE) else _selector(t, "wan_interface", wan_text)
+    profiles_dir = snmp_profiles.check_dir(t, "profiles_dir", t.str("profiles_dir", None))
+    names = t.str_list("profiles", DEFAULT_PROFILES) or ()
+    for i, name in enumerate(names):
+        if not re.fullmatch(PROFILE_NAME_PATTERN, name):
+            t.problem(f"profiles[{i}]", f"expected a profile name (lowercase, as in "
+                                        f"snmp-<name>.toml), got {show(name)}")
+    profiles = snmp_profiles.load(t, "profiles", tuple(n for n in names
+                                                      if re.fullmatch(PROFILE_NAME_PATTERN, n)),
+                                  profiles_dir)
+    if not names:
+        t.problem("profiles", "expected at least one profile, e.g. [\"system\", \"if-mib\"]")
 
     community = _secret(t, "community")
     v3 = {key: t.has(key) for key in _V3_ONLY}
@@ -126,7 +186,8 @@ def parse(t: Table) -> SnmpSettings:
         auth_protocol=auth_protocol or "none", auth_key=auth_key,
         priv_protocol=priv_protocol or "none", priv_key=priv_key,
         retries=1 if retries is None else retries, max_repetitions=max_repetitions or 25,
-        interfaces=interfaces, wan_interface=wan)
+        interfaces=interfaces, wan_interface=wan, wan_auto=wan_auto, profiles=profiles,
+        profiles_dir=profiles_dir)
 
 
 def _parse_v3(t: Table) -> tuple[Any, ...]:
@@ -202,4 +263,7 @@ def _selector(t: Table, key: str, text: str | None) -> InterfaceSelector | None:
         return InterfaceSelector.parse(text)
     except re.error as exc:
         t.problem(key, f"expected a valid regular expression after \"re:\", got {show(text)} ({exc})")
+        return None
+    except ValueError as exc:
+        t.problem(key, f"{exc}, got {show(text)}")
         return None

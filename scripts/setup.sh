@@ -37,4 +37,11 @@ fi
 echo "==> installing the agent and test tools into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# snmpsim serves the real-device SNMP recordings to the tests. It needs pysmi, which must stay
+# out of .venv (with pysmi present, pysnmp compiles MIBs on the agent's first request): own venv.
+if [ ! -x .venv-snmpsim/bin/snmpsim-command-responder ]; then
+  echo "==> installing snmpsim into .venv-snmpsim"
+  "$PYTHON" -m venv .venv-snmpsim
+  .venv-snmpsim/bin/python -m pip install -q --disable-pip-version-check "snmpsim>=1.2,<2" "pysmi>=2,<3"
+fi
 echo "==> set-up done"

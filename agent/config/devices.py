@@ -13,6 +13,7 @@ from .fields import Table, show
 from . import host as host_cfg
 from . import modbus as modbus_cfg
 from . import snmp as snmp_cfg
+from . import wan as wan_cfg
 
 DEVICE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
 
@@ -20,6 +21,7 @@ KIND_PARSERS: dict[str, Callable[[Table], Any]] = {
     "snmp": snmp_cfg.parse,
     "modbus": modbus_cfg.parse,
     "host": host_cfg.parse,
+    "wan": wan_cfg.parse,
 }
 
 

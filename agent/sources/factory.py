@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import DeviceConfig
 from . import Source
+from .latest import LatestSamples
 
 
 class SourceFactory:
@@ -12,6 +13,8 @@ class SourceFactory:
     def __init__(self, *, state_dir: str) -> None:
         self.state_dir = state_dir
         self._buses = None
+        # Each device's latest samples, so the WAN check can put the router's view beside its own.
+        self.latest = LatestSamples()
 
     def build(self, device: DeviceConfig) -> Source:
         if device.kind == "host":
@@ -19,7 +22,10 @@ class SourceFactory:
             return HostSource(device, state_dir=self.state_dir)
         if device.kind == "snmp":
             from .snmp import SnmpSource
-            return SnmpSource(device)
+            return SnmpSource(device, latest=self.latest)
+        if device.kind == "wan":
+            from .wan import WanSource
+            return WanSource(device, latest=self.latest)
         if device.kind == "modbus":
             from .modbus import BusPool, ModbusSource
             if self._buses is None:

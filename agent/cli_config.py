@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import load_config
 from .errors import ConfigError
-from .remote.push import LOCAL_ONLY
+from .remote.push import LOCAL_ONLY_NAMES
 from .remote.state import RemoteState, StateStore
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
@@ -140,7 +140,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print("The pushed config and the local file are the same.")
         return EXIT_OK
     sys.stdout.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
-    print(f"# {', '.join(LOCAL_ONLY)}: always taken from the local file, whatever a push says.")
+    print(f"# {', '.join(LOCAL_ONLY_NAMES)}: always taken from the local file, whatever a push says.")
     return EXIT_PROBLEM
 
 

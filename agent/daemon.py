@@ -249,6 +249,7 @@ class Agent:
                        "last_poll": p.health.last_poll, "last_ok": p.health.last_ok,
                        "overruns": p.health.overruns}
                 for name, (p, _) in self.pollers.items()},
+            "remote": self.remote.summary(),   # config in effect: pushed version or local file
         }
 
 

@@ -68,9 +68,11 @@ interval_s = {interval}
 """
 
 
-def pushed_config(*, port: int, interval: float = 0.2, extra: str = "", mqtt_extra: str = "") -> str:
+def pushed_config(*, port: int, interval: float = 0.2, extra: str = "", mqtt_extra: str = "",
+                  status_interval_s: float | None = None) -> str:
     """A fleet-wide config as an operator writes it: no site id, state dir or credentials."""
-    return f"""
+    status = f"status_interval_s = {status_interval_s}\n" if status_interval_s else ""
+    return f"""{status}
 [mqtt]
 host = "127.0.0.1"
 port = {port}

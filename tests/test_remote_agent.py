@@ -17,7 +17,7 @@ import pytest
 from agent.remote.envelope import seal, sha256_hex
 from agent.remote.fleet import command_payload, config_payload
 from agent.wire import decode_payload
-from consumer import readings_from, unique_by_seq
+from consumer import readings_from, unique_by_seq, validate
 from fixtures.agent_proc import AgentProcess
 from fixtures.mosquitto import Recorder
 from fixtures.secure_broker import OPERATOR, SecureBroker
@@ -32,7 +32,10 @@ PC2 = '[[devices]]\nname = "pc2"\nkind = "host"\ninterval_s = 0.3\n'
 # -- helpers -----------------------------------------------------------------------------------
 
 def states(recorder) -> list[dict]:
-    return [json.loads(m.payload) for m in recorder.snapshot() if m.topic == STATE_TOPIC and m.payload]
+    docs = [json.loads(m.payload) for m in recorder.snapshot() if m.topic == STATE_TOPIC and m.payload]
+    for doc in docs:
+        validate("config_state", doc)
+    return docs
 
 
 def wait_state(recorder, match, *, timeout: float = 20, what: str = "config state") -> dict:
@@ -248,6 +251,30 @@ def test_a_push_to_an_unreachable_broker_is_rolled_back_and_reported(secure_brok
     assert "Traceback" not in agent.log()
 
 
+def test_a_crash_during_the_confirm_window_still_ends_in_a_rollback(secure_broker, operator_recorder,
+                                                                    tmp_path):
+    op = Operator(tmp_path)
+    agent = start_site(secure_broker, tmp_path / "site", op, confirm_timeout_s=3)
+    try:
+        wait_state(operator_recorder, lambda d: d["state"] == "local")
+        bad = pushed_config(port=free_port()).replace("connect_timeout_s = 1", "connect_timeout_s = 0.5")
+        ops = secure_broker.client(OPERATOR)
+        since = time.time()
+        ops.publish(f"clinics/{SITE}/config/set", op.push(bad, version=9), retain=True)
+        wait_until(lambda: "applying pushed config v9" in agent.log(), what="the push being applied")
+        agent.kill9()
+        assert remote_state(tmp_path / "site" / "state")["confirming"]["version"] == 9
+        agent.start()
+        doc = wait_event(operator_recorder, "rolled_back", version=9, since=since, timeout=30)
+        assert doc["state"] == "local"
+        assert remote_state(tmp_path / "site" / "state")["active"] is None
+        wait_no_gap(operator_recorder, beyond=max(seqs(operator_recorder)) + 10)
+        assert agent.log().count("applying pushed config v9") == 1
+        ops.close()
+    finally:
+        agent.stop()
+
+
 # -- commands ----------------------------------------------------------------------------------
 
 def _command(site, name: str, args: dict | None = None, *, key=None) -> dict:
@@ -258,7 +285,9 @@ def _command(site, name: str, args: dict | None = None, *, key=None) -> dict:
         return next((json.loads(m.payload) for m in site.recorder.snapshot()
                      if m.topic == f"clinics/{SITE}/cmd/result"
                      and json.loads(m.payload).get("id") == payload["id"]), None)
-    return wait_until(result, what=f"the result of {name}")
+    doc = wait_until(result, what=f"the result of {name}")
+    validate("command_result", doc)
+    return doc
 
 
 def test_diagnostics_publishes_the_status_snapshot(site):

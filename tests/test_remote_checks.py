@@ -177,6 +177,15 @@ def test_a_push_cannot_change_what_only_the_site_sets(op, ctx, line, word):
     assert any(p.startswith(f"{word}: set in the site's local file only") for p in rej.problems)
 
 
+def test_a_push_cannot_move_the_buffer_file(op, ctx, local):
+    text = GOOD + '\n[buffer]\npath = "/tmp/elsewhere.sqlite"\nmax_mb = 50\n'
+    rej = rejected(check_push(op.push(text, version=11, now=NOW), ctx), Reason.INVALID_CONFIG)
+    assert rej.problems == ("buffer.path: set in the site's local file only; a push cannot change it",)
+    site_buffer = dict(local.doc, buffer={"path": "/data/buffer.sqlite"})
+    accepted = check_push(op.push(GOOD, version=11, now=NOW), replace(ctx, local=replace(local, doc=site_buffer)))
+    assert accepted.config.buffer.path == "/data/buffer.sqlite"
+
+
 def test_a_push_cannot_change_the_remote_table(op, ctx):
     text = GOOD + '\n[remote]\ntrusted_keys_dir = "/tmp/evil"\n'
     rej = rejected(check_push(op.push(text, version=11, now=NOW), ctx), Reason.INVALID_CONFIG)

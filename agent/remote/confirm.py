@@ -32,11 +32,18 @@ async def wait_for_broker(reached: Callable[[], bool], wake: asyncio.Event, time
 
 
 async def commit_confirmed(*, apply: Callable[[], Awaitable[None]],
-                           revert: Callable[[], Awaitable[None]], reached: Callable[[], bool],
-                           wake: asyncio.Event, timeout_s: float) -> bool:
-    """Apply, wait for the broker, revert if it never answered. Returns whether it was confirmed."""
-    await apply()
+                           revert: Callable[[str | None], Awaitable[None]],
+                           reached: Callable[[], bool], wake: asyncio.Event, timeout_s: float) -> bool:
+    """Apply, wait for the broker, revert if it never answered. Returns whether it was confirmed.
+
+    ``revert`` gets why when applying itself failed, ``None`` when the broker was not reached.
+    """
+    try:
+        await apply()
+    except Exception as exc:   # whatever broke half-way, the old config must come back
+        await revert(f"could not apply it: {exc.__class__.__name__}: {exc}")
+        return False
     if await wait_for_broker(reached, wake, timeout_s):
         return True
-    await revert()
+    await revert(None)
     return False

@@ -9,7 +9,8 @@ local file it inherits from) comes in a ``PushContext``, and it touches no file,
 Applying the result is ``agent.remote.service``'s job.
 
 What a push inherits from the site's local file, and may not change (``LOCAL_ONLY``): the site id,
-the state directory, the secrets file and the ``[remote]`` table, so one push can serve many sites
+the state directory, the secrets file, the buffer file and the ``[remote]`` table, so one push
+can serve many sites
 and a bad push can neither move a site's identity nor take remote management away from the
 technician. MQTT credentials are never pushed: they stay in the local file or its secrets file.
 """
@@ -30,6 +31,9 @@ from .checks import Ignored, Reason, Rejection, common_checks
 from .envelope import sha256_hex
 
 LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "remote")
+# The buffer file holds readings not yet sent: moving it by push would strand them at the next start.
+LOCAL_ONLY_IN_TABLES = (("buffer", "path"),)
+LOCAL_ONLY_NAMES = (*LOCAL_ONLY[:-1], "buffer.path", "[remote]")
 MAX_VERSION = 2**53          # stays exact in every JSON reader
 CONNECT_MARGIN_S = 2.0       # MqttLink waits connect_timeout_s + 2 s for the broker's answer
 
@@ -175,6 +179,20 @@ def inherit_local(data: dict[str, Any], local_doc: Mapping[str, Any]) -> list[st
             data[key] = local_doc[key]
         else:
             data.pop(key, None)
+    for table, key in LOCAL_ONLY_IN_TABLES:
+        local_t = local_doc.get(table) if isinstance(local_doc.get(table), dict) else {}
+        pushed_t = data.get(table)
+        if isinstance(pushed_t, dict):
+            pushed_t = data[table] = dict(pushed_t)
+            if key in pushed_t and pushed_t[key] != local_t.get(key):
+                problems.append(f"{table}.{key}: set in the site's local file only; a push cannot "
+                                "change it")
+            if key in local_t:
+                pushed_t[key] = local_t[key]
+            else:
+                pushed_t.pop(key, None)
+        elif table not in data and key in local_t:
+            data[table] = {key: local_t[key]}
     mqtt = data.get("mqtt")
     local_mqtt = local_doc.get("mqtt")
     if isinstance(mqtt, dict):

@@ -127,9 +127,8 @@ class RemoteService:
 
     def summary(self) -> dict[str, Any]:
         """For diagnostics: what config is in effect and what happened last."""
-        return {"config": _public(self.running), "highest_version": self.state.highest_version,
-                "confirming": self.state.confirming, "set_aside": self.state.set_aside,
-                "event": self.state.last_event}
+        doc = self.state_doc()
+        return {k: doc[k] for k in ("state", "config", "highest_version", "set_aside", "event")}
 
     # -- config pushes -------------------------------------------------------------------------
 
@@ -191,8 +190,8 @@ class RemoteService:
             self.running, self.running_text = meta, acc.text
             await self.agent.apply_config(acc.config)
 
-        async def revert() -> None:
-            await self._rollback(version, timeout, prev_cfg, lkg, prev_text)
+        async def revert(why: str | None) -> None:
+            await self._rollback(version, timeout, prev_cfg, lkg, prev_text, why=why)
 
         if await commit_confirmed(apply=apply, revert=revert, reached=lambda: self._reached(acc.config),
                                   wake=self.wake, timeout_s=timeout):
@@ -219,6 +218,8 @@ class RemoteService:
             await self._rollback(version, timeout, target, lkg, text)
 
     async def _confirmed(self, version: int | None) -> None:
+        if not self._still_confirming(version):
+            return
         log.info("pushed config v%s confirmed: the broker is reachable with it", version)
         event = {"type": "applied", "version": version, "key_id": self.running.get("key_id"),
                  "sha256": self.running.get("sha256"), "at": time.time()}
@@ -230,17 +231,23 @@ class RemoteService:
         self._publish_state()
 
     async def _rollback(self, version: int | None, timeout: float, target: AgentConfig,
-                        lkg: dict[str, Any], text: str) -> None:
+                        lkg: dict[str, Any], text: str, *, why: str | None = None) -> None:
+        if not self._still_confirming(version):
+            return
         link = self.agent.forwarder.state if self.agent.forwarder else None
         brokers = ", ".join(f"{b.host}:{b.port}" for b in self.agent.cfg.mqtt.brokers)
-        detail = f"could not reach the broker ({brokers}) within {timeout:g} s with config v{version}"
-        if link is not None and link.last_error:
-            detail += f"; last error: {link.last_error}"
+        if why is not None:
+            reason, detail = "apply_failed", f"config v{version}: {why}"
+        else:
+            reason = "broker_unreachable"
+            detail = f"could not reach the broker ({brokers}) within {timeout:g} s with config v{version}"
+            if link is not None and link.last_error:
+                detail += f"; last error: {link.last_error}"
         log.error("%s: going back to the last-known-good config", detail)
         await self.agent.apply_config(target)
         self.running, self.running_text = ({**lkg, "applied_at": time.time()}, text)
-        event = {"type": "rolled_back", "version": version, "reason": "broker_unreachable",
-                 "detail": detail, "at": time.time()}
+        event = {"type": "rolled_back", "version": version, "reason": reason, "detail": detail,
+                 "at": time.time()}
 
         def record(s: RemoteState) -> None:
             s.active = self.running if lkg.get("source") == "push" else None
@@ -249,6 +256,14 @@ class RemoteService:
         await self._update(record)
         # Reported by on_connected once the old config is back on the broker (or now if it is).
         self._publish_state()
+
+    def _still_confirming(self, version: int | None) -> bool:
+        """False once the technician set the push aside (``config use-local``) meanwhile."""
+        confirming = self.state.confirming or {}
+        if confirming.get("version") != version:
+            log.info("pushed config v%s is no longer being confirmed (set aside on site)", version)
+            return False
+        return True
 
     def _reached(self, cfg: AgentConfig) -> bool:
         """Connected to the broker with ``cfg``'s MQTT settings (not an older connection)."""
@@ -277,7 +292,9 @@ class RemoteService:
         if isinstance(decision, Rejection):
             self._log_once(f"cmd:{decision.reason}", "remote command refused (%s): %s",
                            decision.reason, decision.detail)
-            self._publish_result({"id": decision.command_id, "ok": False, **decision.to_dict()})
+            doc = decision.to_dict()
+            doc["id"] = doc.pop("command_id", None)
+            self._publish_result({"ok": False, **doc})
             return
         self._commands_seen[decision.id] = decision.not_after
         log.info("remote command %s (%s, key %s)", decision.name, decision.id, decision.key_id)
@@ -299,8 +316,7 @@ class RemoteService:
         if link is None:
             raise AgentError("not connected to the broker")
         if isinstance(action, Diagnostics):
-            snapshot = await self.agent.status_snapshot()
-            snapshot["remote"] = self.summary()
+            snapshot = await self.agent.status_snapshot()   # includes summary() as "remote"
             payload = json.dumps(snapshot, default=str, separators=(",", ":")).encode()
             await asyncio.wait_for(link.publish(topics.diagnostics, payload), PUBLISH_TIMEOUT_S)
             return {"topic": topics.diagnostics, "bytes": len(payload)}

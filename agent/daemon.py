@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .clock import ClockGuard
 from .config import AgentConfig, load_config
+from .control import ControlServer
 from .errors import ConfigError, StoreError
 from .forwarder import Forwarder
 from .poller import DevicePoller
@@ -61,6 +62,7 @@ class Agent:
         self.forwarder: Forwarder | None = None
         self._forwarder_task: asyncio.Task | None = None
         self.remote = RemoteService(self)    # signed config pushes and remote commands
+        self.control = ControlServer(self)   # the technician CLI's way in (agent.control)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -83,6 +85,7 @@ class Agent:
         for device in self.cfg.devices:
             self._start_poller(device)
         monitor = asyncio.create_task(self._monitor(), name="monitor")
+        await self.control.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
@@ -95,6 +98,7 @@ class Agent:
         finally:
             log.info("stopping")
             self.notifier.stopping()
+            await self.control.close()
             for name in list(self.pollers):
                 await self._stop_poller(name)
             await self.remote.close()
@@ -116,7 +120,8 @@ class Agent:
         try:
             cfg = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+            log.error("reload refused, keeping the running config: %s: %s", exc.source,
+                      "; ".join(exc.problems))   # one line per event in the journal
             self.notifier.ready()
             return
         cfg = await self.remote.on_reload(cfg)   # the local file, or a push in effect
@@ -176,6 +181,7 @@ class Agent:
 
     async def sink(self, readings: list[Reading]) -> None:
         """Commit one poll. If the disk refuses, hold readings in memory (bounded) and retry."""
+        self.control.readings(readings)   # `clinic-agent tail` watchers
         batch = self._pending + readings if self._pending else readings
         try:
             await self.store.commit(batch)

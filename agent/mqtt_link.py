@@ -33,6 +33,15 @@ class PublishRefused(PublishError):
         super().__init__(reason)
 
 
+class ConnectRefused(PublishError):
+    """The broker answered CONNECT with a failure; ``code`` is the MQTT 5 reason code (paho maps
+    MQTT 3.1.1 return codes onto those: 134 bad user name or password, 135 not authorized)."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        self.code = code
+        super().__init__(reason)
+
+
 class LinkLost(PublishError):
     """The connection dropped before the broker acknowledged."""
 
@@ -107,7 +116,8 @@ class MqttLink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self._call(self._resolve_connect, PublishError(f"broker refused the connection: {reason_code}"))
+            self._call(self._resolve_connect, ConnectRefused(
+                f"broker refused the connection: {reason_code}", int(reason_code.value)))
         else:
             size = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
             self.max_packet_size = int(size) if size else None

@@ -82,6 +82,8 @@ class DevicePoller:
         self.health = DeviceHealth()
         self.poll_now = asyncio.Event()
         self._skipped = 0
+        self._overrunning = False   # logged once per streak of overruns, like a failure
+        self._poll_waiters: list[asyncio.Future[list[Reading]]] = []
 
     async def run(self) -> None:
         interval = self.device.interval_s
@@ -95,16 +97,34 @@ class DevicePoller:
                 next_tick += missed * interval
                 self.health.overruns += missed
                 self._skipped += missed
-                log.warning("%s: poll took longer than its %gs interval; skipping %d poll(s)",
-                            self.device.name, interval, missed)
-            self.poll_now.clear()
+                log.log(logging.DEBUG if self._overrunning else logging.WARNING,
+                        "%s: poll took longer than its %gs interval; skipping %d poll(s)",
+                        self.device.name, interval, missed)
+                self._overrunning = True
+            elif self._overrunning:
+                self._overrunning = False
+                log.info("%s: polls fit in their %gs interval again", self.device.name, interval)
+            if not self._poll_waiters:   # asked for during that poll: poll again at once
+                self.poll_now.clear()
             try:
                 await asyncio.wait_for(self.poll_now.wait(), max(next_tick - time.monotonic(), 0))
                 next_tick = time.monotonic()   # an on-demand poll restarts the schedule
             except asyncio.TimeoutError:
                 pass
 
+    async def poll_soon(self) -> list[Reading]:
+        """Ask for a poll now (or right after the one in progress) and return its readings.
+
+        It is a regular poll of this loop, stored like any other and never concurrent with a
+        scheduled one: the control socket uses it so the CLI needs no second connection.
+        """
+        waiter: asyncio.Future[list[Reading]] = asyncio.get_running_loop().create_future()
+        self._poll_waiters.append(waiter)
+        self.poll_now.set()
+        return await waiter
+
     async def poll(self) -> list[Reading]:
+        waiters, self._poll_waiters = self._poll_waiters, []   # those asked before it started
         readings, status, reason = await poll_once(self.device, self.source, self.clock)
         if self._skipped:
             # Says on the record, not only in the log, that polls were skipped before this one.
@@ -114,6 +134,9 @@ class DevicePoller:
             self._skipped = 0
         self._record(status, reason, readings)
         await self.sink(readings)
+        for waiter in waiters:
+            if not waiter.done():   # its asker may have given up
+                waiter.set_result(readings)
         return readings
 
     def _record(self, status: str, reason: str, readings: list[Reading]) -> None:
@@ -128,7 +151,9 @@ class DevicePoller:
             h.consecutive_failures = 0
         else:
             h.consecutive_failures += 1
-            if h.consecutive_failures == 1 or reason != h.reason:
+            # Once per failure and per change of status; not per change of wording (a reason
+            # may quote the bytes a device sent, which differ at every poll).
+            if h.consecutive_failures == 1 or status != h.status:
                 log.warning("%s: %s: %s", self.device.name, status, reason)
             else:
                 log.debug("%s: still %s: %s", self.device.name, status, reason)

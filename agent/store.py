@@ -402,3 +402,80 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- read-only access (the technician CLI, while the agent may be writing) -------------------------
+
+@dataclass(frozen=True)
+class BufferSummary:
+    """What ``clinic-agent buffer`` shows, read from the file without the agent's help."""
+
+    path: str
+    depth: int
+    oldest_ts: float | None
+    newest_ts: float | None
+    last_seq: int
+    dropped_total: int
+    rejected: int
+    file_bytes: int
+
+
+def open_read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open the buffer for reading only, creating no file.
+
+    Beside a running agent (its -wal exists) WAL lets a read-only connection see a consistent
+    snapshot. Without one the file is opened immutable: a plain read-only open would create
+    -wal and -shm files owned by whoever runs the CLI (root, with sudo), which the agent's own
+    user could then not open.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no buffer file at {path}")
+    uri = path.resolve().as_uri()
+    mode = "mode=ro" if Path(str(path) + "-wal").exists() else "immutable=1"
+    try:
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=5)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+
+
+def summarize(path: str | os.PathLike[str]) -> BufferSummary:
+    """Depth, age, drops and size of the buffer at ``path`` (opened read-only)."""
+    conn = open_read_only(path)
+    try:
+        q = lambda sql: conn.execute(sql).fetchone()   # noqa: E731
+        depth, oldest, newest = q("SELECT COUNT(*), MIN(ts), MAX(ts) FROM readings")
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN "
+                                 "('last_seq', 'dropped_total')").fetchall())
+        rejected = q("SELECT COUNT(*) FROM rejected")[0]
+        first = q("SELECT ts FROM readings ORDER BY seq LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    finally:
+        conn.close()
+    return BufferSummary(path=str(path), depth=depth, oldest_ts=first[0] if first else oldest,
+                         newest_ts=newest, last_seq=int(meta.get("last_seq") or 0),
+                         dropped_total=int(meta.get("dropped_total") or 0), rejected=rejected,
+                         file_bytes=_file_bytes(Path(path)))
+
+
+def readings_between(path: str | os.PathLike[str], start: float | None, end: float | None, *,
+                     rejected: bool = False) -> Iterable[tuple[StoredReading, str]]:
+    """Readings waiting in the buffer (or set aside, with ``rejected``) stamped in
+    [start, end), oldest first, each with why it was set aside ("" for waiting ones)."""
+    conn = open_read_only(path)
+    table, why = ("rejected", "why") if rejected else ("readings", "''")
+    try:
+        cur = conn.execute(
+            f"SELECT seq, ts, device, metric, value, unit, flags, {why} FROM {table} "
+            "WHERE ts >= ? AND ts < ? ORDER BY seq",
+            (start if start is not None else float("-inf"),
+             end if end is not None else float("inf")))
+        for row in cur:
+            yield _row(row[:7]), row[7]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    finally:
+        conn.close()

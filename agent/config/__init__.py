@@ -69,6 +69,8 @@ class AgentConfig:
     devices: tuple[DeviceConfig, ...]
     log_level: str = "info"
     remote: RemoteConfig = RemoteConfig()
+    status_interval_s: float = 30.0
+    control_socket: str = ""     # "" = <state_dir>/control.sock (see agent.control)
     source: str = field(default="config", compare=False)
 
     def device(self, name: str) -> DeviceConfig | None:
@@ -148,6 +150,9 @@ def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     root.str("secrets_file", "")
     log_level = root.str("log_level", "info", choices=("debug", "info", "warning", "error"))
     status_interval_s = root.float("status_interval_s", 30.0, min=0.1, max=3600)
+    # The technician CLI reaches the running agent here; 107 bytes is the Unix socket limit.
+    control_socket = root.str("control_socket", "", pattern=r"(/\S{1,106})?",
+                              what="an absolute path of at most 107 characters, or \"\"")
     mqtt = _parse_mqtt(root.table("mqtt", required=True), site_id or "unknown")
     buffer = _parse_buffer(root.table("buffer"), state_dir or ".")
     devices = parse_devices(root)
@@ -156,7 +161,9 @@ def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     if problems.items:
         raise ConfigError(problems.items, source=source)
     return AgentConfig(site_id=site_id, state_dir=state_dir, mqtt=mqtt, buffer=buffer,
-                       devices=devices, log_level=log_level, remote=remote, source=source)
+                       devices=devices, log_level=log_level, remote=remote,
+                       status_interval_s=status_interval_s or 30.0,
+                       control_socket=control_socket or "", source=source)
 
 
 def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:

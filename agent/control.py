@@ -1,0 +1,365 @@
+"""The running agent's local control socket, and the client the technician CLI uses to reach it.
+
+The daemon owns the devices: an RS-485 bus has one master, and a second TCP connection to a
+cheap gateway can knock the first one off. So while the agent runs, ``clinic-agent status``,
+``poll-once``, ``tail``, ``buffer`` and ``doctor`` ask it over this socket instead of opening
+connections of their own::
+
+    CLI --ControlClient--> AF_UNIX stream socket --> ControlServer (in the agent's event loop)
+                                                        |-- status    Agent.status_snapshot + extras
+                                                        |-- poll_once DevicePoller.poll_soon
+                                                        |-- tail      fan-out of Agent.sink
+                                                        '-- buffer    the store's stats
+
+The protocol is newline-delimited JSON: one request object per line, ``{"op": "status"}``,
+``{"op": "poll_once", "device": "ups"}`` (device optional), ``{"op": "tail", "devices": [...]}``
+(optional filter), ``{"op": "buffer"}``, and one answer line each, ``{"ok": true, "result": ...}``
+or ``{"ok": false, "error": CODE, "message": TEXT}``. ``tail`` answers once, then sends one line
+``{"reading": {...}}`` per reading polled until the client hangs up. That list is fixed: the
+socket reads state and asks for polls, it never changes the configuration.
+
+The socket is created mode 0660 (the agent's user and group; put technicians in that group, or
+use sudo). Its path is ``control_socket`` in the config, by default ``<state_dir>/control.sock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import socket
+import stat
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .poller import hard_deadline
+from .readings import Reading
+
+if TYPE_CHECKING:   # the daemon imports this module; no import cycle at run time
+    from .config import AgentConfig
+    from .daemon import Agent
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+SOCKET_MODE = 0o660
+MAX_REQUEST_BYTES = 64 * 1024
+TAIL_QUEUE_BATCHES = 1000         # a slow tail client loses readings; the agent never waits for it
+OPS = ("status", "poll_once", "tail", "buffer")
+
+
+def socket_path(cfg: "AgentConfig") -> str:
+    """Where the agent listens: ``control_socket`` from the config, else in the state dir."""
+    return getattr(cfg, "control_socket", "") or os.path.join(cfg.state_dir, SOCKET_NAME)
+
+
+def reading_doc(r: Reading) -> dict[str, Any]:
+    return {"ts": r.ts, "device": r.device, "metric": r.metric, "value": r.value, "unit": r.unit,
+            "flags": r.flags}
+
+
+def poll_result(device, readings: list[Reading]) -> dict[str, Any]:
+    """One device's poll as the CLI shows it (the same shape whether polled here or directly)."""
+    status = next((r.value for r in readings if r.metric == "poll.status"), "unknown")
+    reason = next((r.value for r in readings if r.metric == "poll.reason"), "")
+    return {"device": device.name, "kind": device.kind, "status": status, "reason": reason,
+            "readings": [{"metric": r.metric, "value": r.value, "unit": r.unit}
+                         for r in readings]}
+
+
+# -- server ----------------------------------------------------------------------------------------
+
+class ControlServer:
+    """Serves the fixed list of requests for one ``Agent``. Never stops the agent: a socket
+    that cannot be created is logged once and the agent runs on without it."""
+
+    def __init__(self, agent: "Agent") -> None:
+        self.agent = agent
+        self.path: Path | None = None
+        self.started_at = time.time()
+        self._server: asyncio.AbstractServer | None = None
+        self._inode: int | None = None
+        self._clients: set[asyncio.Task] = set()
+        self._tails: set[asyncio.Queue] = set()
+        self.tail_dropped = 0
+
+    async def start(self) -> None:
+        path = Path(socket_path(self.agent.cfg))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() or path.is_symlink():
+                if _answers(path):
+                    log.error("control socket %s: another agent is answering on it; this one "
+                              "runs without a control socket", path)
+                    return
+                path.unlink()   # left behind by an agent that was killed
+            self._server = await asyncio.start_unix_server(self._serve, path=str(path),
+                                                           limit=MAX_REQUEST_BYTES)
+            os.chmod(path, SOCKET_MODE)
+            self._inode = path.stat().st_ino
+        except OSError as exc:
+            log.error("control socket %s: cannot create it (%s); the CLI will not reach this "
+                      "agent", path, exc.strerror or exc)
+            await self.close()
+            return
+        self.path = path
+        log.info("control socket listening on %s", path)
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._clients):
+            task.cancel()
+        if self._clients:
+            await asyncio.gather(*self._clients, return_exceptions=True)
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        if self.path is not None:
+            # Only our own socket: a newer agent may have replaced it meanwhile.
+            with contextlib.suppress(OSError):
+                if self.path.stat().st_ino == self._inode:
+                    self.path.unlink()
+            self.path = None
+
+    def readings(self, batch: list[Reading]) -> None:
+        """Agent.sink hands every poll here; tail clients get a copy, never blocking the agent."""
+        for queue in self._tails:
+            try:
+                queue.put_nowait(batch)
+            except asyncio.QueueFull:
+                self.tail_dropped += len(batch)
+
+    # -- one client ----------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:   # longer than MAX_REQUEST_BYTES
+                    await _send(writer, _error("bad_request", "request too long"))
+                    return
+                if not line:
+                    return
+                request = _parse(line)
+                if "error" in request:
+                    await _send(writer, request)
+                    continue
+                op = request["op"]
+                if op == "tail":
+                    await self._tail(request, reader, writer)
+                    return
+                try:
+                    answer = await getattr(self, f"_op_{op}")(request)
+                except Exception:   # a bug here must not take the agent down
+                    log.exception("control socket: %s failed", op)
+                    answer = _error("internal", f"{op} failed inside the agent; see its log")
+                await _send(writer, answer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _op_status(self, request: dict) -> dict:
+        agent = self.agent
+        snap = await agent.status_snapshot()
+        for name, doc in snap["devices"].items():
+            poller = agent.pollers[name][0] if name in agent.pollers else None
+            if poller is not None:
+                doc.update(kind=poller.device.kind, interval_s=poller.device.interval_s,
+                           consecutive_failures=poller.health.consecutive_failures)
+        snap.update(started_at=self.started_at, config_path=agent.config_path,
+                    state_dir=agent.cfg.state_dir, buffer_path=agent.cfg.buffer.path,
+                    disabled=[d.name for d in agent.cfg.devices if not d.enabled],
+                    held_in_memory=len(agent._pending), tail_dropped=self.tail_dropped)
+        return {"ok": True, "result": snap}
+
+    async def _op_buffer(self, request: dict) -> dict:
+        agent = self.agent
+        stats = asdict(await agent.store.stats())
+        stats.update(held_in_memory=len(agent._pending), path=agent.cfg.buffer.path,
+                     dropped_in_memory=agent._dropped_in_memory)
+        return {"ok": True, "result": stats}
+
+    async def _op_poll_once(self, request: dict) -> dict:
+        wanted = request.get("device")
+        pollers = [p for name, (p, _) in self.agent.pollers.items() if wanted in (None, name)]
+        if not pollers:
+            names = ", ".join(self.agent.pollers) or "none"
+            return _error("unknown_device", f"no device named {wanted!r} is polled; devices: {names}")
+
+        async def one(poller) -> dict:
+            # The next poll of the device's own loop: one connection, one master on the bus.
+            try:
+                readings = await asyncio.wait_for(poller.poll_soon(),
+                                                  hard_deadline(poller.device) * 2 + 5)
+            except asyncio.TimeoutError:
+                return {"device": poller.device.name, "kind": poller.device.kind,
+                        "status": "timeout", "reason": "the agent's poll did not finish in time",
+                        "readings": []}
+            return poll_result(poller.device, readings)
+        return {"ok": True, "result": list(await asyncio.gather(*(one(p) for p in pollers)))}
+
+    async def _tail(self, request: dict, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> None:
+        devices = request.get("devices") or None
+        queue: asyncio.Queue = asyncio.Queue(TAIL_QUEUE_BATCHES)
+        self._tails.add(queue)
+        # The client says nothing more; its hang-up ends the stream even while no polls come.
+        gone = asyncio.ensure_future(reader.read(1))
+        try:
+            await _send(writer, {"ok": True, "result": "streaming"})
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    return
+                for r in get.result():
+                    if devices is None or r.device in devices:
+                        writer.write(_line({"reading": reading_doc(r)}))
+                await writer.drain()
+        finally:
+            self._tails.discard(queue)
+            gone.cancel()
+
+
+def _parse(line: bytes) -> dict:
+    try:
+        request = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _error("bad_request", "not a JSON object")
+    if not isinstance(request, dict) or request.get("op") not in OPS:
+        return _error("unknown_op", f"op must be one of {', '.join(OPS)}")
+    device = request.get("device")
+    devices = request.get("devices")
+    if device is not None and not isinstance(device, str):
+        return _error("bad_request", "device must be a string")
+    if devices is not None and not (isinstance(devices, list)
+                                    and all(isinstance(d, str) for d in devices)):
+        return _error("bad_request", "devices must be a list of names")
+    return request
+
+
+def _error(code: str, message: str) -> dict:
+    return {"ok": False, "error": code, "message": message}
+
+
+def _line(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+async def _send(writer: asyncio.StreamWriter, doc: dict) -> None:
+    writer.write(_line(doc))
+    await writer.drain()
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+# -- client ----------------------------------------------------------------------------------------
+
+class ControlError(Exception):
+    """The agent answered a request with an error (``code``: unknown_device, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class NotRunning(Exception):
+    """Nothing answers on the control socket: the agent is not running."""
+
+
+class NoPermission(Exception):
+    """The agent is there, but this user may not use its socket (mode 0660)."""
+
+
+class ControlClient:
+    """A connection to the running agent's control socket (blocking; the CLI is synchronous)."""
+
+    def __init__(self, path: str, *, timeout: float = 10.0) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except PermissionError as exc:
+            self.sock.close()
+            raise NoPermission(path) from exc
+        except OSError as exc:
+            self.sock.close()
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
+                raise NotRunning(path) from exc
+            raise
+        self._file = self.sock.makefile("rb")
+
+    @classmethod
+    def connect(cls, path: str, *, timeout: float = 10.0) -> "ControlClient | None":
+        """A client if the agent runs; None if it does not. Raises ``NoPermission``."""
+        try:
+            return cls(path, timeout=timeout)
+        except NotRunning:
+            return None
+
+    def request(self, op: str, *, timeout: float | None = None, **args: Any) -> Any:
+        """Send one request and return its ``result``; raises ``ControlError``."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        self.sock.sendall(_line({"op": op, **args}))
+        return self._result(self._file.readline())
+
+    def stream(self, op: str, **args: Any) -> Iterator[dict]:
+        """Send a streaming request (tail) and yield each line after the first answer."""
+        self.sock.settimeout(None)
+        self.sock.sendall(_line({"op": op, **args}))
+        self._result(self._file.readline())
+        for line in self._file:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+            self.sock.close()
+
+    def __enter__(self) -> "ControlClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _result(line: bytes) -> Any:
+        if not line:
+            raise ControlError("closed", "the agent closed the connection (is it stopping?)")
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise ControlError(answer.get("error", "error"), answer.get("message", ""))
+        return answer.get("result")
+
+
+def is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False

@@ -382,3 +382,36 @@ def test_reboot_reported_once_and_no_rates_that_poll():
     assert "if.ether1.in_bps" not in rebooted
     assert "system.rebooted" not in after
     assert after["if.ether1.in_bps"].value == pytest.approx(800_000.0)
+
+
+# -- what the central side sees when a poll fails ---------------------------------------------
+
+@pytest.mark.parametrize("case", ["unreachable", "community", "v3-key"])
+def test_failed_polls_become_status_readings_with_the_technicians_reason(snmpd, case):
+    from agent.clock import ClockGuard
+    from agent.poller import poll_once
+    if case == "unreachable":
+        table = {"name": "router", "kind": "snmp", "host": "127.0.0.1",
+                 "port": free_port(socket.SOCK_DGRAM), "community": "clinic-ro"}
+    elif case == "community":
+        table = snmpd.device_table(community="not-the-community")
+    else:
+        table = {**snmpd.device_table(user="agent-sha-aes"), "auth_key": "not-the-auth-key"}
+    dev = device({**table, "timeout_s": 0.3, "retries": 0})
+    source = SnmpSource(dev)
+
+    async def scenario():
+        try:
+            return await poll_once(dev, source, ClockGuard())
+        finally:
+            await source.close()
+    readings, status, reason = asyncio.run(scenario())
+
+    by_name = {r.metric: r.value for r in readings}
+    assert by_name["poll.status"] == status == ("refused" if case == "v3-key" else "timeout")
+    assert by_name["poll.reason"] == reason
+    expected = {"unreachable": "is SNMP enabled on the LAN side",
+                "community": "the community is wrong",
+                "v3-key": "authentication failed: check the v3 user and keys"}[case]
+    assert expected in reason
+    assert "not-the" not in reason          # secrets stay out of readings

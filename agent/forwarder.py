@@ -252,9 +252,14 @@ class Forwarder:
             if self._units_dirty:
                 self._publish_units(link)
             if not progressed:
-                await self._idle(link, ack_event, 1.0)
+                # Woken at once by new data, an ack or a lost link; the timeout only paces the
+                # silent-link check, so it can be long: an idle agent then costs next to no CPU.
+                await self._idle(link, ack_event, self._idle_timeout())
         # Connection lost: let failures settle so nothing is counted twice.
         await self._settle(flights, resends, ack_event)
+
+    def _idle_timeout(self) -> float:
+        return min(5.0, self.cfg.mqtt.keepalive_s / 4)
 
     def _link_silent(self, link: MqttLink, flights: list[_Flight]) -> bool:
         """Detect a link that silently stopped (no RST: packets just vanish, the usual WAN failure).

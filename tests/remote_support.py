@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.remote.envelope import generate_keypair, key_id, load_private_key, seal
+from agent.remote.envelope import generate_keypair, load_private_key, seal
 from agent.remote.fleet import command_payload, config_payload
 
 
@@ -34,9 +33,8 @@ class Operator:
 
 
 def stranger_key() -> Ed25519PrivateKey:
-    key = Ed25519PrivateKey.generate()
-    assert key_id(key.public_key())
-    return key
+    """A valid key that no site trusts."""
+    return Ed25519PrivateKey.generate()
 
 
 def site_config(*, site: str = "SITE001", state_dir, port: int, password: str | None = None,
@@ -87,7 +85,3 @@ kind = "host"
 interval_s = {interval}
 {extra}
 """
-
-
-def now() -> float:
-    return time.time()

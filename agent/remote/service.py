@@ -163,9 +163,8 @@ class RemoteService:
 
     async def _apply_push(self, acc: Accepted) -> None:
         assert self.store is not None
-        cfg = self.agent.cfg
-        version, timeout = acc.meta.version, cfg.remote.confirm_timeout_s
         prev_cfg, prev_running, prev_text = self.agent.cfg, self.running, self.running_text
+        version, timeout = acc.meta.version, prev_cfg.remote.confirm_timeout_s
         now = time.time()
         meta = {"source": "push", **asdict(acc.meta), "applied_at": now, "file": pushed_file(version)}
         lkg = {**prev_running, "file": LKG_FILE}

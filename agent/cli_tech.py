@@ -692,7 +692,7 @@ def cmd_scan_modbus(args: argparse.Namespace) -> int:
     bar = term.progress(len(settings) * len(units))
     try:
         result = asyncio.run(scan.scan_modbus(settings, units, timeout=timeout,
-                                              progress=lambda d, n, text: bar.update(d, text),
+                                              progress=lambda d, n, text: bar.update(d, text, n),
                                               all_settings=args.all_settings))
     except KeyboardInterrupt:
         bar.done()
@@ -705,6 +705,7 @@ def cmd_scan_modbus(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(term, {"where": result.where, "transport": result.transport,
                            "tried": result.tried, "noise": result.noise, "error": result.error,
+                           "unsupported": result.unsupported,
                            "found": [{"unit": f.unit, "line": f.params.line if f.params.is_serial
                                       else None, "table": f.table, "address": f.address,
                                       "value": f.value, "exception": f.exception,
@@ -715,6 +716,9 @@ def cmd_scan_modbus(args: argparse.Namespace) -> int:
                               "fail"))
         return EXIT_PROBLEM
     term.print(t("scan.modbus.tried", settings=", ".join(result.tried)))
+    if result.unsupported:
+        term.print(term.paint(t("scan.modbus.unsupported", settings="; ".join(result.unsupported)),
+                              "warn"))
     if not result.found:
         term.print(term.paint(t("scan.modbus.nothing"), "fail"))
         if result.noise:

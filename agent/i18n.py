@@ -386,6 +386,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "es": "{port} no existe. Puertos serie encontrados: {ports}"},
     "scan.modbus.cannot_open": {"en": "Cannot open {where}: {error}", "es": "No se puede abrir {where}: {error}"},
     "scan.modbus.tried": {"en": "Tried: {settings}", "es": "Probado: {settings}"},
+    "scan.modbus.unsupported": {"en": "The port refused some settings (skipped): {settings}",
+                                "es": "El puerto rechazó algunas configuraciones (omitidas): {settings}"},
     "scan.modbus.nothing": {"en": "Nothing answered.", "es": "Nada respondió."},
     "scan.modbus.noise": {"en": "bytes came back garbled at {settings}: a device is there, at another baud rate or parity",
                           "es": "llegaron bytes ilegibles con {settings}: hay un equipo, con otra velocidad o paridad"},

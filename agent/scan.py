@@ -72,6 +72,7 @@ class ModbusScan:
     tried: list[str] = field(default_factory=list)          # line settings tried ("9600 8N1")
     found: list[ModbusFound] = field(default_factory=list)
     noise: list[str] = field(default_factory=list)          # settings where bytes came back garbled
+    unsupported: list[str] = field(default_factory=list)    # settings the port cannot be set to
     error: str | None = None                                # could not open the port / connect
 
 
@@ -80,46 +81,85 @@ def serial_settings(port: str, baudrates: Sequence[int], parities: Sequence[str]
             for b in baudrates for p in parities]
 
 
+QUICK_UNITS = 10   # most buses use the lowest unit ids: try those under every setting first
+
+
 async def scan_modbus(settings: Sequence[BusParams], units: Sequence[int], *, timeout: float,
                       progress: Progress, all_settings: bool = False) -> ModbusScan:
-    """Probe ``units`` under each of ``settings`` (in order), stopping after the first setting
-    where something answered unless ``all_settings``."""
+    """Probe ``units`` under each of ``settings`` (in order).
+
+    With several line settings the lowest unit ids are tried under each setting first, so the
+    right baud rate and parity are found in seconds rather than minutes; then the other unit ids
+    under the setting(s) that answered (or under all, if none did). Without ``all_settings``
+    the scan stops at the first setting where something answered.
+    """
     first = settings[0]
     scan = ModbusScan(where=first.where, transport=first.transport)
-    total = len(settings) * len(units)
-    done = 0
-    for params in settings:
-        label = params.line if params.is_serial else params.where
-        scan.tried.append(label)
-        link = ModbusLink(params)
-        found_here: list[ModbusFound] = []
-        noisy = False
-        try:
-            try:
-                await link.connect(max(timeout, 2.0))
-            except SourceError as exc:
-                scan.error = exc.reason
+    quick = [u for u in units if u <= QUICK_UNITS] if len(settings) > 1 else []
+    rest = [u for u in units if u not in quick]
+    state = {"done": 0, "total": len(settings) * len(units), "settings": len(settings)}
+    answered: list[BusParams] = []
+    if quick:
+        for params in settings:
+            found, error = await _sweep(scan, params, quick, timeout, progress, state)
+            if error:
                 return scan
-            for unit in units:
-                progress(done, total, f"{label}  unit {unit}  "
-                                      f"found: {_units_text(scan.found + found_here)}")
-                done += 1
-                try:
-                    hit = await _probe_unit(link, params, unit, timeout)
-                except DeviceProtocolError:
-                    noisy = True
-                    hit = None
-                if hit is not None:
-                    found_here.append(hit)
-        finally:
-            link.close()
-        scan.found.extend(found_here)
-        if noisy:
-            scan.noise.append(label)
-        if found_here and not all_settings:
+            if found:
+                answered.append(params)
+                if not all_settings:
+                    break
+        state["total"] = state["done"] + len(answered or settings) * len(rest)
+    for params in (answered or settings):
+        found, error = await _sweep(scan, params, rest, timeout, progress, state)
+        if error:
+            return scan
+        if found and not all_settings:
             break
-    progress(total, total, f"found: {_units_text(scan.found)}")
+    progress(state["total"], state["total"], f"found: {_units_text(scan.found)}")
+    scan.found.sort(key=lambda f: (f.params.line, f.unit))
     return scan
+
+
+async def _sweep(scan: ModbusScan, params: BusParams, units: Sequence[int], timeout: float,
+                 progress: Progress, state: dict) -> tuple[bool, bool]:
+    """Probe ``units`` under one setting; (anything found, could not open the bus)."""
+    if not units:
+        return any(f.params == params for f in scan.found), False
+    label = params.line if params.is_serial else params.where
+    if label not in scan.tried:
+        scan.tried.append(label)
+    if params.is_serial:
+        # Forty character times at this baud rate: a request and its answer, and some slack.
+        timeout = max(timeout, 0.05 + 40 * 11 / params.baudrate)
+    link = ModbusLink(params)
+    found = False
+    try:
+        try:
+            await link.connect(max(timeout, 2.0))
+        except Exception as exc:  # noqa: BLE001 - pymodbus/termios: refused setting, busy port
+            # Some adapters (and ptys) refuse some settings: try the others. Only a bus that
+            # opens under no setting at all is the scan's error.
+            scan.unsupported.append(f"{label}: {getattr(exc, 'reason', None) or exc}")
+            if len(scan.unsupported) == state["settings"]:
+                scan.error = getattr(exc, "reason", None) or str(exc)
+                return False, True
+            return False, False
+        for unit in units:
+            progress(state["done"], state["total"],
+                     f"{label}  unit {unit}  found: {_units_text(scan.found)}")
+            state["done"] += 1
+            try:
+                hit = await _probe_unit(link, params, unit, timeout)
+            except DeviceProtocolError:
+                if label not in scan.noise:
+                    scan.noise.append(label)
+                continue
+            if hit is not None:
+                scan.found.append(hit)
+                found = True
+    finally:
+        link.close()
+    return found or any(f.params == params for f in scan.found), False
 
 
 async def _probe_unit(link: ModbusLink, params: BusParams, unit: int,

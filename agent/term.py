@@ -108,7 +108,9 @@ class Progress:
         self.started = time.monotonic()
         self._shown = False
 
-    def update(self, done: int, text: str) -> None:
+    def update(self, done: int, text: str, total: int | None = None) -> None:
+        if total:
+            self.total = total   # a scan may learn it has less (or more) to do
         if not self.term.show_progress:
             return
         filled = int(self.BAR * min(done, self.total) / self.total)

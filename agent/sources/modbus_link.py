@@ -13,10 +13,12 @@ so each request gets its own deadline, and pymodbus's own timer only acts as a b
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import os
 import socket
+import termios
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +147,20 @@ class ModbusLink:
         except (OSError, ModbusException) as exc:
             client.close()
             raise await self._why_not_connected(timeout) from exc
+        except termios.error as exc:
+            client.close()
+            refused = f"{exc.args[-1] if exc.args else exc}"
+        else:
+            refused = None
+        if refused is not None:
+            # pyserial lets termios errors through when the port refuses the line settings
+            # (seen with parity on a pty), after opening and locking it. That open port is only
+            # reachable from the error's traceback, a reference cycle: collect it now (hence no
+            # `from exc` here), or every retry finds the port locked and says "in use".
+            del client
+            gc.collect()
+            raise DeviceRefused(f"{self.params.serial_port} does not accept {self.params.line} "
+                                f"({refused}): this adapter cannot use that baud rate or parity")
         if not ok:
             client.close()
             raise await self._why_not_connected(timeout)

@@ -202,7 +202,7 @@ def bench_drain(args) -> dict:
     counter = Counter(port)
     cfg = work / "agent.toml"
     cfg.write_text(agent_config(state, port, "", extra_buffer=f'compression = "{args.compression}"\nmax_mb = 4096'))
-    agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(cfg)], cwd=ROOT,
+    agent = subprocess.Popen([args.python, "-m", "agent", "run", "-c", str(cfg)], cwd=ROOT,
                              stdout=open(work / "agent.log", "wb"), stderr=subprocess.STDOUT)
     try:
         # RSS at rest: after start-up, before the broker connection drains anything.
@@ -298,7 +298,7 @@ interval_s = 10
         counter = subprocess.Popen(netns(sys.executable, __file__, "_count", "--port", str(broker_port),
                                          "--out", str(counter_log), "--seconds",
                                          str(args.minutes * 60 + args.warmup + 5)))
-        agent = subprocess.Popen(netns(sys.executable, "-m", "agent", "run", "-c", str(cfg)), cwd=ROOT,
+        agent = subprocess.Popen(netns(args.python, "-m", "agent", "run", "-c", str(cfg)), cwd=ROOT,
                                  stdout=open(work / "agent.log", "wb"), stderr=subprocess.STDOUT)
         procs += [agent, counter]
         time.sleep(args.warmup)   # start-up, first polls, the router's interface count learned
@@ -349,6 +349,9 @@ def count_main(args) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default=None, help="where temporary files go (default: system temp)")
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter that runs the agent (default: this one); a venv with only "
+                         "the agent's runtime dependencies measures what a clinic PC runs")
     sub = ap.add_subparsers(dest="what", required=True)
     s = sub.add_parser("store")
     s.add_argument("--readings", type=int, default=500_000)

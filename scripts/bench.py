@@ -32,35 +32,10 @@ sys.path.insert(0, str(ROOT))
 from agent.readings import Reading  # noqa: E402
 from agent.store import ReadingStore  # noqa: E402
 from agent.wire import decode_payload, iter_readings  # noqa: E402
+from loopback import find, free_port, wait_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing on 127.0.0.1:{port}")
-
-
-def find(binary: str) -> str:
-    path = shutil.which(binary) or next((p for p in (f"/usr/sbin/{binary}",) if os.access(p, os.X_OK)), None)
-    if not path:
-        raise SystemExit(f"{binary} missing: run scripts/setup.sh")
-    return path
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -277,7 +252,7 @@ def bench_workload(args) -> dict:
                                       stderr=subprocess.DEVNULL))
         for port in (broker_port, modbus_port):   # probe inside the namespace
             subprocess.run(netns(sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); "
-                                 f"import bench; bench.wait_port({port})"), check=True)
+                                 f"import loopback; loopback.wait_port({port})"), check=True)
         modbus = subprocess.run([sys.executable, str(ROOT / "scripts/sim_ups.py"), "--port",
                                  str(modbus_port), "--print-config"], capture_output=True, text=True,
                                 check=True).stdout

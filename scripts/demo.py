@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import shutil
 import signal
 import socket
@@ -30,35 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.wire import decode_payload, iter_readings  # noqa: E402
+from loopback import find, free_port, wait_port  # noqa: E402
 
 SHOWN = ("poll.status", "poll.reason", "system.uptime_s", "input.voltage", "output.load",
          "battery.charge", "battery.runtime", "on_battery", "mode", "voltage", "power",
          "cpu.percent", "mem.percent", "disk.percent", "buffer.depth", "mqtt.connected")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-def find(binary: str) -> str:
-    path = shutil.which(binary) or next(
-        (p for p in (f"/usr/sbin/{binary}", f"/sbin/{binary}") if os.access(p, os.X_OK)), None)
-    if not path:
-        raise SystemExit(f"{binary} not found: run scripts/setup.sh first")
-    return path
 
 
 class Demo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import time
 from typing import Callable, TypeVar
 
@@ -47,6 +48,17 @@ def require_binary(name: str, *candidates: str) -> str:
         pytest.fail(f"{name} is not installed; scripts/setup.sh should have installed it")
     pytest.skip(f"{name} is not installed (run scripts/setup.sh)")
     raise AssertionError("unreachable")
+
+
+def stop_process(proc: "subprocess.Popen | None", *, grace: float = 5.0) -> None:
+    """SIGTERM (so a peer can save its state, as a real one would), then SIGKILL after ``grace``."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 
-import pytest
 
 from agent.clock import CLOCK_SUSPECT
 from agent.readings import Reading

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from consumer import readings_from, unique_by_seq

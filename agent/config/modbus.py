@@ -155,8 +155,8 @@ def parse(t: Table) -> ModbusSettings:
         for key in ("host", "port"):
             if t.has(key):
                 t.raw(key)
-                t.problem(key, f'is only used with transport = "tcp" or "rtu_over_tcp"; '
-                               f'this device uses transport = "rtu" (serial_port)')
+                t.problem(key, 'is only used with transport = "tcp" or "rtu_over_tcp"; '
+                               'this device uses transport = "rtu" (serial_port)')
     else:
         host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
         port = t.int("port", 502, min=1, max=65535)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -98,21 +99,46 @@ class MqttLink:
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         self.client.connect_timeout = self.cfg.connect_timeout_s
+        where = f"{self.broker.host}:{self.broker.port}"
         try:
-            if self.protocol == mqtt.MQTTv5:
-                self.client.connect_async(self.broker.host, self.broker.port, self.cfg.keepalive_s,
-                                          clean_start=True)
-            else:
-                self.client.connect_async(self.broker.host, self.broker.port, self.cfg.keepalive_s)
+            # The TCP connect and TLS handshake run here, not in paho's thread, so their errors
+            # reach us (paho's own loop would only retry them silently).
+            await asyncio.wait_for(asyncio.to_thread(self._open_socket), self.cfg.connect_timeout_s + 2)
             self.client.loop_start()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
         except asyncio.TimeoutError as exc:
             self._stop_loop()
-            raise PublishError(f"no answer from broker {self.broker.host}:{self.broker.port} "
-                               f"within {self.cfg.connect_timeout_s:g}s") from exc
-        except PublishError:
+            raise PublishError(f"no answer from broker {where} within "
+                               f"{self.cfg.connect_timeout_s:g}s") from exc
+        except ssl.SSLCertVerificationError as exc:
+            self._stop_loop()
+            raise PublishError(f"TLS: the certificate of broker {where} could not be verified "
+                               f"({exc.verify_message}); check mqtt.ca_file and the PC's clock") from exc
+        except ssl.SSLError as exc:
+            self._stop_loop()
+            raise PublishError(f"TLS handshake with broker {where} failed ({exc.reason or exc}); "
+                               f"is it a TLS port, and does it accept our client certificate?") from exc
+        except ConnectionRefusedError as exc:
+            self._stop_loop()
+            raise PublishError(f"nothing listening at broker {where} (broker down or wrong port)") from exc
+        except socket.gaierror as exc:
+            self._stop_loop()
+            raise PublishError(f"cannot resolve broker host {self.broker.host!r} (DNS)") from exc
+        except OSError as exc:
+            self._stop_loop()
+            raise PublishError(f"cannot connect to broker {where}: {exc.strerror or exc}") from exc
+        except BaseException:
+            # Cancelled (agent stopping, config replaced): never leave paho's thread running,
+            # or it would reconnect on its own under our client id.
             self._stop_loop()
             raise
+
+    def _open_socket(self) -> None:
+        if self.protocol == mqtt.MQTTv5:
+            self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s,
+                                clean_start=True)
+        else:
+            self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -112,7 +112,7 @@ def test_a_long_backlog_drains_oldest_first_while_live_readings_keep_flowing(
     backlog_end = prefill(state, 100_000)
     broker.stop()
     # A thin link's budget for the backlog, so the drain takes long enough to watch.
-    budget_kbps = 800
+    budget_kbps = 400
     agent = agent_process(host_config(broker.port, state, interval=0.2).replace(
         "[[devices]]", f"[buffer]\nbacklog_kbps = {budget_kbps}\n[[devices]]"))
     wait_until(lambda: committed_seqs(state) > backlog_end + 50, timeout=20,
@@ -128,8 +128,9 @@ def test_a_long_backlog_drains_oldest_first_while_live_readings_keep_flowing(
     live_during = [m for m in msgs if m.topic.endswith("/readings") and drain_start < m.at < drain_end]
     assert live_during, "live readings went out during the drain"
     backlog_bytes = sum(len(m.payload) + len(m.topic) for m in msgs if m.topic.endswith("/backlog"))
-    # Within the budget (one second of burst allowed).
-    assert backlog_bytes * 8 / 1000 <= budget_kbps * (drain_end - drain_start + 1.0) * 1.05
+    # Within the budget: one second of burst, and half a second for the subscriber's view of when
+    # the first and last messages were sent. Unlimited, this backlog goes out in about a second.
+    assert backlog_bytes * 8 / 1000 <= budget_kbps * (drain_end - drain_start + 1.5)
     # Fresh readings are published within a few seconds of being polled, backlog or not.
     lags = [m.at - r.ts for m in live_during for _, r in readings_from([m]) if r.device == "pc"]
     assert lags and max(lags) < 3.0

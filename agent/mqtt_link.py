@@ -206,6 +206,9 @@ class MqttLink:
         """Send with QoS 1; the returned future completes on the broker's PUBACK."""
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
+        # Fire-and-forget publishes (status, units) must not log "exception never retrieved"
+        # when the link drops; a caller that awaits the future still gets the exception.
+        fut.add_done_callback(_mark_retrieved)
         if self.lost.is_set():
             fut.set_exception(LinkLost(self.lost_reason))
             return fut
@@ -266,3 +269,8 @@ class MqttLink:
                 loop.call_soon_threadsafe(fn, *args)
             except RuntimeError:   # loop closing during shutdown
                 pass
+
+
+def _mark_retrieved(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()

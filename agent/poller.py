@@ -89,7 +89,14 @@ class DevicePoller:
         interval = self.device.interval_s
         next_tick = time.monotonic()
         while True:
-            await self.poll()
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The sink has its own error handling; anything reaching here is a bug, and a
+                # bug must not silently end this device's polling: log it and keep the schedule.
+                log.exception("%s: poll failed unexpectedly; polling goes on", self.device.name)
             next_tick += interval
             now = time.monotonic()
             if now > next_tick:

@@ -143,15 +143,18 @@ class ReadingStore:
             return (self._last_seq + 1, self._last_seq)
         try:
             return self._commit(readings)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             if _code(exc) != SQLITE_FULL:
                 raise StoreError(f"buffer write failed: {exc}") from exc
+        # Disk full. Make room by dropping the oldest readings (counted), then try once more. In
+        # WAL mode a delete needs room too, so on a disk filled to the last byte by something
+        # else this fails as well, and the caller keeps the poll in memory until there is room.
+        try:
             freed = self._drop_oldest(max(len(readings) * 4, self.depth() // 20))
             log.error("disk full while writing the buffer; dropped the %d oldest readings", freed)
-            try:
-                return self._commit(readings)
-            except sqlite3.OperationalError as exc2:
-                raise StoreError(f"disk full: cannot store readings ({exc2})") from exc2
+            return self._commit(readings)
+        except sqlite3.Error as exc:
+            raise StoreError(f"disk full: cannot store readings ({exc})") from exc
 
     def _commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
         first = self._last_seq + 1
@@ -281,8 +284,8 @@ class ReadingStore:
     def _drop_upto(self, seq: int, *, reason: str) -> int:
         with self._db:
             n = self._db.execute("DELETE FROM readings WHERE seq <= ?", (seq,)).rowcount
-            self._dropped_total += n
-            self._set_meta("dropped_total", self._dropped_total)
+            self._set_meta("dropped_total", self._dropped_total + n)
+        self._dropped_total += n   # only once the delete is on disk
         log.debug("dropped %d readings up to seq %d (%s)", n, seq, reason)
         return n
 

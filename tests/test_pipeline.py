@@ -29,9 +29,15 @@ interval_s = {interval}
 
 def committed_seqs(state_dir) -> int:
     """The last sequence number the agent committed to its buffer (read from the file itself)."""
-    db = sqlite3.connect(f"file:{state_dir}/buffer.sqlite?mode=ro", uri=True)
     try:
-        return int(db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()[0])
+        db = sqlite3.connect(f"file:{state_dir}/buffer.sqlite?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        return 0   # not created yet
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        return int(row[0]) if row else 0
+    except sqlite3.OperationalError:   # the agent is still creating its tables
+        return 0
     finally:
         db.close()
 

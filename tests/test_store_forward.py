@@ -220,3 +220,91 @@ def test_clock_steps_during_buffering_keep_order_and_completeness(
     assert any(f & 2 for f in flags), "the steps themselves are flagged"
     suspect_ts = [got[s].ts for s in sorted(got) if got[s].flags & 1]
     assert min(suspect_ts) < time.time() - 700 * 86400
+
+
+def test_a_refused_batch_is_halved_and_a_refused_single_reading_set_aside(tmp_path):
+    """Unit test of the forwarder's refusal handling (a broker that answers PUBACK 0x99, say)."""
+    import asyncio
+    from agent.config import parse_config
+    from agent.forwarder import Forwarder, _Flight, _Resend
+    from agent.mqtt_link import PublishRefused
+    from agent.readings import Reading
+    from agent.store import AsyncStore, ReadingStore
+    from agent.wire import encode_batch
+
+    cfg = parse_config({"site_id": "TEST001", "state_dir": str(tmp_path),
+                        "mqtt": {"host": "127.0.0.1", "tls": False}})
+    raw = ReadingStore.open(tmp_path / "buffer.sqlite")
+    raw.commit([Reading("ups", f"m{i}", float(i), "", time.time()) for i in range(4)])
+
+    async def scenario():
+        store = AsyncStore(raw)
+        fwd = Forwarder(cfg, store, boot_id="0" * 16)
+        loop = asyncio.get_running_loop()
+
+        def flight(lo, hi):
+            rows = raw.fetch(lo - 1, 100, hi)
+            return _Flight(encode_batch(rows, site="TEST001", boot="0" * 16, compress=True),
+                           "backlog", loop.create_future(), 0.0)
+        resends: list = []
+        await fwd._handle_refused(flight(1, 4), PublishRefused("payload format invalid", 0x99), resends)
+        assert resends == [_Resend(1, 4, 2)], "a refused batch is sent again in halves"
+        await fwd._handle_refused(flight(2, 2), PublishRefused("payload format invalid", 0x99), resends)
+        assert fwd.state.rejected_total == 1
+        return [r.seq for r in raw.fetch(0, 100)]
+
+    remaining = asyncio.run(scenario())
+    assert remaining == [1, 3, 4], "only the refused reading left the queue"
+    why = raw._db.execute("SELECT seq, why FROM rejected").fetchall()
+    assert why == [(2, "refused by the broker: payload format invalid")]
+
+
+def test_a_disk_filled_by_something_else_is_survived_and_nothing_is_lost(broker, recorder,
+                                                                         agent_process, tmp_path):
+    """The buffer's disk (a 4 MB tmpfs here) is filled by another program: the agent says so,
+    keeps polling into memory, and stores and sends everything once there is room again."""
+    import os
+    import subprocess
+    from agent.control import ControlClient
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        import pytest
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs for the full-disk test: {mounted.stderr!r}")
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        state = disk / "state"
+        broker.stop()
+        agent = agent_process(host_config(broker.port, state, interval=0.1))
+        wait_until(lambda: committed_seqs(state) > 30, timeout=20, what="readings buffered")
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)   # another program fills the disk
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        wait_until(lambda: "cannot write the buffer" in agent.log(), timeout=20,
+                   what="the agent to notice the full disk")
+        control = ControlClient(str(state / "control.sock"))
+
+        def held():
+            return control.request("buffer")["held_in_memory"]
+        wait_until(lambda: held() > 30, timeout=20, what="polls held in memory meanwhile")
+        assert agent.alive()
+        (disk / "filler").unlink()
+        wait_until(lambda: "buffer writable again" in agent.log(), timeout=20,
+                   what="the held readings to be stored")
+        assert held() == 0
+        control.close()
+        broker.start()
+        upto = committed_seqs(state)
+        wait_until(lambda: seqs(recorder) >= set(range(1, upto + 1)), timeout=30,
+                   what="every reading, including those polled while the disk was full")
+        assert "Traceback" not in agent.log()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -20,6 +20,7 @@ import os
 import signal
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,6 +68,10 @@ class Agent:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Blocking helpers (psutil, file writes, DNS) share two threads: each extra thread costs
+        # memory (its own malloc arena) and the work is tiny.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="io"))
         # First, so that a slow buffer recovery at start-up is not mistaken for a hang.
         watchdog = asyncio.create_task(watchdog_loop(self.notifier), name="watchdog")
         Path(self.cfg.state_dir).mkdir(parents=True, exist_ok=True)

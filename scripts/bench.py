@@ -273,7 +273,9 @@ interval_s = 10
         counter = subprocess.Popen(netns(sys.executable, __file__, "_count", "--port", str(broker_port),
                                          "--out", str(counter_log), "--seconds",
                                          str(args.minutes * 60 + args.warmup + 5)))
-        agent = subprocess.Popen(netns(args.python, "-m", "agent", "run", "-c", str(cfg)), cwd=ROOT,
+        # The environment the systemd unit gives the agent (systemd/clinic-agent.service).
+        agent = subprocess.Popen(netns("env", "MALLOC_ARENA_MAX=2", args.python, "-m", "agent", "run",
+                                       "-c", str(cfg)), cwd=ROOT,
                                  stdout=open(work / "agent.log", "wb"), stderr=subprocess.STDOUT)
         procs += [agent, counter]
         time.sleep(args.warmup)   # start-up, first polls, the router's interface count learned

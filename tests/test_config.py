@@ -31,7 +31,8 @@ def test_the_shipped_example_is_valid(tmp_path):
     result = validate(example_config(tmp_path))
     assert result.returncode == 0, result.stderr
     cfg = load_config(tmp_path / "agent.toml")
-    assert {d.kind for d in cfg.devices} == {"snmp", "modbus", "host"}
+    assert {d.kind for d in cfg.devices} == {"snmp", "modbus", "host", "wan"}
+    assert cfg.remote.enabled and cfg.remote.confirm_timeout_s == 180
     assert cfg.mqtt.tls and cfg.mqtt.password.reveal() == "change-me"
 
 

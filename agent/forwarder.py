@@ -200,7 +200,8 @@ class Forwarder:
         backlog_batch = live_batch * BACKLOG_BATCH_FACTOR
         flights: list[_Flight] = []
         resends: list[_Resend] = []
-        held_backlog: list[StoredReading] | None = None
+        held_backlog: list[StoredReading] | None = None   # fetched, waiting for the budget
+        held_encoded: Encoded | None = None
         ack_event = asyncio.Event()
 
         while not link.lost.is_set():
@@ -231,19 +232,18 @@ class Forwarder:
                 if held_backlog is None:
                     rows = await self.store.fetch(backlog_cursor, backlog_batch, live_floor)
                     if rows:
-                        held_backlog = rows
+                        held_backlog, held_encoded = rows, self._encode(rows, compress)
                     else:
                         backlog_cursor = live_floor
-                if held_backlog is not None:
-                    encoded = self._encode(held_backlog, compress)
-                    size = len(encoded.payload) + len(self.topics.backlog)
+                if held_backlog is not None and held_encoded is not None:
+                    size = len(held_encoded.payload) + len(self.topics.backlog)
                     wait = bucket.delay(size)
                     if wait == 0:
                         bucket.take(size)
                         backlog_cursor = held_backlog[-1].seq
                         flights.extend(await self._send(link, held_backlog, "backlog", compress,
-                                                        ack_event, encoded=encoded))
-                        held_backlog = None
+                                                        ack_event, encoded=held_encoded))
+                        held_backlog = held_encoded = None
                         progressed = True
                     else:
                         await self._idle(link, ack_event, min(wait, 1.0))

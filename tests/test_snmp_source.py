@@ -120,7 +120,7 @@ def test_fixture_device_entries_are_valid_config(snmpd):
 
 
 @pytest.mark.parametrize("user", ["agent-sha-aes", "agent-md5-des", "agent-sha256-aes256",
-                                  "agent-auth-only"])
+                                  "agent-auth-only", "agent-noauth"])
 def test_v3_users_can_poll(snmpd, user):
     if rejected := snmpd.user_rejected(user):
         pytest.skip(f"this snmpd cannot serve {user}: {rejected}")

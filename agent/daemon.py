@@ -94,7 +94,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_logged()))
         log.info("agent started: site %s, %d device(s), buffer %s (%d readings waiting)",
                  self.cfg.site_id, len(self.pollers), self.cfg.buffer.path, raw.depth())
         self.notifier.ready(f"polling {len(self.pollers)} device(s)")
@@ -116,6 +116,12 @@ class Agent:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except Exception:   # a failed reload must say why, and never stop the agent
+            log.exception("reload failed; the running config is kept")
 
     async def reload(self) -> None:
         """SIGHUP: re-read the config file; a bad file is reported and the running config kept."""

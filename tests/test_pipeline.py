@@ -105,3 +105,32 @@ def test_kill_9_while_the_broker_is_down_loses_nothing_committed(broker, recorde
     wait_until(lambda: seqs(recorder) >= set(range(1, committed + 1)), timeout=30,
                what="every reading committed before the kill")
     assert "Traceback" not in agent.log()
+
+
+def test_sighup_applies_an_edited_config_and_refuses_a_broken_one(broker, recorder, agent_process,
+                                                                 tmp_path, modbus_server):
+    import signal
+    from consumer import latest
+    state = tmp_path / "state"
+    agent = agent_process(host_config(broker.port, state))
+    wait_until(lambda: latest(readings_from(recorder.snapshot()), "pc", "poll.status"), timeout=20,
+               what="the PC's readings")
+    # A technician adds the UPS and reloads: it is polled, the PC goes on without a restart.
+    ups = modbus_server.devices_toml().split("[[devices]]")[1]
+    agent.config.write_text(agent.config.read_text() + "\n[[devices]]" + ups.replace(
+        "interval_s = 10", "interval_s = 0.5").replace("timeout_s = 2", "timeout_s = 0.4"))
+    agent.signal(signal.SIGHUP)
+    wait_until(lambda: latest(readings_from(recorder.snapshot()), "ups", "input.voltage"),
+               timeout=20, what="the added UPS to be polled")
+    boots = {decode_payload(m.payload)["boot"] for m in recorder.snapshot()
+             if m.topic.endswith("/readings")}
+    assert len(boots) == 1, "applied without restarting the process"
+    # A broken edit is refused with its problems listed; the running config keeps polling.
+    good = agent.config.read_text()
+    agent.config.write_text(good.replace("interval_s = 0.2", 'interval_s = "fast"'))
+    agent.signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in agent.log(), timeout=10, what="the reload to be refused")
+    assert 'devices[0].interval_s: expected a number' in agent.log()
+    before = len(seqs(recorder))
+    wait_until(lambda: len(seqs(recorder)) > before + 10, timeout=10, what="polling to go on")
+    assert agent.alive()

@@ -100,6 +100,8 @@ class ReadingStore:
         # A fresh file after corruption starts above every number ever reserved.
         self._last_seq = max(last, row_max, self._reserved if recovered_from else 0)
         self._dropped_total = self._meta_int("dropped_total", 0)
+        # Kept up to date by every write, so the health readings never count a long backlog.
+        self._depth = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
         self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._run_base = float(self._meta_int("run_clock_ms", 0)) / 1000
         self._opened_mono = time.monotonic()
@@ -170,6 +172,7 @@ class ReadingStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self._set_meta("last_seq", last)
         self._last_seq = last
+        self._depth += len(rows)
         return first, last
 
     def ack(self, ranges: Iterable[tuple[int, int]]) -> int:
@@ -178,6 +181,7 @@ class ReadingStore:
         with self._db:
             for lo, hi in ranges:
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+        self._depth -= n
         return n
 
     def set_aside(self, ranges: Iterable[tuple[int, int]], why: str) -> int:
@@ -190,6 +194,7 @@ class ReadingStore:
                     "SELECT seq, ts, device, metric, value, unit, flags, ? FROM readings "
                     "WHERE seq BETWEEN ? AND ?", (why, lo, hi))
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+        self._depth -= n
         return n
 
     # -- reading -------------------------------------------------------------------------------
@@ -214,7 +219,8 @@ class ReadingStore:
         return self._last_seq
 
     def depth(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+        """Readings waiting for the broker."""
+        return self._depth
 
     def stats(self) -> BufferStats:
         first = self._db.execute("SELECT seq, ts FROM readings ORDER BY seq LIMIT 1").fetchone()
@@ -286,6 +292,7 @@ class ReadingStore:
             n = self._db.execute("DELETE FROM readings WHERE seq <= ?", (seq,)).rowcount
             self._set_meta("dropped_total", self._dropped_total + n)
         self._dropped_total += n   # only once the delete is on disk
+        self._depth -= n
         log.debug("dropped %d readings up to seq %d (%s)", n, seq, reason)
         return n
 

@@ -112,3 +112,21 @@ def test_wal_and_full_sync_are_in_force(tmp_path):
     db = store._db
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
+
+
+def test_the_depth_it_reports_matches_the_rows_through_every_kind_of_write(tmp_path):
+    store = ReadingStore.open(tmp_path / "b.sqlite", max_bytes=1 << 20)
+
+    def rows() -> int:
+        return store._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+    for _ in range(100):
+        store.commit(poll(500))
+    assert store.depth() == rows()
+    store.ack([(1, 10), (20, 20)])
+    store.set_aside([(30, 31)], "refused")
+    assert store.depth() == rows()
+    store.enforce_bounds()
+    assert store.depth() == rows() < 50_000
+    left = rows()
+    store.close()
+    assert ReadingStore.open(tmp_path / "b.sqlite").depth() == left

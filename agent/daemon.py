@@ -62,6 +62,7 @@ class Agent:
         self.store: AsyncStore | None = None
         self.forwarder: Forwarder | None = None
         self._forwarder_task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
         self.remote = RemoteService(self)    # signed config pushes and remote commands
         self.control = ControlServer(self)   # the technician CLI's way in (agent.control)
 
@@ -94,7 +95,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_logged()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         log.info("agent started: site %s, %d device(s), buffer %s (%d readings waiting)",
                  self.cfg.site_id, len(self.pollers), self.cfg.buffer.path, raw.depth())
         self.notifier.ready(f"polling {len(self.pollers)} device(s)")
@@ -116,6 +117,12 @@ class Agent:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _on_sighup(self) -> None:
+        # Keep a reference: the event loop holds only a weak one to a running task.
+        task = asyncio.ensure_future(self._reload_logged())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _reload_logged(self) -> None:
         try:

@@ -23,15 +23,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from pathlib import Path
 
 from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # scripts/ is not a package
+from server_thread import ServerThread  # noqa: E402
 
 TABLES = ("coil", "discrete", "holding", "input")
 _FUNCTION_TABLE = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
@@ -110,8 +115,7 @@ class ImageServer:
         self.baudrate = baudrate
         self._requests: list[Request] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner = ServerThread(f"sim-registers-{self.port}", "register image server")
         self._stop: asyncio.Event | None = None
 
     # -- what arrived ---------------------------------------------------------------------------
@@ -131,42 +135,12 @@ class ImageServer:
     # -- running --------------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
-        """Serve in a background thread; return once it listens (or raise why not)."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-            try:
-                loop.run_until_complete(self._serve(ready))
-            except BaseException as exc:      # reported to start()'s caller
-                failure.append(exc)
-                ready.set()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"sim-registers-{self.port}",
-                                        daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout):
-            raise RuntimeError("register image server did not start in time")
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError(f"register image server failed: {failure[0]}") from failure[0]
+        """Serve in a background thread; return once it listens. Raises if it cannot."""
+        self._runner.start(self._serve, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and drop every connection."""
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
-        if loop is not None and stop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:      # the loop ended on its own
-                pass
-        thread.join(timeout)
-        self._thread = None
+        self._runner.stop(lambda: self._stop is not None and self._stop.set(), timeout)
 
     async def _serve(self, ready: threading.Event) -> None:
         self._stop = asyncio.Event()

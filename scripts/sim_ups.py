@@ -239,11 +239,15 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from pathlib import Path
 
 from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # scripts/ is not a package
+from server_thread import ServerThread  # noqa: E402
 
 UPS_UNIT = 1
 METER_UNIT = 2
@@ -463,8 +467,7 @@ class SimUps:
         self._connections = 0
         self._silent = False
         self._faults: dict[tuple[int, str | None], int] = {}
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner = ServerThread(f"sim-ups-{self.port}", "simulator")
         self._stop: asyncio.Event | None = None
         self._release: asyncio.Event | None = None
         for p in POINTS:
@@ -565,43 +568,11 @@ class SimUps:
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve in a background thread; return once it listens. Raises if it cannot."""
-        if self._thread is not None:
-            raise RuntimeError("simulator already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self.serve(ready=ready))
-            except BaseException as exc:      # reported to start()'s caller
-                failure.append(exc)
-                ready.set()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"sim-ups-{self.port}", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout):
-            raise RuntimeError("simulator did not start in time")
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError(f"simulator failed to start: {failure[0]}") from failure[0]
+        self._runner.start(lambda ready: self.serve(ready=ready), timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and drop every connection (a gateway losing power)."""
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
-        if loop is not None and stop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:      # the loop ended on its own
-                pass
-        thread.join(timeout)
-        self._thread = None
+        self._runner.stop(lambda: self._stop is not None and self._stop.set(), timeout)
 
     async def serve(self, ready: threading.Event | None = None) -> None:
         """Serve in the running loop until ``stop()`` (or cancellation)."""

@@ -1,0 +1,65 @@
+"""Run an asyncio server on its own event loop in a background thread (the simulators' harness).
+
+Tests and benchmarks start a simulator in-process this way, so they can reach into it (set
+values, count requests) while it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Awaitable, Callable
+
+
+class ServerThread:
+    """``start(serve)`` runs ``serve(ready)`` until ``stop(signal)``; ``serve`` sets ``ready`` once
+    it listens."""
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name = name
+        self.what = what                     # for error messages: "simulator", ...
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, serve: Callable[[threading.Event], Awaitable[None]], timeout: float = 10.0) -> None:
+        """Serve in the background; return once it listens, or raise why it could not."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.what} already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(serve(ready))
+            except BaseException as exc:      # reported to start()'s caller
+                failure.append(exc)
+                ready.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError(f"{self.what} did not start in time")
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError(f"{self.what} failed to start: {failure[0]}") from failure[0]
+
+    def stop(self, signal: Callable[[], None], timeout: float = 10.0) -> None:
+        """Call ``signal`` in the server's loop (it should make ``serve`` return) and wait."""
+        thread, loop = self._thread, self._loop
+        if thread is None:
+            return
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(signal)
+            except RuntimeError:      # the loop ended on its own
+                pass
+        thread.join(timeout)
+        self._thread = None

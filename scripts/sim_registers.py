@@ -36,7 +36,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # scripts/ is not a package
-from server_thread import ServerThread  # noqa: E402
+from sim_common import ServerThread, overlay  # noqa: E402
 
 TABLES = ("coil", "discrete", "holding", "input")
 _FUNCTION_TABLE = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
@@ -190,18 +190,7 @@ class ImageServer:
         """Called by pymodbus for every valid request: lay the image over the answer."""
         table = _FUNCTION_TABLE.get(function)
         image = self.image.words.get((unit, table or ""), {})
-        if table in ("coil", "discrete"):
-            # ``start`` counts 16-bit words holding the bits, bit 0 being the lowest address.
-            for addr, bit in image.items():
-                i = addr // 16 - start
-                if 0 <= i < len(registers):
-                    mask = 1 << (addr % 16)
-                    registers[i] = (registers[i] | mask) if bit else (registers[i] & ~mask)
-        else:
-            for addr, word in image.items():
-                i = addr - start
-                if 0 <= i < len(registers):
-                    registers[i] = word
+        overlay(registers, start, image, bits=table in ("coil", "discrete"))
         return None
 
     async def _unknown_unit(self, function: int, start: int, address: int, count: int,

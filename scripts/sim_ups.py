@@ -247,7 +247,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # scripts/ is not a package
-from server_thread import ServerThread  # noqa: E402
+from sim_common import ServerThread, overlay  # noqa: E402
 
 UPS_UNIT = 1
 METER_UNIT = 2
@@ -647,18 +647,7 @@ class SimUps:
                 self._put(POINT_BY_NAME[(device, name)], value, pin=False)
         with self._lock:
             current = dict(self._registers.get((unit, table), {}))
-        if table in ("coil", "discrete"):
-            # ``start`` counts 16-bit words holding the bits, bit 0 being the lowest address.
-            for addr, bit in current.items():
-                i = addr // 16 - start
-                if 0 <= i < len(registers):
-                    mask = 1 << (addr % 16)
-                    registers[i] = (registers[i] | mask) if bit else (registers[i] & ~mask)
-        else:
-            for addr, word in current.items():
-                i = addr - start
-                if 0 <= i < len(registers):
-                    registers[i] = word
+        overlay(registers, start, current, bits=table in ("coil", "discrete"))
         return None
 
     async def _unknown_unit(self, function: int, start: int, address: int, count: int,

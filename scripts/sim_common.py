@@ -1,14 +1,15 @@
-"""Run an asyncio server on its own event loop in a background thread (the simulators' harness).
+"""What the Modbus simulators share: a background-thread harness and laying a register image over
+an answer.
 
-Tests and benchmarks start a simulator in-process this way, so they can reach into it (set
-values, count requests) while it serves.
+Tests and benchmarks start a simulator in-process, so they can reach into it (set values, count
+requests) while it serves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping
 
 
 class ServerThread:
@@ -63,3 +64,20 @@ class ServerThread:
                 pass
         thread.join(timeout)
         self._thread = None
+
+
+def overlay(registers: list[int], start: int, image: Mapping[int, int | bool], *, bits: bool) -> None:
+    """Write ``image`` (address -> word, or -> bit for coils/discretes) into the answer pymodbus
+    is building for a read that begins at ``start``."""
+    if bits:
+        # ``start`` counts 16-bit words holding the bits, bit 0 being the lowest address.
+        for addr, bit in image.items():
+            i = addr // 16 - start
+            if 0 <= i < len(registers):
+                mask = 1 << (addr % 16)
+                registers[i] = (registers[i] | mask) if bit else (registers[i] & ~mask)
+    else:
+        for addr, word in image.items():
+            i = addr - start
+            if 0 <= i < len(registers):
+                registers[i] = word

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from consumer import latest, readings_from, unique_by_seq
 from helpers import free_port, wait_until
 
@@ -62,7 +64,9 @@ def test_router_ups_meter_and_pc_readings_arrive_with_the_right_values(
 
 def test_failing_devices_get_a_reason_and_do_not_hold_up_the_others(
         broker, recorder, agent_process, modbus_server, tmp_path):
-    dead_udp = free_port()           # nothing answers SNMP there: a timeout
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # takes requests, never answers
+    silent.bind(("127.0.0.1", 0))
+    dead_udp = silent.getsockname()[1]
     refused_tcp = free_port()        # nothing listens there: connection refused
     devices = f"""
 [[devices]]
@@ -119,3 +123,4 @@ timeout_s = 0.3
                             if r.device == "ups" and r.metric == "poll.status"]) >= 6,
                timeout=10, what="the UPS to keep being polled")
     assert "Traceback" not in agent.log()
+    silent.close()

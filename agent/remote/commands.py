@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Mapping, Union
+from typing import TYPE_CHECKING, Mapping, Union
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..config.devices import DEVICE_NAME_PATTERN
 from .checks import Ignored, Reason, Rejection, common_checks
 from .envelope import EnvelopeError, open_envelope
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAX_TTL_S = 3600.0
 MAX_RESEND = 100_000            # readings per resend command

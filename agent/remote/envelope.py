@@ -33,11 +33,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# ``cryptography`` is imported inside the functions that need it: it adds about 6 MiB to the
+# daemon, which needs it only when a signed push or command arrives (rarely; see
+# docs/benchmarks.md).
 
 from ..config import SITE_ID_PATTERN
 from ..errors import AgentError
@@ -81,6 +84,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -141,6 +145,7 @@ def verify(env: Envelope, trusted: Mapping[str, Ed25519PublicKey]) -> None:
     if key is None:
         raise BadSignature(f"signed by key {env.key_id}, which is not among this site's "
                            f"{len(trusted)} trusted key(s)")
+    from cryptography.exceptions import InvalidSignature
     try:
         key.verify(env.signature, DOMAIN + env.signed_bytes)
     except InvalidSignature as exc:
@@ -227,6 +232,8 @@ def load_trusted_keys(directory: str | os.PathLike[str]) -> tuple[dict[str, Ed25
 
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except (OSError, ValueError, TypeError) as exc:
@@ -237,6 +244,8 @@ def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -260,6 +269,8 @@ def generate_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path
     for path in (key_path, pub_path):
         if path.exists():
             raise FileExistsError(f"{path} already exists; choose another --name")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

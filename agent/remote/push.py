@@ -20,15 +20,17 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..config import AgentConfig, load_secrets, merge_secrets, parse_config, parse_toml_text
 from ..config.fields import show
 from ..errors import ConfigError
 from .checks import Ignored, Reason, Rejection, common_checks
 from .envelope import sha256_hex
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "remote")
 # The buffer file holds readings not yet sent: moving it by push would strand them at the next start.

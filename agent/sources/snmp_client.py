@@ -1,31 +1,23 @@
-"""The only module that talks to pysnmp: GET, GETNEXT and GETBULK with plain-Python answers.
+"""The agent's SNMP client: GET, GETNEXT and GETBULK with plain-Python answers.
 
-pysnmp 7 reports failures as ``(errorIndication, errorStatus, errorIndex, varBinds)`` tuples of
-pyasn1 objects. ``SnmpClient`` turns those into ``VarBind`` records of ints and bytes, and every
-failure into an ``agent.errors.SourceError`` with a reason a technician can act on, so the rest
-of the agent (and a pysnmp upgrade) only ever touches this file.
+pysnmp reports values as pyasn1 objects and failures in several shapes. ``SnmpClient`` turns them
+into ``VarBind`` records of ints and bytes, and every failure into an ``agent.errors.SourceError``
+with a reason a technician can act on, so the rest of the agent (and a pysnmp upgrade) only ever
+touches this module and the two sessions behind it: ``snmp_community`` (v1 and v2c, pysnmp's
+message layer) and ``snmp_usm`` (v3, pysnmp's engine, imported only when a device uses v3).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import NamedTuple, Protocol, Sequence, Union
 
-from pysnmp.entity.engine import SnmpEngine
-from pysnmp.hlapi.v3arch.asyncio import auth as hlauth
-from pysnmp.hlapi.v3arch.asyncio import cmdgen
-from pysnmp.hlapi.v3arch.asyncio.auth import CommunityData, UsmUserData
-from pysnmp.hlapi.v3arch.asyncio.context import ContextData
-from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
-from pysnmp.proto import errind, rfc1902, rfc1905
 from pyasn1.type import univ
+from pysnmp.proto import rfc1155, rfc1902, rfc1905
 
 from ..config.snmp import SnmpSettings
-from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from ..errors import DeviceProtocolError, DeviceRefused
 
-log = logging.getLogger(__name__)
 
 Oid = tuple[int, ...]
 PlainValue = Union[int, bytes, Oid, None]
@@ -49,38 +41,8 @@ EXCEPTION_KINDS = frozenset({NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB}
 
 AUTH_FAILED = "authentication failed: check the v3 user and keys"
 
-_AUTH_PROTOCOLS = {
-    "none": hlauth.USM_AUTH_NONE,
-    "md5": hlauth.USM_AUTH_HMAC96_MD5,
-    "sha": hlauth.USM_AUTH_HMAC96_SHA,
-    "sha224": hlauth.USM_AUTH_HMAC128_SHA224,
-    "sha256": hlauth.USM_AUTH_HMAC192_SHA256,
-    "sha384": hlauth.USM_AUTH_HMAC256_SHA384,
-    "sha512": hlauth.USM_AUTH_HMAC384_SHA512,
-}
-_PRIV_PROTOCOLS = {
-    "none": hlauth.USM_PRIV_NONE,
-    "des": hlauth.USM_PRIV_CBC56_DES,
-    "aes128": hlauth.USM_PRIV_CFB128_AES,
-    # net-snmp's AES-192/256 are the Blumenthal key extension; pysnmp's plain names are Cisco's.
-    "aes192": hlauth.USM_PRIV_CFB192_AES_BLUMENTHAL,
-    "aes256": hlauth.USM_PRIV_CFB256_AES_BLUMENTHAL,
-    "aes192c": hlauth.USM_PRIV_CFB192_AES,
-    "aes256c": hlauth.USM_PRIV_CFB256_AES,
-}
-
-# Report PDUs and local USM failures that all mean "these credentials do not work here".
-_AUTH_ERRORS: dict[type, str] = {
-    errind.UnknownUserName: "the router does not know this user",
-    errind.UnknownSecurityName: "the router does not know this user",
-    errind.WrongDigest: "wrong auth_key or auth_protocol",
-    errind.AuthenticationFailure: "wrong auth_key or auth_protocol",
-    errind.AuthenticationError: "wrong auth_key or auth_protocol",
-    errind.DecryptionError: "wrong priv_key or priv_protocol",
-    errind.UnsupportedSecurityLevel: "the user is not allowed this security level",
-    errind.UnsupportedAuthProtocol: "the auth_protocol is not supported",
-    errind.UnsupportedPrivProtocol: "the priv_protocol is not supported",
-}
+# Request kinds, as the sessions know them.
+GET, GETNEXT, GETBULK = "GET", "GETNEXT", "GETBULK"
 
 _ERROR_STATUS_NAMES = {
     1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
@@ -117,11 +79,28 @@ class NoSuchName(DeviceProtocolError):
         self.index = index
 
 
-class SnmpClient:
-    """Sends SNMP requests to one agent over one reused pysnmp engine.
+class Answer(NamedTuple):
+    """A response PDU: error-status, error-index (1-based, 0 for none) and the varbinds."""
 
-    ``requests`` counts request PDUs sent (pysnmp's retries and v3 engine discovery aside), so
-    callers and tests can check how chatty a poll was.
+    status: int
+    index: int
+    varbinds: list[VarBind]
+
+
+class Session(Protocol):
+    """What ``SnmpClient`` needs of a transport: one request, one answer (or a SourceError)."""
+
+    async def request(self, kind: str, oids: list[Oid], non_repeaters: int = 0,
+                      max_repetitions: int = 0) -> Answer: ...
+
+    async def close(self) -> None: ...
+
+
+class SnmpClient:
+    """Sends SNMP requests to one agent over one reused session.
+
+    ``requests`` counts request PDUs sent (retries and v3 engine discovery aside), so callers
+    and tests can check how chatty a poll was.
     """
 
     def __init__(self, settings: SnmpSettings, *, timeout_s: float, device: str) -> None:
@@ -130,12 +109,7 @@ class SnmpClient:
         self.device = device
         self.address = f"{settings.host}:{settings.port}"
         self.requests = 0
-        self._auth = _auth_data(settings)
-        self._context = ContextData()
-        self._engine: SnmpEngine | None = None
-        self._target: UdpTransportTarget | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._answered = False
+        self._session: Session | None = None
 
     @property
     def version(self) -> str:
@@ -143,11 +117,11 @@ class SnmpClient:
 
     async def get(self, oids: Sequence[Oid]) -> list[VarBind]:
         """GET the exact instances ``oids``."""
-        return await self._request(cmdgen.get_cmd, "GET", oids)
+        return await self._send(GET, list(oids))
 
     async def get_next(self, oids: Sequence[Oid]) -> list[VarBind]:
         """GETNEXT: the instance following each of ``oids``. Raises ``NoSuchName`` on v1's end."""
-        return await self._request(cmdgen.next_cmd, "GETNEXT", oids)
+        return await self._send(GETNEXT, list(oids))
 
     async def get_bulk(self, non_repeaters: Sequence[Oid], repeaters: Sequence[Oid],
                        max_repetitions: int) -> list[VarBind]:
@@ -155,93 +129,35 @@ class SnmpClient:
         rows of successors of the repeaters, row by row. The agent may return fewer rows."""
         if self.settings.version == "1":
             raise ValueError("GETBULK does not exist in SNMPv1")
-        return await self._request(cmdgen.bulk_cmd, "GETBULK", [*non_repeaters, *repeaters],
-                                   len(non_repeaters), max(1, int(max_repetitions)))
+        return await self._send(GETBULK, [*non_repeaters, *repeaters], len(non_repeaters),
+                                max(1, int(max_repetitions)))
 
     async def close(self) -> None:
-        """Close the engine's socket. The client can be used again afterwards (it reopens)."""
-        engine, self._engine, self._target, self._loop = self._engine, None, None, None
-        if engine is not None:
-            try:
-                engine.close_dispatcher()
-            except Exception:  # noqa: BLE001 - closing must never fail the caller
-                log.debug("%s: closing the SNMP engine failed", self.device, exc_info=True)
+        """Close the socket (and v3 engine). The client can be used again afterwards."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     # -- internals -----------------------------------------------------------------------------
 
-    async def _ready(self) -> tuple[SnmpEngine, UdpTransportTarget]:
-        loop = asyncio.get_running_loop()
-        if self._engine is not None and self._loop is not loop:
-            # pysnmp binds its socket to the loop that opened it; a new loop needs a new engine.
-            await self.close()
-        if self._engine is None:
-            self._engine = SnmpEngine()
-            self._loop = loop
-        if self._target is None:
-            try:
-                self._target = await UdpTransportTarget.create(
-                    (self.settings.host, self.settings.port), timeout=self.timeout_s,
-                    retries=self.settings.retries)
-            except Exception as exc:  # noqa: BLE001 - pysnmp wraps resolver errors variously
-                raise DeviceTimeout(f"cannot resolve {self.settings.host!r}: check the router's "
-                                    "address in the config") from exc
-        return self._engine, self._target
-
-    async def _request(self, command, name: str, oids: Sequence[Oid], *bulk: int) -> list[VarBind]:
-        try:
-            answer = await self._send(command, name, oids, *bulk)
-        except DeviceTimeout:
-            if self.settings.version != "3" or not self._answered:
-                raise
-            # A v3 engine caches the router's engine ID and clock. A replaced or reset router
-            # has a new engine ID and ignores us until we forget the old one.
-            log.info("%s: %s stopped answering v3; retrying with a fresh engine discovery",
-                     self.device, self.address)
-            self._answered = False
-            await self.close()
-            answer = await self._send(command, name, oids, *bulk)
-        self._answered = True
-        return answer
-
-    async def _send(self, command, name: str, oids: Sequence[Oid], *bulk: int) -> list[VarBind]:
-        engine, target = await self._ready()
-        varbinds = [(rfc1902.ObjectName(oid), univ.Null("")) for oid in oids]
-        self.requests += 1
-        # pysnmp's own timer ends the request; this outer bound only guards against a stuck engine.
-        deadline = self.timeout_s * (self.settings.retries + 1) + 2.0
-        try:
-            error_indication, error_status, error_index, answer = await asyncio.wait_for(
-                command(engine, self._auth, target, self._context, *bulk, *varbinds,
-                        lookupMib=False), deadline)
-        except asyncio.TimeoutError as exc:
-            raise DeviceTimeout(self._timeout_reason()) from exc
-        except Exception as exc:  # noqa: BLE001 - translate every library failure at the edge
-            raise DeviceProtocolError(f"SNMP {name} to {self.address} failed: "
-                                      f"{exc.__class__.__name__}: {exc}") from exc
-        if error_indication:
-            raise self._translate_indication(error_indication)
-        status = int(error_status or 0)
-        if status:
-            raise self._translate_status(name, status, int(error_index or 0), oids)
-        return [to_varbind(oid, value) for oid, value in answer]
-
-    def _timeout_reason(self) -> str:
-        base = (f"timeout: no SNMP answer from {self.address}; is SNMP enabled on the LAN side "
-                "and the address right?")
+    def _open(self) -> Session:
         if self.settings.version == "3":
-            return base + " (a wrong v3 priv_key also looks like this)"
-        return base + " (or the community is wrong: the router ignores unknown communities)"
+            from .snmp_usm import UsmSession   # the engine and cryptography, only for v3
+            return UsmSession(self.settings, timeout_s=self.timeout_s, address=self.address,
+                              device=self.device)
+        from .snmp_community import CommunitySession
+        return CommunitySession(self.settings, timeout_s=self.timeout_s, address=self.address)
 
-    def _translate_indication(self, indication: object) -> Exception:
-        if isinstance(indication, errind.RequestTimedOut):
-            return DeviceTimeout(self._timeout_reason())
-        for kind, why in _AUTH_ERRORS.items():
-            if isinstance(indication, kind):
-                return DeviceRefused(f"{AUTH_FAILED} ({why})")
-        if isinstance(indication, errind.NotInTimeWindow):
-            return DeviceProtocolError(f"the router at {self.address} reports our v3 time "
-                                       "window is stale; it usually resynchronises next poll")
-        return DeviceProtocolError(f"SNMP error talking to {self.address}: {indication}")
+    async def _send(self, kind: str, oids: list[Oid], non_repeaters: int = 0,
+                    max_repetitions: int = 0) -> list[VarBind]:
+        if self._session is None:
+            self._session = self._open()
+        self.requests += 1
+        status, index, varbinds = await self._session.request(kind, oids, non_repeaters,
+                                                              max_repetitions)
+        if status:
+            raise self._translate_status(kind, status, index, oids)
+        return varbinds
 
     def _translate_status(self, name: str, status: int, index: int, oids: Sequence[Oid]) -> Exception:
         status_name = _ERROR_STATUS_NAMES.get(status, f"error-status {status}")
@@ -259,47 +175,52 @@ class SnmpClient:
                                    f"to {name}")
 
 
+def timeout_reason(version: str, address: str) -> str:
+    """What a technician should check when the router does not answer at all."""
+    base = (f"timeout: no SNMP answer from {address}; is SNMP enabled on the LAN side "
+            "and the address right?")
+    if version == "3":
+        return base + " (a wrong v3 priv_key also looks like this)"
+    return base + " (or the community is wrong: the router ignores unknown communities)"
+
+
+# Value classes of both SNMPv1 (RFC 1155) and SNMPv2 (RFC 1902/1905) to VarBind kinds. Exact
+# classes first (one dict lookup per value); subclasses fall back to the isinstance walk below.
+_KINDS: dict[type, str] = {
+    rfc1902.Integer32: INTEGER, rfc1902.Integer: INTEGER, univ.Integer: INTEGER,
+    rfc1902.Counter32: COUNTER32, rfc1155.Counter: COUNTER32,
+    rfc1902.Counter64: COUNTER64,
+    rfc1902.Gauge32: GAUGE, rfc1902.Unsigned32: GAUGE, rfc1155.Gauge: GAUGE,
+    rfc1902.TimeTicks: TIMETICKS, rfc1155.TimeTicks: TIMETICKS,
+    rfc1902.OctetString: STRING, univ.OctetString: STRING, rfc1902.Bits: STRING,
+    rfc1902.IpAddress: IPADDRESS, rfc1155.IpAddress: IPADDRESS,
+    rfc1902.Opaque: OPAQUE, rfc1155.Opaque: OPAQUE,
+    rfc1902.ObjectName: OBJECT_ID, univ.ObjectIdentifier: OBJECT_ID,
+    rfc1905.EndOfMibView: END_OF_MIB, rfc1905.NoSuchInstance: NO_SUCH_INSTANCE,
+    rfc1905.NoSuchObject: NO_SUCH_OBJECT, univ.Null: NULL,
+}
+# Order matters: the SNMP application types subclass pyasn1's Integer/OctetString/Null.
+_KIND_WALK: tuple[tuple[type, str], ...] = (
+    (rfc1905.EndOfMibView, END_OF_MIB), (rfc1905.NoSuchInstance, NO_SUCH_INSTANCE),
+    (rfc1905.NoSuchObject, NO_SUCH_OBJECT), (univ.Null, NULL),
+    (rfc1902.Counter64, COUNTER64), ((rfc1902.Counter32, rfc1155.Counter), COUNTER32),
+    ((rfc1902.Gauge32, rfc1902.Unsigned32, rfc1155.Gauge), GAUGE),
+    ((rfc1902.TimeTicks, rfc1155.TimeTicks), TIMETICKS), (univ.Integer, INTEGER),
+    ((rfc1902.IpAddress, rfc1155.IpAddress), IPADDRESS), ((rfc1902.Opaque, rfc1155.Opaque), OPAQUE),
+    (univ.OctetString, STRING), (univ.ObjectIdentifier, OBJECT_ID),
+)
+
+
 def to_varbind(oid: object, value: object) -> VarBind:
     """Convert one pysnmp (name, value) pair into a ``VarBind``."""
     key: Oid = tuple(int(x) for x in oid)  # type: ignore[attr-defined]
-    # Order matters: the SNMP application types subclass pyasn1's Integer/OctetString/Null.
-    if isinstance(value, rfc1905.EndOfMibView):
-        return VarBind(key, END_OF_MIB)
-    if isinstance(value, rfc1905.NoSuchInstance):
-        return VarBind(key, NO_SUCH_INSTANCE)
-    if isinstance(value, rfc1905.NoSuchObject):
-        return VarBind(key, NO_SUCH_OBJECT)
-    if isinstance(value, univ.Null):
-        return VarBind(key, NULL)
-    if isinstance(value, rfc1902.Counter64):
-        return VarBind(key, COUNTER64, int(value))
-    if isinstance(value, rfc1902.Counter32):
-        return VarBind(key, COUNTER32, int(value))
-    if isinstance(value, (rfc1902.Gauge32, rfc1902.Unsigned32)):
-        return VarBind(key, GAUGE, int(value))
-    if isinstance(value, rfc1902.TimeTicks):
-        return VarBind(key, TIMETICKS, int(value))
-    if isinstance(value, univ.Integer):
-        return VarBind(key, INTEGER, int(value))
-    if isinstance(value, rfc1902.IpAddress):
-        return VarBind(key, IPADDRESS, bytes(value.asOctets()))
-    if isinstance(value, rfc1902.Opaque):
-        return VarBind(key, OPAQUE, bytes(value.asOctets()))
-    if isinstance(value, univ.OctetString):
-        return VarBind(key, STRING, bytes(value.asOctets()))
-    if isinstance(value, univ.ObjectIdentifier):
-        return VarBind(key, OBJECT_ID, tuple(int(x) for x in value))
-    return VarBind(key, NULL)
-
-
-def _auth_data(settings: SnmpSettings) -> CommunityData | UsmUserData:
-    if settings.version in ("1", "2c"):
-        community = settings.community.reveal() if settings.community is not None else ""
-        return CommunityData(community, mpModel=0 if settings.version == "1" else 1)
-    auth_protocol = _AUTH_PROTOCOLS[settings.auth_protocol]
-    priv_protocol = _PRIV_PROTOCOLS[settings.priv_protocol]
-    return UsmUserData(
-        settings.user or "",
-        authKey=settings.auth_key.reveal() if settings.auth_key and settings.auth_protocol != "none" else None,
-        privKey=settings.priv_key.reveal() if settings.priv_key and settings.priv_protocol != "none" else None,
-        authProtocol=auth_protocol, privProtocol=priv_protocol)
+    kind = _KINDS.get(type(value))
+    if kind is None:
+        kind = next((k for cls, k in _KIND_WALK if isinstance(value, cls)), NULL)
+    if kind in NUMERIC_KINDS:
+        return VarBind(key, kind, int(value))  # type: ignore[call-overload]
+    if kind in (STRING, IPADDRESS, OPAQUE):
+        return VarBind(key, kind, bytes(value.asOctets()))  # type: ignore[attr-defined]
+    if kind == OBJECT_ID:
+        return VarBind(key, kind, tuple(int(x) for x in value))  # type: ignore[attr-defined]
+    return VarBind(key, kind)

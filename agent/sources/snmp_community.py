@@ -1,0 +1,176 @@
+"""SNMPv1 and v2c requests with pysnmp's message layer (``pysnmp.proto.api``) over asyncio UDP.
+
+Community-based SNMP needs no engine: a request is one encoded message, an answer is one decoded
+message with the same request-id. pysnmp's high-level API would build an ``SnmpEngine`` for it
+anyway, with its MIB modules, the v3 security code (and ``cryptography``), and a dispatcher that
+wakes the event loop ten times a second; together about 14 MiB and most of the agent's idle CPU.
+This module uses the same pysnmp message classes and pyasn1 codec without any of that, so v3 is
+the only version that pays for the engine (``snmp_usm``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.error import PyAsn1Error
+from pysnmp.proto import api
+
+from ..config.snmp import SnmpSettings
+from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from .snmp_client import GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+
+log = logging.getLogger(__name__)
+
+_PDU_CLASSES = {GET: "GetRequestPDU", GETNEXT: "GetNextRequestPDU", GETBULK: "GetBulkRequestPDU"}
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """Hands each datagram from the router to whoever waits; remembers an ICMP refusal."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
+        self.refused: OSError | None = None
+        self.arrived = asyncio.Event()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if not self.inbox.full():          # a flood of stray answers must not grow memory
+            self.inbox.put_nowait(data)
+            self.arrived.set()
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self.refused = exc
+            self.arrived.set()
+
+
+class CommunitySession:
+    """One connected UDP socket to one router; requests are sent one at a time."""
+
+    def __init__(self, settings: SnmpSettings, *, timeout_s: float, address: str) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.address = address
+        self._proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_1 if settings.version == "1"
+                                           else api.SNMP_VERSION_2C]
+        secret = settings.community
+        self._community = secret.reveal().encode() if secret is not None else b""
+        self._transport: asyncio.DatagramTransport | None = None
+        self._datagrams: _Datagrams | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def request(self, kind: str, oids: list[Oid], non_repeaters: int = 0,
+                      max_repetitions: int = 0) -> Answer:
+        datagrams = await self._open()
+        assert self._lock is not None
+        async with self._lock:
+            message, request_id = self._encode(kind, oids, non_repeaters, max_repetitions)
+            return await self._exchange(datagrams, message, request_id)
+
+    async def close(self) -> None:
+        transport, self._transport, self._datagrams, self._loop = self._transport, None, None, None
+        if transport is not None:
+            transport.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _open(self) -> _Datagrams:
+        loop = asyncio.get_running_loop()
+        if self._transport is not None and self._loop is not loop:
+            await self.close()     # the socket belongs to the loop that opened it
+        if self._transport is None or self._datagrams is None:
+            try:
+                transport, datagrams = await loop.create_datagram_endpoint(
+                    _Datagrams, remote_addr=(self.settings.host, self.settings.port))
+            except socket.gaierror as exc:
+                raise DeviceTimeout(f"cannot resolve {self.settings.host!r}: check the router's "
+                                    "address in the config") from exc
+            except OSError as exc:
+                raise DeviceProtocolError(f"cannot open a UDP socket to {self.address}: "
+                                          f"{exc.strerror or exc}") from exc
+            self._transport, self._datagrams, self._loop = transport, datagrams, loop
+            self._lock = asyncio.Lock()
+        return self._datagrams
+
+    def _encode(self, kind: str, oids: list[Oid], non_repeaters: int,
+                max_repetitions: int) -> tuple[bytes, int]:
+        p = self._proto
+        pdu = getattr(p, _PDU_CLASSES[kind])()
+        if kind == GETBULK:
+            p.apiBulkPDU.set_defaults(pdu)
+            p.apiBulkPDU.set_non_repeaters(pdu, non_repeaters)
+            p.apiBulkPDU.set_max_repetitions(pdu, max_repetitions)
+        else:
+            p.apiPDU.set_defaults(pdu)
+        p.apiPDU.set_varbinds(pdu, [(oid, p.null) for oid in oids])
+        message = p.Message()
+        p.apiMessage.set_defaults(message)
+        p.apiMessage.set_community(message, self._community)
+        p.apiMessage.set_pdu(message, pdu)
+        return encoder.encode(message), int(p.apiPDU.get_request_id(pdu))
+
+    async def _exchange(self, datagrams: _Datagrams, message: bytes, request_id: int) -> Answer:
+        assert self._transport is not None
+        loop = asyncio.get_running_loop()
+        garbage = 0
+        _drain(datagrams)              # answers to earlier requests are of no use now
+        for _attempt in range(self.settings.retries + 1):
+            # A retry resends the same request-id, so a late answer to the first try still counts.
+            self._transport.sendto(message)
+            deadline = loop.time() + self.timeout_s
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                datagrams.arrived.clear()
+                if datagrams.inbox.empty() and datagrams.refused is None:
+                    try:
+                        await asyncio.wait_for(datagrams.arrived.wait(), left)
+                    except asyncio.TimeoutError:
+                        break
+                if datagrams.refused is not None:
+                    datagrams.refused = None
+                    raise DeviceRefused(f"nothing is listening for SNMP at {self.address} "
+                                        "(the host answered 'port unreachable')")
+                while not datagrams.inbox.empty():
+                    answer = self._decode(datagrams.inbox.get_nowait(), request_id)
+                    if answer is None:
+                        garbage += 1
+                    elif answer is not _STALE:
+                        return answer
+        if garbage:
+            raise DeviceProtocolError(f"the device at {self.address} answered with something "
+                                      "that is not an SNMP response to this request")
+        raise DeviceTimeout(timeout_reason(self.settings.version, self.address))
+
+    def _decode(self, data: bytes, request_id: int) -> Answer | None | object:
+        """The answer, ``_STALE`` for a well-formed answer to another request, None for garbage."""
+        p = self._proto
+        try:
+            message, _rest = decoder.decode(data, asn1Spec=p.Message())
+            if int(p.apiMessage.get_version(message)) != (0 if self.settings.version == "1" else 1):
+                return None
+            pdu = p.apiMessage.get_pdu(message)
+            if not pdu.isSameTypeWith(p.GetResponsePDU()):
+                return None
+            if int(p.apiPDU.get_request_id(pdu)) != request_id:
+                return _STALE
+            status = int(p.apiPDU.get_error_status(pdu))
+            index = int(p.apiPDU.get_error_index(pdu, muteErrors=True))
+            varbinds = [to_varbind(oid, value) for oid, value in p.apiPDU.get_varbinds(pdu)]
+        except (PyAsn1Error, ValueError, TypeError) as exc:
+            log.debug("%s: undecodable datagram: %s", self.address, exc)
+            return None
+        return Answer(status, index, varbinds)
+
+
+_STALE = object()
+
+
+def _drain(datagrams: _Datagrams) -> None:
+    while not datagrams.inbox.empty():
+        datagrams.inbox.get_nowait()
+    datagrams.refused = None

@@ -1,0 +1,153 @@
+"""The v1/v2c session against a scripted UDP peer on loopback: what a misbehaving router sends.
+
+net-snmp (tests/test_snmp_source.py) shows the session against a correct agent; these cases
+need answers no correct agent gives: garbage, answers to another request, late answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from typing import Callable
+
+import pytest
+from pyasn1.codec.ber import decoder, encoder
+from pysnmp.proto import api
+
+from agent.config.secret import Secret
+from agent.config.snmp import SnmpSettings
+from agent.errors import DeviceProtocolError, DeviceTimeout
+from agent.sources.snmp_client import COUNTER32, COUNTER64, GAUGE, IPADDRESS, TIMETICKS, SnmpClient
+
+SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+Reply = Callable[[bytes, int], list[bytes]]     # request, how many seen so far -> datagrams
+
+
+def answer(request: bytes, values: list, *, request_id: int | None = None) -> bytes:
+    """A response to ``request`` carrying ``values`` for its OIDs, in the request's version."""
+    version = int(api.decodeMessageVersion(request))
+    p = api.PROTOCOL_MODULES[version]
+    message, _ = decoder.decode(request, asn1Spec=p.Message())
+    response = p.apiMessage.get_response(message)
+    pdu = p.apiMessage.get_pdu(response)
+    oids = [oid for oid, _ in p.apiPDU.get_varbinds(p.apiMessage.get_pdu(message))]
+    p.apiPDU.set_varbinds(pdu, list(zip(oids, values)))
+    if request_id is not None:
+        p.apiPDU.set_request_id(pdu, request_id)
+    return encoder.encode(response)
+
+
+class Peer(asyncio.DatagramProtocol):
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.seen = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.seen += 1
+        for datagram in self.reply(data, self.seen):
+            self.transport.sendto(datagram, addr)
+
+
+async def ask(reply: Reply, *, version: str = "2c", timeout_s: float = 0.5, retries: int = 0):
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(lambda: Peer(reply),
+                                                          local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    client = SnmpClient(SnmpSettings(host="127.0.0.1", port=port, version=version,
+                                     community=Secret("clinic-ro"), retries=retries),
+                        timeout_s=timeout_s, device="router")
+    try:
+        return await client.get([SYS_UPTIME]), peer.seen
+    finally:
+        await client.close()
+        transport.close()
+
+
+def test_an_answer_to_another_request_is_ignored_and_the_right_one_taken():
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+        return [answer(request, [p.TimeTicks(1)], request_id=424242),   # a late, stale answer
+                answer(request, [p.TimeTicks(12345)])]
+    varbinds, _ = asyncio.run(ask(reply))
+    assert [(vb.kind, vb.value) for vb in varbinds] == [(TIMETICKS, 12345)]
+
+
+def test_a_lost_request_is_sent_again_and_its_answer_used():
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+        return [] if seen == 1 else [answer(request, [p.TimeTicks(77)])]
+    varbinds, seen = asyncio.run(ask(reply, timeout_s=0.3, retries=1))
+    assert seen == 2
+    assert varbinds[0].value == 77
+
+
+def test_garbage_answers_are_a_protocol_error_not_a_timeout():
+    with pytest.raises(DeviceProtocolError) as caught:
+        asyncio.run(ask(lambda request, seen: [b"\x30\x03garbage", b"HTTP/1.1 400 Bad Request\r\n"],
+                        timeout_s=0.3))
+    assert caught.value.reason.endswith("answered with something that is not an SNMP response "
+                                        "to this request")
+
+
+def test_silence_is_a_timeout_naming_the_address():
+    with pytest.raises(DeviceTimeout) as caught:
+        asyncio.run(ask(lambda request, seen: [], timeout_s=0.2, retries=1))
+    assert "no SNMP answer from 127.0.0.1:" in caught.value.reason
+
+
+def test_snmpv1_types_keep_their_meaning():
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
+        return [answer(request, [p.Counter(5)]) if seen == 1 else b""]
+    varbinds, _ = asyncio.run(ask(reply, version="1"))
+    assert (varbinds[0].kind, varbinds[0].value) == (COUNTER32, 5)
+
+    for value, kind, expected in [("Gauge", GAUGE, 7), ("TimeTicks", TIMETICKS, 9),
+                                  ("IpAddress", IPADDRESS, b"\x0a\x00\x00\x01")]:
+        def typed(request: bytes, seen: int, value=value) -> list[bytes]:
+            p = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
+            raw = "10.0.0.1" if value == "IpAddress" else {"Gauge": 7, "TimeTicks": 9}[value]
+            return [answer(request, [getattr(p, value)(raw)])]
+        varbinds, _ = asyncio.run(ask(typed, version="1"))
+        assert (varbinds[0].kind, varbinds[0].value) == (kind, expected)
+
+
+def test_v2c_counter64_round_trips():
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+        return [answer(request, [p.Counter64(2**64 - 1)])]
+    varbinds, _ = asyncio.run(ask(reply))
+    assert (varbinds[0].kind, varbinds[0].value) == (COUNTER64, 2**64 - 1)
+
+
+def test_v1_and_v2c_polls_leave_the_v3_engine_and_cryptography_unloaded():
+    # They cost about 14 MiB of the agent's memory; only a v3 device should pay for them.
+    script = textwrap.dedent("""
+        import asyncio, sys
+        from agent.config.secret import Secret
+        from agent.config.snmp import SnmpSettings
+        from agent.errors import SourceError
+        from agent.sources.snmp import SnmpSource
+        from agent.sources.snmp_client import SnmpClient
+        import agent.daemon
+        async def main():
+            client = SnmpClient(SnmpSettings(host="127.0.0.1", port=9, version="2c",
+                                             community=Secret("x"), retries=0),
+                                timeout_s=0.1, device="r")
+            try:
+                await client.get([(1, 3, 6, 1, 2, 1, 1, 3, 0)])
+            except SourceError:
+                pass
+            await client.close()
+        asyncio.run(main())
+        print(sorted(m for m in ("cryptography", "pysnmp.entity.engine", "pysnmp.hlapi")
+                     if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

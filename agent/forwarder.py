@@ -206,6 +206,7 @@ class Forwarder:
         held_backlog: list[StoredReading] | None = None   # fetched, waiting for the budget
         held_encoded: Encoded | None = None
         ack_event = asyncio.Event()
+        live_more = True     # look once at the start; afterwards only when polls stored more
 
         while not link.lost.is_set():
             await self._settle(flights, resends, ack_event)
@@ -223,9 +224,10 @@ class Forwarder:
                         resends.insert(0, _Resend(rows[-1].seq + 1, r.hi, r.limit))
                     flights.extend(await self._send(link, rows, "backlog", compress, ack_event))
                     progressed = True
-            elif live_n < LIVE_WINDOW:
+            elif live_n < LIVE_WINDOW and (live_more or self.new_data.is_set()):
                 self.new_data.clear()
                 rows = await self.store.fetch(live_cursor, live_batch)
+                live_more = len(rows) == live_batch     # a full batch: there may be more
                 if rows:
                     live_cursor = rows[-1].seq
                     flights.extend(await self._send(link, rows, "live", compress, ack_event))
@@ -264,7 +266,7 @@ class Forwarder:
         await self._settle(flights, resends, ack_event)
 
     def _idle_timeout(self) -> float:
-        return min(5.0, self.cfg.mqtt.keepalive_s / 4)
+        return self.cfg.mqtt.keepalive_s / 4
 
     def _link_silent(self, link: MqttLink, flights: list[_Flight]) -> bool:
         """Detect a link that silently stopped (no RST: packets just vanish, the usual WAN failure).

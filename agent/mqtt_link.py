@@ -53,6 +53,23 @@ class Will:
     payload: bytes
 
 
+class _PahoClient(mqtt.Client):
+    """paho's client with a configurable network-loop timeout.
+
+    ``loop_start`` runs ``loop_forever`` with paho's default timeout of one second: an idle
+    agent's network thread then wakes 60 times a minute, about a tenth of the agent's whole CPU
+    budget. This is paho 2's ``_thread_main`` with only the timeout changed.
+    """
+
+    loop_timeout_s = 1.0
+
+    def _thread_main(self) -> None:
+        try:
+            self.loop_forever(timeout=self.loop_timeout_s, retry_first_connection=True)
+        finally:
+            self._thread = None
+
+
 class MqttLink:
     """A single MQTT connection. ``await link.connect()``, ``await link.publish(...)``, ``close()``."""
 
@@ -64,7 +81,10 @@ class MqttLink:
         kwargs: dict[str, Any] = {"client_id": cfg.client_id, "protocol": self.protocol}
         if self.protocol == mqtt.MQTTv311:
             kwargs["clean_session"] = True
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        self.client = _PahoClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        # Sends and receives wake paho's thread at once; the timeout only paces its keep-alive
+        # check. A quarter of the keep-alive keeps pings well inside the broker's 1.5 periods.
+        self.client.loop_timeout_s = max(1.0, cfg.keepalive_s / 4)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         if cfg.username:

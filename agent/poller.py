@@ -48,7 +48,8 @@ async def poll_once(device: DeviceConfig, source: Source, clock: ClockGuard) -> 
     samples: list[Sample] = []
     status, reason = "ok", ""
     try:
-        samples = await asyncio.wait_for(source.read(), hard_deadline(device))
+        async with asyncio.timeout(hard_deadline(device)):   # no extra task, unlike wait_for
+            samples = await source.read()
     except SourceError as exc:
         status, reason = exc.status, exc.reason
     except asyncio.TimeoutError:
@@ -114,9 +115,10 @@ class DevicePoller:
             if not self._poll_waiters:   # asked for during that poll: poll again at once
                 self.poll_now.clear()
             try:
-                await asyncio.wait_for(self.poll_now.wait(), max(next_tick - time.monotonic(), 0))
+                async with asyncio.timeout(max(next_tick - time.monotonic(), 0)):
+                    await self.poll_now.wait()
                 next_tick = time.monotonic()   # an on-demand poll restarts the schedule
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def poll_soon(self) -> list[Reading]:

@@ -127,6 +127,7 @@ class ModbusLink:
         # Bytes received since the current request was sent (pymodbus drops what it cannot
         # match to the request; we keep it to tell "silent" from "talking nonsense").
         self._received = b""
+        self._pending: asyncio.Future[Any] | None = None
 
     @property
     def connected(self) -> bool:
@@ -177,17 +178,16 @@ class ModbusLink:
                 "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
         self._received = b""
         request = asyncio.ensure_future(call(address, count=count, **{self._unit_kw: unit}))
-        lost = asyncio.ensure_future(self._lost.wait())
+        self._pending = request          # a lost connection cancels it (see _make_client)
         try:
-            done, _ = await asyncio.wait({request, lost}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({request}, timeout=timeout)
         finally:
-            lost.cancel()
+            self._pending = None
             if not request.done():
                 # pymodbus releases its own lock as the cancellation unwinds.
                 request.cancel()
-        if request not in done:
-            if lost in done:
+        if not request.done() or request.cancelled():
+            if self._lost.is_set():
                 raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
                                     f"{unit} answered; did the gateway restart?")
             if self._received:
@@ -235,6 +235,10 @@ class ModbusLink:
         def on_connect(connected: bool) -> None:
             if not connected:
                 lost.set()
+                # No need to wait out the timeout of a request on this connection (a closed
+                # earlier client may report late: it must not touch the current request).
+                if self._lost is lost and self._pending is not None:
+                    self._pending.cancel()
 
         def on_packet(sending: bool, data: bytes) -> bytes:
             # pymodbus hands over its whole receive buffer each time: keep the longest seen.

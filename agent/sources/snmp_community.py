@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import deque
 
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
@@ -34,19 +35,36 @@ class _Datagrams(asyncio.DatagramProtocol):
     """Hands each datagram from the router to whoever waits; remembers an ICMP refusal."""
 
     def __init__(self) -> None:
-        self.inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
+        self.inbox: deque[bytes] = deque(maxlen=64)   # a flood of stray answers cannot grow memory
         self.refused: OSError | None = None
-        self.arrived = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None
 
     def datagram_received(self, data: bytes, addr: object) -> None:
-        if not self.inbox.full():          # a flood of stray answers must not grow memory
-            self.inbox.put_nowait(data)
-            self.arrived.set()
+        self.inbox.append(data)
+        self._wake()
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, ConnectionRefusedError):
             self.refused = exc
-            self.arrived.set()
+            self._wake()
+
+    async def arrival(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a datagram or a refusal; False if none came."""
+        if self.inbox or self.refused is not None:
+            return True
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.waiter
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.waiter = None
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
 
 class CommunitySession:
@@ -128,18 +146,14 @@ class CommunitySession:
                 left = deadline - loop.time()
                 if left <= 0:
                     break
-                datagrams.arrived.clear()
-                if datagrams.inbox.empty() and datagrams.refused is None:
-                    try:
-                        await asyncio.wait_for(datagrams.arrived.wait(), left)
-                    except asyncio.TimeoutError:
-                        break
+                if not await datagrams.arrival(left):
+                    break
                 if datagrams.refused is not None:
                     datagrams.refused = None
                     raise DeviceRefused(f"nothing is listening for SNMP at {self.address} "
                                         "(the host answered 'port unreachable')")
-                while not datagrams.inbox.empty():
-                    answer = self._decode(datagrams.inbox.get_nowait(), request_id)
+                while datagrams.inbox:
+                    answer = self._decode(datagrams.inbox.popleft(), request_id)
                     if answer is None:
                         garbage += 1
                     elif answer is not _STALE:
@@ -185,6 +199,5 @@ _STALE = object()
 
 
 def _drain(datagrams: _Datagrams) -> None:
-    while not datagrams.inbox.empty():
-        datagrams.inbox.get_nowait()
+    datagrams.inbox.clear()
     datagrams.refused = None

@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"steady polls ({len(steady_r)}): requests per poll min {min(steady_r)} max "
           f"{max(steady_r)}; time median {statistics.median(steady_t):.1f} ms, "
           f"p95 {percentile(steady_t, 0.95):.1f} ms, max {max(steady_t):.1f} ms")
-    print(f"of which the agent's own work (decoding, rates, samples; the rest is pysnmp and "
-          f"snmpsim): median {statistics.median(agent_ms[1:]):.1f} ms")
+    print(f"of which outside the request/answer exchanges (walk, rates, samples; the exchanges "
+          f"are encoding, snmpsim and reading the answers): "
+          f"median {statistics.median(agent_ms[1:]):.1f} ms")
     print(f"last poll: {len(last)} samples, {rates} in_bps rates, WAN {last.get('if.wan.name')}, "
           f"cpu.load_pct {last.get('cpu.load_pct')}, memory.used_pct {last.get('memory.used_pct')}")
     print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "

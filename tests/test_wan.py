@@ -30,8 +30,12 @@ from helpers import free_port
 
 def wan_device(**table):
     entry = {"name": "wan", "kind": "wan", "timeout_s": 0.5, **table}
+    devices = [entry]
+    if "router" in table:    # the router it names must be an snmp device of the same config
+        devices.append({"name": table["router"], "kind": "snmp", "host": "127.0.0.1",
+                        "community": "clinic-ro"})
     return parse_config({"site_id": "test-site", "mqtt": {"host": "127.0.0.1"},
-                         "devices": [entry]}).devices[0]
+                         "devices": devices}).devices[0]
 
 
 @pytest.fixture
@@ -193,6 +197,22 @@ def test_wan_config_problems_name_the_key():
         'devices[0].targets[0]: expected "host:port" or "host", got "no spaces allowed:53"',
         'devices[0].targets[1]: expected "host:port" or "host", got "127.0.0.1:99999"',
         "devices[0].window: expected an integer 1-1000, got 0",
+    ]
+
+
+def test_the_router_named_must_be_an_snmp_device_of_the_same_config():
+    base = {"site_id": "test-site", "mqtt": {"host": "127.0.0.1"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**base, "devices": [
+            {"name": "wan", "kind": "wan", "router": "ruoter"},
+            {"name": "wan2", "kind": "wan", "router": "ups"},
+            {"name": "ups", "kind": "modbus", "host": "127.0.0.1",
+             "registers": [{"name": "v", "address": 0}]},
+            {"name": "router", "kind": "snmp", "host": "127.0.0.1", "community": "x"}]})
+    assert caught.value.problems == [
+        'devices[0].router: expected the name of an snmp device in this file, got "ruoter"',
+        'devices[1].router: expected the name of an snmp device in this file, got "ups", '
+        'which is a modbus device',
     ]
 
 

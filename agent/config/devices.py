@@ -38,7 +38,8 @@ class DeviceConfig:
 def parse_devices(root: Table) -> tuple[DeviceConfig, ...]:
     devices: list[DeviceConfig] = []
     seen: dict[str, str] = {}
-    for t in root.tables("devices"):
+    tables = root.tables("devices")
+    for t in tables:
         name = t.str("name", pattern=DEVICE_NAME_PATTERN,
                      what="a device name of lowercase letters, digits, '_' or '-' (max 32)")
         if name is not None:
@@ -56,4 +57,18 @@ def parse_devices(root: Table) -> tuple[DeviceConfig, ...]:
         devices.append(DeviceConfig(name=name or "", kind=kind or "", interval_s=interval or 10.0,
                                     timeout_s=timeout or 3.0, settings=settings,
                                     enabled=bool(enabled)))
+    _check_wan_routers(tables, devices)
     return tuple(devices)
+
+
+def _check_wan_routers(tables: list[Table], devices: list[DeviceConfig]) -> None:
+    """A wan device's ``router`` must name an SNMP device of the same file (typos are silent
+    otherwise: the router's view of the WAN would just never appear)."""
+    kinds = {d.name: d.kind for d in devices}
+    for t, dev in zip(tables, devices):
+        router = getattr(dev.settings, "router", None) if dev.kind == "wan" else None
+        if router is None or kinds.get(router) == "snmp":
+            continue
+        found = f", which is a {kinds[router]} device" if router in kinds else ""
+        t.problem("router", f"expected the name of an snmp device in this file, got "
+                            f"{show(router)}{found}")

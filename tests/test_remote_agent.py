@@ -315,3 +315,33 @@ def test_resend_reports_what_is_no_longer_in_the_buffer(site):
 def test_a_command_from_an_untrusted_key_is_refused_and_said_so(site):
     res = _command(site, "poll_now", key=stranger_key())
     assert res["ok"] is False and res["reason"] == "bad_signature"
+
+
+def test_a_command_captured_and_replayed_after_a_restart_is_refused(
+        secure_broker, operator_recorder, tmp_path):
+    op = Operator(tmp_path)
+    agent = start_site(secure_broker, tmp_path / "site", op)
+    ops = secure_broker.client(OPERATOR)
+    payload = command_payload("poll_now", {"device": "pc"}, sites=[SITE])
+    sealed = seal(payload, op.key)
+
+    def results() -> list[dict]:
+        return [json.loads(m.payload) for m in operator_recorder.snapshot()
+                if m.topic == f"clinics/{SITE}/cmd/result"
+                and json.loads(m.payload).get("id") == payload["id"]]
+    try:
+        wait_state(operator_recorder, lambda d: d["state"] == "local")
+        ops.publish(f"clinics/{SITE}/cmd", sealed)
+        first = wait_until(results, what="the command's result")[0]
+        agent.stop()
+        since = time.time()
+        agent.start()
+        wait_state(operator_recorder, lambda d: d["ts"] >= since, what="the restarted agent")
+        ops.publish(f"clinics/{SITE}/cmd", sealed)      # the same signed bytes, sent again
+        second = wait_until(lambda: results()[1:], what="the replay's result")[0]
+    finally:
+        ops.close()
+        agent.stop()
+    assert first["ok"] is True
+    assert second["ok"] is False and second["reason"] == "replay"
+    assert agent.log().count(f"remote command poll_now ({payload['id']}") == 1

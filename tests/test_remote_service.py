@@ -196,8 +196,20 @@ def test_an_unreadable_state_file_is_kept_aside_not_silently_reset(tmp_path):
     assert list(tmp_path.glob("remote_state.json.bad-*"))
 
 
-@pytest.mark.parametrize("doc", [[], {"highest_version": "9", "handled": "x", "bogus": 1}])
+@pytest.mark.parametrize("doc", [[], {"highest_version": "9", "handled": "x", "bogus": 1,
+                                      "commands_seen": ["c1"]}])
 def test_a_state_file_of_the_wrong_shape_is_tolerated(tmp_path, doc):
     (tmp_path / "remote_state.json").write_text(json.dumps(doc))
     state = StateStore(tmp_path).load()
-    assert state.highest_version == 0 and state.handled == []
+    assert state.highest_version == 0 and state.handled == [] and state.commands_seen == {}
+
+
+def test_commands_are_remembered_until_they_expire_and_survive_a_reload(tmp_path):
+    store = StateStore(tmp_path)
+    store.update(lambda s: s.remember_command("old", not_after=100.0, now=50.0))
+    store.update(lambda s: s.remember_command("new", not_after=300.0, now=200.0))
+    doc = json.loads((tmp_path / "remote_state.json").read_text())
+    assert doc["commands_seen"] == {"new": 300.0}
+    doc["commands_seen"].update(bad="x", worse=True)          # hand-edited: ignored, not fatal
+    (tmp_path / "remote_state.json").write_text(json.dumps(doc))
+    assert StateStore(tmp_path).load().commands_seen == {"new": 300.0}   # "old" expired at 100

@@ -58,7 +58,7 @@ class RemoteService:
         self._push_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._rejected: deque[str] = deque(maxlen=32)   # envelope hashes refused, in memory only
-        self._commands_seen: dict[str, float] = {}      # command id -> its not_after
+        self._commands_seen: dict[str, float] = {}      # command id -> its not_after (persisted)
         self._logged: dict[str, float] = {}
 
     # -- agent hooks ---------------------------------------------------------------------------
@@ -69,6 +69,7 @@ class RemoteService:
         self.local_cfg = local_cfg
         self.local = await asyncio.to_thread(self._read_local, local_cfg)
         self.state = await asyncio.to_thread(self.store.load)
+        self._commands_seen = dict(self.state.commands_seen)
         self._run_local(local_cfg)
         if not local_cfg.remote.enabled or self.state.active is None:
             return local_cfg
@@ -296,6 +297,7 @@ class RemoteService:
             self._publish_result({"ok": False, **doc})
             return
         self._commands_seen[decision.id] = decision.not_after
+        await self._persist_command(decision.id, decision.not_after, now)
         log.info("remote command %s (%s, key %s)", decision.name, decision.id, decision.key_id)
         try:
             result = await self._execute(decision)
@@ -421,6 +423,17 @@ class RemoteService:
         for p in problems:
             self._log_once(f"key:{p}", "trusted key ignored: %s", p)
         return keys
+
+    async def _persist_command(self, command_id: str, not_after: float, now: float) -> None:
+        """Written before the command runs: a restart must not reopen it to a replay."""
+        if self.store is None:
+            return
+        try:
+            await self._update(lambda s: s.remember_command(command_id, not_after, now))
+        except OSError as exc:
+            # The command still runs; only a replay after a restart would get through.
+            self._log_once("cmd:persist", "cannot record remote command %s in %s (%s); it is "
+                           "remembered until the agent restarts", command_id, self.store.path, exc)
 
     async def _update(self, change) -> None:
         assert self.store is not None

@@ -31,6 +31,7 @@ STATE_FILE = "remote_state.json"
 CONFIG_DIR = "remote"
 LKG_FILE = f"{CONFIG_DIR}/last-known-good.toml"
 HANDLED_KEEP = 32          # envelope hashes remembered, so re-deliveries stay no-ops
+COMMANDS_KEEP = 1000       # command ids remembered until they expire (at most an hour each)
 
 
 @dataclass
@@ -43,6 +44,9 @@ class RemoteState:
     set_aside: dict | None = None         # {"version", "at", "by"}: the technician chose the local file
     last_event: dict | None = None        # the last thing that happened, as published
     handled: list[str] = field(default_factory=list)
+    # Commands carried out, id -> not_after: kept across restarts, so a captured command cannot
+    # be replayed to a restarted agent before it expires.
+    commands_seen: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, doc: Any) -> "RemoteState":
@@ -54,6 +58,10 @@ class RemoteState:
             state.highest_version = 0
         if not isinstance(state.handled, list):
             state.handled = []
+        seen = state.commands_seen if isinstance(state.commands_seen, dict) else {}
+        state.commands_seen = {k: float(v) for k, v in seen.items()
+                               if isinstance(k, str) and isinstance(v, (int, float))
+                               and not isinstance(v, bool)}
         return state
 
     def to_dict(self) -> dict:
@@ -61,6 +69,13 @@ class RemoteState:
 
     def remember(self, envelope_sha256: str) -> None:
         self.handled = (self.handled + [envelope_sha256])[-HANDLED_KEEP:]
+
+    def remember_command(self, command_id: str, not_after: float, now: float) -> None:
+        """Add a command carried out; forget the expired ones (a replay of those is refused as
+        expired anyway)."""
+        seen = {k: t for k, t in self.commands_seen.items() if t >= now}
+        seen[command_id] = not_after
+        self.commands_seen = dict(sorted(seen.items(), key=lambda kv: kv[1])[-COMMANDS_KEEP:])
 
 
 class StateStore:

@@ -43,12 +43,14 @@ class Peer(asyncio.DatagramProtocol):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.seen = 0
+        self.senders: set = set()
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
         self.seen += 1
+        self.senders.add(addr)
         for datagram in self.reply(data, self.seen):
             self.transport.sendto(datagram, addr)
 
@@ -151,3 +153,27 @@ def test_v1_and_v2c_polls_leave_the_v3_engine_and_cryptography_unloaded():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_concurrent_first_requests_share_one_socket():
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+        return [answer(request, [p.TimeTicks(seen)])]
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        transport, peer = await loop.create_datagram_endpoint(lambda: Peer(reply),
+                                                              local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        client = SnmpClient(SnmpSettings(host="127.0.0.1", port=port, version="2c",
+                                         community=Secret("clinic-ro"), retries=0),
+                            timeout_s=1, device="router")
+        try:
+            answers = await asyncio.gather(*(client.get([SYS_UPTIME]) for _ in range(3)))
+        finally:
+            await client.close()
+            transport.close()
+        return answers, peer.senders
+    answers, senders = asyncio.run(scenario())
+    assert sorted(a[0].value for a in answers) == [1, 2, 3]
+    assert len(senders) == 1          # one socket, not one left open per concurrent caller

@@ -112,6 +112,9 @@ class CommunitySession:
             except OSError as exc:
                 raise DeviceProtocolError(f"cannot open a UDP socket to {self.address}: "
                                           f"{exc.strerror or exc}") from exc
+            if self._transport is not None and self._datagrams is not None:
+                transport.close()      # a concurrent first request opened one meanwhile
+                return self._datagrams
             self._transport, self._datagrams, self._loop = transport, datagrams, loop
             self._lock = asyncio.Lock()
         return self._datagrams

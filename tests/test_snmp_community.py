@@ -7,6 +7,7 @@ need answers no correct agent gives: garbage, answers to another request, late a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -55,7 +56,10 @@ class Peer(asyncio.DatagramProtocol):
             self.transport.sendto(datagram, addr)
 
 
-async def ask(reply: Reply, *, version: str = "2c", timeout_s: float = 0.5, retries: int = 0):
+@contextlib.asynccontextmanager
+async def talking_to(reply: Reply, *, version: str = "2c", timeout_s: float = 0.5,
+                     retries: int = 0):
+    """A client, and the scripted peer it talks to on a free loopback port."""
     loop = asyncio.get_running_loop()
     transport, peer = await loop.create_datagram_endpoint(lambda: Peer(reply),
                                                           local_addr=("127.0.0.1", 0))
@@ -64,10 +68,15 @@ async def ask(reply: Reply, *, version: str = "2c", timeout_s: float = 0.5, retr
                                      community=Secret("clinic-ro"), retries=retries),
                         timeout_s=timeout_s, device="router")
     try:
-        return await client.get([SYS_UPTIME]), peer.seen
+        yield client, peer
     finally:
         await client.close()
         transport.close()
+
+
+async def ask(reply: Reply, **settings):
+    async with talking_to(reply, **settings) as (client, peer):
+        return await client.get([SYS_UPTIME]), peer.seen
 
 
 def test_an_answer_to_another_request_is_ignored_and_the_right_one_taken():
@@ -161,19 +170,9 @@ def test_concurrent_first_requests_share_one_socket():
         return [answer(request, [p.TimeTicks(seen)])]
 
     async def scenario():
-        loop = asyncio.get_running_loop()
-        transport, peer = await loop.create_datagram_endpoint(lambda: Peer(reply),
-                                                              local_addr=("127.0.0.1", 0))
-        port = transport.get_extra_info("sockname")[1]
-        client = SnmpClient(SnmpSettings(host="127.0.0.1", port=port, version="2c",
-                                         community=Secret("clinic-ro"), retries=0),
-                            timeout_s=1, device="router")
-        try:
+        async with talking_to(reply, timeout_s=1) as (client, peer):
             answers = await asyncio.gather(*(client.get([SYS_UPTIME]) for _ in range(3)))
-        finally:
-            await client.close()
-            transport.close()
-        return answers, peer.senders
+            return answers, peer.senders
     answers, senders = asyncio.run(scenario())
     assert sorted(a[0].value for a in answers) == [1, 2, 3]
     assert len(senders) == 1          # one socket, not one left open per concurrent caller

@@ -30,6 +30,16 @@ def by_metric(samples: list[Sample]) -> dict[str, Sample]:
     return {s.metric: s for s in samples}
 
 
+def read_once(source: SnmpSource) -> list[Sample]:
+    """One poll, then close the source's socket (and v3 engine) whatever happened."""
+    async def scenario():
+        try:
+            return await source.read()
+        finally:
+            await source.close()
+    return asyncio.run(scenario())
+
+
 async def until(poll: Callable[[], Awaitable[object]], *, timeout: float, what: str):
     """Await ``poll()`` until it returns something truthy, failing after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -56,13 +66,7 @@ def send_loopback_traffic(n: int = 200, size: int = 1200) -> None:
 
 def test_v2c_poll_reports_uptime_name_and_loopback_status(snmpd):
     source = SnmpSource(device(snmpd.device_table(interfaces=["lo"], timeout_s=2)))
-
-    async def scenario():
-        try:
-            return await source.read()
-        finally:
-            await source.close()
-    samples = by_metric(asyncio.run(scenario()))
+    samples = by_metric(read_once(source))
 
     assert samples["system.name"].value == snmpd.sys_name
     assert samples["system.uptime_s"].unit == "s"
@@ -125,13 +129,7 @@ def test_v3_users_can_poll(snmpd, user):
     if rejected := snmpd.user_rejected(user):
         pytest.skip(f"this snmpd cannot serve {user}: {rejected}")
     source = SnmpSource(device(snmpd.device_table(user=user, interfaces=["lo"], timeout_s=2)))
-
-    async def scenario():
-        try:
-            return by_metric(await source.read())
-        finally:
-            await source.close()
-    samples = asyncio.run(scenario())
+    samples = by_metric(read_once(source))
 
     assert samples["system.name"].value == snmpd.sys_name
     assert samples["if.lo.oper_up"].value is True
@@ -140,15 +138,9 @@ def test_v3_users_can_poll(snmpd, user):
 def test_wrong_community_is_a_timeout_that_mentions_the_community(snmpd):
     table = snmpd.device_table(community="not-the-community", timeout_s=0.3, retries=0)
     source = SnmpSource(device(table))
-
-    async def scenario():
-        try:
-            await source.read()
-        finally:
-            await source.close()
     started = time.monotonic()
     with pytest.raises(DeviceTimeout) as caught:
-        asyncio.run(scenario())
+        read_once(source)
 
     assert time.monotonic() - started < 3
     reason = caught.value.reason
@@ -161,14 +153,8 @@ def test_wrong_community_is_a_timeout_that_mentions_the_community(snmpd):
 def test_wrong_v3_credentials_are_refused(snmpd, change):
     table = {**snmpd.device_table(user="agent-sha-aes", timeout_s=1, retries=0), **change}
     source = SnmpSource(device(table))
-
-    async def scenario():
-        try:
-            await source.read()
-        finally:
-            await source.close()
     with pytest.raises(DeviceRefused) as caught:
-        asyncio.run(scenario())
+        read_once(source)
 
     assert caught.value.reason.startswith("authentication failed: check the v3 user and keys")
     assert "not-the-auth-key" not in str(caught.value)
@@ -180,15 +166,9 @@ def test_closed_port_is_reported_at_once_as_refused():
     source = SnmpSource(device({"name": "router", "kind": "snmp", "host": "127.0.0.1",
                                 "port": port, "community": "clinic-ro", "timeout_s": 5,
                                 "retries": 2}))
-
-    async def scenario():
-        try:
-            await source.read()
-        finally:
-            await source.close()
     started = time.monotonic()
     with pytest.raises(DeviceRefused) as caught:
-        asyncio.run(scenario())
+        read_once(source)
 
     assert time.monotonic() - started < 4     # well before one 5 s timeout
     assert caught.value.reason == (f"nothing is listening for SNMP at 127.0.0.1:{port} "

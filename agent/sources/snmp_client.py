@@ -184,23 +184,9 @@ def timeout_reason(version: str, address: str) -> str:
     return base + " (or the community is wrong: the router ignores unknown communities)"
 
 
-# Value classes of both SNMPv1 (RFC 1155) and SNMPv2 (RFC 1902/1905) to VarBind kinds. Exact
-# classes first (one dict lookup per value); subclasses fall back to the isinstance walk below.
-_KINDS: dict[type, str] = {
-    rfc1902.Integer32: INTEGER, rfc1902.Integer: INTEGER, univ.Integer: INTEGER,
-    rfc1902.Counter32: COUNTER32, rfc1155.Counter: COUNTER32,
-    rfc1902.Counter64: COUNTER64,
-    rfc1902.Gauge32: GAUGE, rfc1902.Unsigned32: GAUGE, rfc1155.Gauge: GAUGE,
-    rfc1902.TimeTicks: TIMETICKS, rfc1155.TimeTicks: TIMETICKS,
-    rfc1902.OctetString: STRING, univ.OctetString: STRING, rfc1902.Bits: STRING,
-    rfc1902.IpAddress: IPADDRESS, rfc1155.IpAddress: IPADDRESS,
-    rfc1902.Opaque: OPAQUE, rfc1155.Opaque: OPAQUE,
-    rfc1902.ObjectName: OBJECT_ID, univ.ObjectIdentifier: OBJECT_ID,
-    rfc1905.EndOfMibView: END_OF_MIB, rfc1905.NoSuchInstance: NO_SUCH_INSTANCE,
-    rfc1905.NoSuchObject: NO_SUCH_OBJECT, univ.Null: NULL,
-}
+# Value classes of both SNMPv1 (RFC 1155) and SNMPv2 (RFC 1902/1905) to VarBind kinds.
 # Order matters: the SNMP application types subclass pyasn1's Integer/OctetString/Null.
-_KIND_WALK: tuple[tuple[type, str], ...] = (
+_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
     (rfc1905.EndOfMibView, END_OF_MIB), (rfc1905.NoSuchInstance, NO_SUCH_INSTANCE),
     (rfc1905.NoSuchObject, NO_SUCH_OBJECT), (univ.Null, NULL),
     (rfc1902.Counter64, COUNTER64), ((rfc1902.Counter32, rfc1155.Counter), COUNTER32),
@@ -214,9 +200,7 @@ _KIND_WALK: tuple[tuple[type, str], ...] = (
 def to_varbind(oid: object, value: object) -> VarBind:
     """Convert one pysnmp (name, value) pair into a ``VarBind``."""
     key: Oid = tuple(int(x) for x in oid)  # type: ignore[attr-defined]
-    kind = _KINDS.get(type(value))
-    if kind is None:
-        kind = next((k for cls, k in _KIND_WALK if isinstance(value, cls)), NULL)
+    kind = next((k for cls, k in _KINDS if isinstance(value, cls)), NULL)
     if kind in NUMERIC_KINDS:
         return VarBind(key, kind, int(value))  # type: ignore[call-overload]
     if kind in (STRING, IPADDRESS, OPAQUE):

@@ -13,11 +13,10 @@ from typing import Iterable
 
 from ..config.snmp_profiles import ROW_FIELD, TableSpec, ValueSpec
 from ..readings import Sample, Value
-from .snmp_client import (COUNTER32, COUNTER64, GAUGE, INTEGER, IPADDRESS, NULL, NO_SUCH_INSTANCE,
-                          NO_SUCH_OBJECT, END_OF_MIB, OBJECT_ID, STRING, TIMETICKS, Oid, VarBind)
+from .snmp_client import (IPADDRESS, NULL, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, END_OF_MIB, OBJECT_ID,
+                          STRING, Oid, VarBind)
 
 NOT_OFFERED = "not offered by the device"
-_INTEGER_KINDS = (INTEGER, COUNTER32, COUNTER64, GAUGE, TIMETICKS)
 _KIND_WORDS = {NULL: "NULL", NO_SUCH_INSTANCE: "noSuchInstance", NO_SUCH_OBJECT: "noSuchObject",
                END_OF_MIB: "endOfMibView", STRING: "a string", OBJECT_ID: "an OID",
                IPADDRESS: "an IP address"}
@@ -40,7 +39,7 @@ def dotted(oid: Iterable[int]) -> str:
 
 def raw_value(vb: VarBind) -> int | str | None:
     """An integer for numeric kinds, text for strings, OIDs and addresses; None for exceptions."""
-    if vb.kind in _INTEGER_KINDS and isinstance(vb.value, int):
+    if vb.is_number and isinstance(vb.value, int):
         return vb.value
     if vb.kind == STRING and isinstance(vb.value, bytes):
         return clean_text(vb.value)

@@ -13,7 +13,7 @@ import time
 import unicodedata
 from typing import Mapping, Sequence, TextIO, Union
 
-from .i18n import Messages, language
+from agent.i18n import Messages, language
 
 _ANSI = {"ok": "32", "fail": "31;1", "warn": "33", "skip": "2", "bold": "1", "dim": "2",
          "head": "1;4", "value": "36"}

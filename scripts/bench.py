@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.readings import Reading  # noqa: E402
-from agent.store import ReadingStore  # noqa: E402
-from agent.wire import decode_payload, iter_readings  # noqa: E402
+from agent.store.outbox import ReadingStore  # noqa: E402
+from agent.publish.wire import decode_payload, iter_readings  # noqa: E402
 from loopback import find, free_port, wait_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

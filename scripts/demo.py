@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.wire import decode_payload, iter_readings  # noqa: E402
+from agent.publish.wire import decode_payload, iter_readings  # noqa: E402
 from loopback import find, free_port, wait_port  # noqa: E402
 
 SHOWN = ("poll.status", "poll.reason", "system.uptime_s", "input.voltage", "output.load",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
-from agent.wire import WireReading, decode_payload, iter_readings
+from agent.publish.wire import WireReading, decode_payload, iter_readings
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "agent" / "schemas"
 

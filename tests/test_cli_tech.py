@@ -17,7 +17,7 @@ import pytest
 from cli_support import ENGLISH, SPANISH, agent_config, run_cli, wait_for_agent
 from helpers import free_port, wait_until
 from agent.readings import Reading
-from agent.store import ReadingStore
+from agent.store.outbox import ReadingStore
 
 
 def start_agent(agent_process, tmp_path, broker_port: int, devices_toml: str = ""):

@@ -19,10 +19,10 @@ import pytest
 
 from agent.clock import ClockGuard
 from agent.config import DeviceConfig
-from agent.control import ControlClient, ControlServer, NotRunning
-from agent.poller import DevicePoller
+from agent.control.server import ControlClient, ControlServer, NotRunning
+from agent.runtime.poller import DevicePoller
 from agent.readings import Reading, Sample
-from agent.store import BufferStats
+from agent.store.outbox import BufferStats
 from fixtures.modbus import eventually, run
 
 
@@ -212,7 +212,7 @@ def test_the_client_tells_not_running_from_no_permission(tmp_path):
 
 def test_the_socket_path_is_a_config_key_defaulting_to_the_state_dir():
     from agent.config import parse_config
-    from agent.control import socket_path
+    from agent.control.server import socket_path
     from agent.errors import ConfigError
     base = {"site_id": "TEST001", "state_dir": "/var/lib/clinic-agent",
             "mqtt": {"host": "127.0.0.1", "tls": False}}

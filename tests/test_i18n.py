@@ -28,7 +28,7 @@ def test_every_message_is_in_both_languages_with_the_same_placeholders(msg_id):
 
 def test_every_message_id_the_cli_uses_is_in_the_catalogue():
     used: set[str] = set()
-    for name in ("cli_tech.py", "doctor.py", "term.py"):
+    for name in ("cli/tech.py", "diagnose/doctor.py", "term.py"):
         text = (AGENT / name).read_text()
         used |= set(re.findall(r'"((?:doctor|hint|status|scan|buffer|export|poll|tail|agent|'
                                r'config|time|col|value)\.[a-z0-9_.]+)"', text))
@@ -47,7 +47,7 @@ def test_every_message_id_the_cli_uses_is_in_the_catalogue():
 
 
 def test_device_hints_exist_for_each_kind_and_failure():
-    from agent.doctor import device_hint
+    from agent.diagnose.doctor import device_hint
     for kind in ("snmp", "modbus"):
         for status in ("timeout", "refused", "bad_answer"):
             assert device_hint(kind, status) == f"hint.device.{kind}.{status}"

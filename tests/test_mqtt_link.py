@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.config import BrokerAddress, parse_config
-from agent.mqtt_link import MqttLink, _PahoClient
+from agent.publish.mqtt_link import MqttLink, _PahoClient
 
 
 @pytest.mark.parametrize("keepalive, timeout", [(60, 15.0), (40, 10.0), (2, 1.0)])

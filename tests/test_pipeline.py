@@ -6,7 +6,7 @@ import sqlite3
 
 from consumer import readings_from, unique_by_seq, validate
 from helpers import wait_until
-from agent.wire import decode_payload
+from agent.publish.wire import decode_payload
 
 
 def host_config(broker_port: int, state_dir, *, interval: float = 0.2, extra: str = "") -> str:

@@ -9,7 +9,7 @@ import logging
 from agent.clock import ClockGuard
 from agent.config import DeviceConfig
 from agent.errors import DeviceRefused, DeviceTimeout
-from agent.poller import DevicePoller
+from agent.runtime.poller import DevicePoller
 from agent.readings import Sample
 from fixtures.modbus import eventually, run
 
@@ -42,11 +42,11 @@ async def _sink(readings) -> None:
 
 def poller_lines(caplog) -> list[tuple[str, str]]:
     return [(r.levelname, r.getMessage()) for r in caplog.records
-            if r.name == "agent.poller" and r.levelno >= logging.INFO]
+            if r.name == "agent.runtime.poller" and r.levelno >= logging.INFO]
 
 
 def test_a_long_failure_is_one_line_and_its_recovery_another(caplog):
-    caplog.set_level(logging.DEBUG, logger="agent.poller")
+    caplog.set_level(logging.DEBUG, logger="agent.runtime.poller")
     source = ScriptedSource()
     poller = DevicePoller(DeviceConfig("ups", "modbus", 10, 1, None), source, _sink, ClockGuard())
 
@@ -73,7 +73,7 @@ def test_a_long_failure_is_one_line_and_its_recovery_another(caplog):
 
 
 def test_overruns_are_said_once_per_streak(caplog):
-    caplog.set_level(logging.DEBUG, logger="agent.poller")
+    caplog.set_level(logging.DEBUG, logger="agent.runtime.poller")
     source = ScriptedSource()
     source.delay = 0.12
     poller = DevicePoller(DeviceConfig("meter", "modbus", 0.05, 0.05, None), source, _sink,

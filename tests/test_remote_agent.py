@@ -16,7 +16,7 @@ import pytest
 
 from agent.remote.envelope import seal, sha256_hex
 from agent.remote.fleet import command_payload, config_payload
-from agent.wire import decode_payload
+from agent.publish.wire import decode_payload
 from consumer import readings_from, unique_by_seq, validate
 from fixtures.agent_proc import AgentProcess
 from fixtures.mosquitto import Recorder

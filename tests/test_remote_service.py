@@ -17,8 +17,8 @@ from agent.remote.confirm import commit_confirmed, wait_for_broker
 from agent.remote.fleet import FleetView, format_table
 from agent.remote.service import RemoteService
 from agent.remote.state import RemoteState, StateStore
-from agent.store import AsyncStore, ReadingStore
-from agent.wire import decode_payload, encode_batch, iter_readings
+from agent.store.outbox import AsyncStore, ReadingStore
+from agent.publish.wire import decode_payload, encode_batch, iter_readings
 from agent.readings import StoredReading
 from remote_support import Operator, site_config
 

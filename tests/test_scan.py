@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent import scan
+from agent.diagnose import scan
 from fixtures.modbus import config_from_toml, run
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from agent.sdnotify import Notifier, watchdog_loop
+from agent.runtime.sdnotify import Notifier, watchdog_loop
 
 
 @dataclass

@@ -145,7 +145,7 @@ def test_v1_and_v2c_polls_leave_the_v3_engine_and_cryptography_unloaded():
         from agent.errors import SourceError
         from agent.sources.snmp import SnmpSource
         from agent.sources.snmp_client import SnmpClient
-        import agent.daemon
+        import agent.runtime.daemon
         async def main():
             client = SnmpClient(SnmpSettings(host="127.0.0.1", port=9, version="2c",
                                              community=Secret("x"), retries=0),

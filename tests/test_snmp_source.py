@@ -370,7 +370,7 @@ def test_reboot_reported_once_and_no_rates_that_poll():
 @pytest.mark.parametrize("case", ["closed-port", "community", "v3-key"])
 def test_failed_polls_become_status_readings_with_the_technicians_reason(snmpd, case):
     from agent.clock import ClockGuard
-    from agent.poller import poll_once
+    from agent.runtime.poller import poll_once
     if case == "closed-port":
         table = {"name": "router", "kind": "snmp", "host": "127.0.0.1",
                  "port": free_port(socket.SOCK_DGRAM), "community": "clinic-ro"}

@@ -8,7 +8,7 @@ import time
 
 from agent.clock import CLOCK_SUSPECT
 from agent.readings import Reading
-from agent.store import ReadingStore
+from agent.store.outbox import ReadingStore
 
 
 def poll(n: int, *, ts: float | None = None, flags: int = 0, device: str = "ups") -> list[Reading]:
@@ -97,7 +97,7 @@ def test_committed_readings_survive_a_process_that_dies_without_closing(tmp_path
     path = tmp_path / "b.sqlite"
     code = (
         "import sys, os, time; sys.path.insert(0, %r)\n"
-        "from agent.store import ReadingStore\nfrom agent.readings import Reading\n"
+        "from agent.store.outbox import ReadingStore\nfrom agent.readings import Reading\n"
         "s = ReadingStore.open(%r)\n"
         "s.commit([Reading('ups', 'v', 1.0, 'V', time.time())] * 50)\n"
         "os._exit(0)\n") % (os.getcwd(), str(path))

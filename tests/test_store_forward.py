@@ -66,7 +66,7 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 def prefill(state, n: int, *, per_poll: int = 50, device: str = "old") -> int:
     """Readings from an earlier outage, committed through the agent's own store code."""
     from agent.readings import Reading
-    from agent.store import ReadingStore
+    from agent.store.outbox import ReadingStore
     state.mkdir(parents=True, exist_ok=True)
     store = ReadingStore.open(state / "buffer.sqlite")
     t0 = time.time() - 3 * 86400
@@ -226,11 +226,11 @@ def test_a_refused_batch_is_halved_and_a_refused_single_reading_set_aside(tmp_pa
     """Unit test of the forwarder's refusal handling (a broker that answers PUBACK 0x99, say)."""
     import asyncio
     from agent.config import parse_config
-    from agent.forwarder import Forwarder, _Flight, _Resend
-    from agent.mqtt_link import PublishRefused
+    from agent.publish.forwarder import Forwarder, _Flight, _Resend
+    from agent.publish.mqtt_link import PublishRefused
     from agent.readings import Reading
-    from agent.store import AsyncStore, ReadingStore
-    from agent.wire import encode_batch
+    from agent.store.outbox import AsyncStore, ReadingStore
+    from agent.publish.wire import encode_batch
 
     cfg = parse_config({"site_id": "TEST001", "state_dir": str(tmp_path),
                         "mqtt": {"host": "127.0.0.1", "tls": False}})
@@ -265,7 +265,7 @@ def test_a_disk_filled_by_something_else_is_survived_and_nothing_is_lost(broker,
     keeps polling into memory, and stores and sends everything once there is room again."""
     import os
     import subprocess
-    from agent.control import ControlClient
+    from agent.control.server import ControlClient
     disk = tmp_path / "small-disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .fields import Problems, Table, show
-from .secret import Secret
-from .devices import DeviceConfig, parse_devices
-from .remote import RemoteConfig, parse as parse_remote
+from agent.errors import ConfigError
+from agent.config.fields import Problems, Table, show
+from agent.config.secret import Secret
+from agent.config.devices import DeviceConfig, parse_devices
+from agent.config.remote import RemoteConfig, parse as parse_remote
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text"]

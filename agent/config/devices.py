@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .fields import Table, show
-from . import host as host_cfg
-from . import modbus as modbus_cfg
-from . import snmp as snmp_cfg
-from . import wan as wan_cfg
+from agent.config.fields import Table, show
+from agent.config import host as host_cfg
+from agent.config import modbus as modbus_cfg
+from agent.config import snmp as snmp_cfg
+from agent.config import wan as wan_cfg
 
 DEVICE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
 

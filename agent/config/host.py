@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import Table
+from agent.config.fields import Table
 
 
 @dataclass(frozen=True)

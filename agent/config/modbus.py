@@ -46,9 +46,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 
-from . import modbus_profiles
-from .fields import Table, show
-from .modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
+from agent.config import modbus_profiles
+from agent.config.fields import Table, show
+from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
 TABLES = ("holding", "input", "coil", "discrete")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import Table
+from agent.config.fields import Table
 
 DEFAULT_TRUSTED_KEYS_DIR = "/etc/clinic-agent/trusted-keys"
 

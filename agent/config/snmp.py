@@ -36,10 +36,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import snmp_profiles
-from .fields import Table, show
-from .secret import Secret
-from .snmp_profiles import DEFAULT_PROFILES, PROFILE_NAME_PATTERN, ProfileSet
+from agent.config import snmp_profiles
+from agent.config.fields import Table, show
+from agent.config.secret import Secret
+from agent.config.snmp_profiles import DEFAULT_PROFILES, PROFILE_NAME_PATTERN, ProfileSet
 
 VERSIONS = ("1", "2c", "3")
 AUTH_PROTOCOLS = ("none", "md5", "sha", "sha224", "sha256", "sha384", "sha512")

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .fields import Problems, Table, show
+from agent.config.fields import Problems, Table, show
 
 Oid = tuple[int, ...]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .fields import Table, show
+from agent.config.fields import Table, show
 
 DEFAULT_TARGETS = ("1.1.1.1:53", "9.9.9.9:53")
 HOST_PATTERN = r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]"

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Mapping
 
 
-from .envelope import Envelope, EnvelopeError, Malformed, open_envelope, verify
+from agent.remote.envelope import Envelope, EnvelopeError, Malformed, open_envelope, verify
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

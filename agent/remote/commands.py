@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Union
 
 
-from ..config.devices import DEVICE_NAME_PATTERN
-from .checks import Ignored, Reason, Rejection, common_checks
-from .envelope import EnvelopeError, open_envelope
+from agent.config.devices import DEVICE_NAME_PATTERN
+from agent.remote.checks import Ignored, Reason, Rejection, common_checks
+from agent.remote.envelope import EnvelopeError, open_envelope
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 # daemon, which needs it only when a signed push or command arrives (rarely; see
 # docs/benchmarks.md).
 
-from ..config import SITE_ID_PATTERN
-from ..errors import AgentError
+from agent.config import SITE_ID_PATTERN
+from agent.errors import AgentError
 
 ENVELOPE_VERSION = 1
 DOMAIN = b"clinic-agent/envelope/v1\n"

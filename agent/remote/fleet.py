@@ -21,9 +21,9 @@ from typing import Any, Iterable
 
 import paho.mqtt.client as mqtt
 
-from ..errors import AgentError
-from ..wire import decode_payload, iter_readings
-from .commands import MAX_TTL_S
+from agent.errors import AgentError
+from agent.publish.wire import decode_payload, iter_readings
+from agent.remote.commands import MAX_TTL_S
 
 STATUS_LEAVES = ("status", "config/state", "readings", "backlog")
 

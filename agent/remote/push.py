@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 
-from ..config import AgentConfig, load_secrets, merge_secrets, parse_config, parse_toml_text
-from ..config.fields import show
-from ..errors import ConfigError
-from .checks import Ignored, Reason, Rejection, common_checks
-from .envelope import sha256_hex
+from agent.config import AgentConfig, load_secrets, merge_secrets, parse_config, parse_toml_text
+from agent.config.fields import show
+from agent.errors import ConfigError
+from agent.remote.checks import Ignored, Reason, Rejection, common_checks
+from agent.remote.envelope import sha256_hex
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

@@ -22,20 +22,20 @@ from collections import deque
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..config import AgentConfig
-from ..errors import AgentError, ConfigError
-from ..topics import Topics
-from ..wire import encode_batch
-from .checks import Ignored, Rejection
-from .commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
-from .confirm import commit_confirmed, wait_for_broker
-from .envelope import load_trusted_keys, sha256_hex
-from .push import Accepted, LocalBasis, PushContext, check_push, load_effective
-from .state import LKG_FILE, RemoteState, StateStore, pushed_file
+from agent.config import AgentConfig
+from agent.errors import AgentError, ConfigError
+from agent.publish.topics import Topics
+from agent.publish.wire import encode_batch
+from agent.remote.checks import Ignored, Rejection
+from agent.remote.commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
+from agent.remote.confirm import commit_confirmed, wait_for_broker
+from agent.remote.envelope import load_trusted_keys, sha256_hex
+from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, load_effective
+from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
 if TYPE_CHECKING:
-    from ..daemon import Agent
-    from ..mqtt_link import MqttLink
+    from agent.runtime.daemon import Agent
+    from agent.publish.mqtt_link import MqttLink
 
 log = logging.getLogger(__name__)
 

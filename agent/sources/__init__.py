@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..readings import Sample
+from agent.readings import Sample
 
 
 class Source(Protocol):

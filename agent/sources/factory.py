@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import DeviceConfig
-from . import Source
-from .latest import LatestSamples
+from agent.config import DeviceConfig
+from agent.sources import Source
+from agent.sources.latest import LatestSamples
 
 
 class SourceFactory:
@@ -18,16 +18,16 @@ class SourceFactory:
 
     def build(self, device: DeviceConfig) -> Source:
         if device.kind == "host":
-            from .host import HostSource
+            from agent.sources.host import HostSource
             return HostSource(device, state_dir=self.state_dir)
         if device.kind == "snmp":
-            from .snmp import SnmpSource
+            from agent.sources.snmp import SnmpSource
             return SnmpSource(device, latest=self.latest)
         if device.kind == "wan":
-            from .wan import WanSource
+            from agent.sources.wan import WanSource
             return WanSource(device, latest=self.latest)
         if device.kind == "modbus":
-            from .modbus import BusPool, ModbusSource
+            from agent.sources.modbus import BusPool, ModbusSource
             if self._buses is None:
                 self._buses = BusPool()
             return ModbusSource(device, self._buses)

@@ -9,9 +9,9 @@ import time
 
 import psutil
 
-from ..config import DeviceConfig
-from ..errors import SourceError
-from ..readings import Sample
+from agent.config import DeviceConfig
+from agent.errors import SourceError
+from agent.readings import Sample
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..readings import Sample
+from agent.readings import Sample
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ import os
 from collections import deque
 from typing import Sequence
 
-from ..config import DeviceConfig
-from ..config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
-from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
-from ..readings import Sample
-from .modbus_decode import Garbage, to_samples
-from .modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
-from .modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
+from agent.config import DeviceConfig
+from agent.config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
+from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
+from agent.readings import Sample
+from agent.sources.modbus_decode import Garbage, to_samples
+from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+from agent.sources.modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
 
 log = logging.getLogger(__name__)
 

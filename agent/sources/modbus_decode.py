@@ -20,8 +20,8 @@ import math
 import struct
 from typing import Sequence
 
-from ..config.modbus import INTEGER_TYPES, RegisterSpec
-from ..readings import Sample, Value
+from agent.config.modbus import INTEGER_TYPES, RegisterSpec
+from agent.readings import Sample, Value
 
 _STRUCT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q",
            "uint64": "Q", "float32": "f", "float64": "d"}

@@ -26,7 +26,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
-from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..config.modbus import BIT_TABLES, MAX_BITS_PER_READ, TABLES, RegisterSpec
+from agent.config.modbus import BIT_TABLES, MAX_BITS_PER_READ, TABLES, RegisterSpec
 
 
 @dataclass(frozen=True)

@@ -46,15 +46,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from ..config import DeviceConfig
-from ..config.snmp import InterfaceSelector, SnmpSettings
-from ..config.snmp_profiles import InterfaceSpec, ScalarSpec, TableSpec
-from ..errors import DeviceProtocolError, SourceError
-from ..readings import Sample
-from .latest import LatestSamples
-from .snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, STRING, TIMETICKS,
+from agent.config import DeviceConfig
+from agent.config.snmp import InterfaceSelector, SnmpSettings
+from agent.config.snmp_profiles import InterfaceSpec, ScalarSpec, TableSpec
+from agent.errors import DeviceProtocolError, SourceError
+from agent.readings import Sample
+from agent.sources.latest import LatestSamples
+from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, STRING, TIMETICKS,
                           NoSuchName, Oid, SnmpClient, TooBig, VarBind)
-from .snmp_values import (NOT_OFFERED, clean_text, convert, kind_words, row_matches,
+from agent.sources.snmp_values import (NOT_OFFERED, clean_text, convert, kind_words, row_matches,
                           table_samples)
 
 log = logging.getLogger(__name__)

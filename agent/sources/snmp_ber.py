@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, IPADDRESS,
+from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, IPADDRESS,
                           NO_SUCH_INSTANCE, NO_SUCH_OBJECT, NULL, OBJECT_ID, OPAQUE, STRING,
                           TIMETICKS, Oid, VarBind)
 

@@ -15,8 +15,8 @@ from typing import NamedTuple, Protocol, Sequence, Union
 from pyasn1.type import univ
 from pysnmp.proto import rfc1155, rfc1902, rfc1905
 
-from ..config.snmp import SnmpSettings
-from ..errors import DeviceProtocolError, DeviceRefused
+from agent.config.snmp import SnmpSettings
+from agent.errors import DeviceProtocolError, DeviceRefused
 
 
 Oid = tuple[int, ...]
@@ -142,10 +142,10 @@ class SnmpClient:
 
     def _open(self) -> Session:
         if self.settings.version == "3":
-            from .snmp_usm import UsmSession   # the engine and cryptography, only for v3
+            from agent.sources.snmp_usm import UsmSession   # the engine and cryptography, only for v3
             return UsmSession(self.settings, timeout_s=self.timeout_s, address=self.address,
                               device=self.device)
-        from .snmp_community import CommunitySession
+        from agent.sources.snmp_community import CommunitySession
         return CommunitySession(self.settings, timeout_s=self.timeout_s, address=self.address)
 
     async def _send(self, kind: str, oids: list[Oid], non_repeaters: int = 0,

@@ -21,10 +21,10 @@ from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api
 
-from ..config.snmp import SnmpSettings
-from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
-from .snmp_ber import BerError, decode_response
-from .snmp_client import GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+from agent.config.snmp import SnmpSettings
+from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from agent.sources.snmp_ber import BerError, decode_response
+from agent.sources.snmp_client import GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
 
 log = logging.getLogger(__name__)
 

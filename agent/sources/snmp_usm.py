@@ -19,9 +19,9 @@ from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
 from pysnmp.proto import errind, rfc1902
 from pyasn1.type import univ
 
-from ..config.snmp import SnmpSettings
-from ..errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
-from .snmp_client import AUTH_FAILED, GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+from agent.config.snmp import SnmpSettings
+from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from agent.sources.snmp_client import AUTH_FAILED, GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import math
 import re
 from typing import Iterable
 
-from ..config.snmp_profiles import ROW_FIELD, TableSpec, ValueSpec
-from ..readings import Sample, Value
-from .snmp_client import (IPADDRESS, NULL, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, END_OF_MIB, OBJECT_ID,
+from agent.config.snmp_profiles import ROW_FIELD, TableSpec, ValueSpec
+from agent.readings import Sample, Value
+from agent.sources.snmp_client import (IPADDRESS, NULL, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, END_OF_MIB, OBJECT_ID,
                           STRING, Oid, VarBind)
 
 NOT_OFFERED = "not offered by the device"

@@ -47,10 +47,10 @@ import struct
 import time
 from typing import Callable
 
-from ..config import DeviceConfig
-from ..config.wan import WanSettings, WanTarget
-from ..readings import Sample
-from .latest import LatestSamples
+from agent.config import DeviceConfig
+from agent.config.wan import WanSettings, WanTarget
+from agent.readings import Sample
+from agent.sources.latest import LatestSamples
 
 log = logging.getLogger(__name__)
 

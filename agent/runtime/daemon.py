@@ -24,17 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from .clock import ClockGuard
-from .config import AgentConfig, load_config
-from .control import ControlServer
-from .errors import ConfigError, StoreError
-from .forwarder import Forwarder
-from .poller import DevicePoller
-from .readings import Reading
-from .remote.service import RemoteService
-from .sdnotify import Notifier, watchdog_loop
-from .sources.factory import SourceFactory
-from .store import AsyncStore, ReadingStore
+from agent.clock import ClockGuard
+from agent.config import AgentConfig, load_config
+from agent.control.server import ControlServer
+from agent.errors import ConfigError, StoreError
+from agent.publish.forwarder import Forwarder
+from agent.runtime.poller import DevicePoller
+from agent.readings import Reading
+from agent.remote.service import RemoteService
+from agent.runtime.sdnotify import Notifier, watchdog_loop
+from agent.sources.factory import SourceFactory
+from agent.store.outbox import AsyncStore, ReadingStore
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from .clock import ClockGuard
-from .config import DeviceConfig
-from .errors import SourceError
-from .readings import (DURATION_METRIC, REASON_METRIC, SKIPPED_METRIC, STATUS_METRIC, Reading,
+from agent.clock import ClockGuard
+from agent.config import DeviceConfig
+from agent.errors import SourceError
+from agent.readings import (DURATION_METRIC, REASON_METRIC, SKIPPED_METRIC, STATUS_METRIC, Reading,
                        Sample)
-from .sources import Source
+from agent.sources import Source
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .config import BrokerAddress, MqttConfig
-from .errors import PublishError
+from agent.config import BrokerAddress, MqttConfig
+from agent.errors import PublishError
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .remote.envelope import (KeyFileError, Malformed, generate_keypair, load_private_key,
+from agent.remote.envelope import (KeyFileError, Malformed, generate_keypair, load_private_key,
                               open_envelope, seal)
-from .remote.fleet import (BrokerOptions, FleetError, FleetView, OperatorLink, command_payload,
+from agent.remote.fleet import (BrokerOptions, FleetError, FleetView, OperatorLink, command_payload,
                            config_payload, format_table)
-from .topics import Topics
+from agent.publish.topics import Topics
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_VALID_FOR = "7d"

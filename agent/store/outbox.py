@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from .errors import StoreCorrupt, StoreError
-from .readings import Reading, StoredReading
+from agent.errors import StoreCorrupt, StoreError
+from agent.readings import Reading, StoredReading
 
 log = logging.getLogger(__name__)
 

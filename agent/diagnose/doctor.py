@@ -20,10 +20,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from .clock import RELEASE_FLOOR
-from .config import AgentConfig, BrokerAddress, load_config
-from .control import ControlClient, ControlError, NoPermission, socket_path
-from .errors import ConfigError, PublishError
+from agent.clock import RELEASE_FLOOR
+from agent.config import AgentConfig, BrokerAddress, load_config
+from agent.control.server import ControlClient, ControlError, NoPermission, socket_path
+from agent.errors import ConfigError, PublishError
 
 CERT_WARN_DAYS = 30
 DNS_TIMEOUT_S = 5.0
@@ -324,7 +324,7 @@ def _cert_checks(where: str, cert: dict, *, verified: bool, now: float | None = 
 
 
 def _mqtt_check(cfg: AgentConfig, broker: BrokerAddress) -> Check:
-    from .mqtt_link import ConnectRefused, MqttLink
+    from agent.publish.mqtt_link import ConnectRefused, MqttLink
     where = f"{broker.host}:{broker.port}"
     user = cfg.mqtt.username or ""
     # Its own client id: the agent's would make the broker drop the running agent's session.
@@ -397,14 +397,14 @@ def device_check(res: dict[str, Any], kind: str, via: str) -> Check:
 
 def device_hint(kind: str, status: str) -> str:
     """The hint id for a device of ``kind`` failing with ``status`` (agent.i18n has them all)."""
-    from .i18n import MESSAGES
+    from agent.i18n import MESSAGES
     specific = f"hint.device.{kind}.{status}"
     return specific if specific in MESSAGES else f"hint.device.{status}" \
         if f"hint.device.{status}" in MESSAGES else "hint.device.error"
 
 
 def _poll_budget(devices: list) -> float:
-    from .poller import hard_deadline
+    from agent.runtime.poller import hard_deadline
     return max(hard_deadline(d) for d in devices) * 2 + 10
 
 

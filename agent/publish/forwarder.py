@@ -24,13 +24,13 @@ from typing import Awaitable, Callable
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from .config import AgentConfig
-from .errors import PublishError
-from .mqtt_link import LinkLost, MqttLink, PublishRefused, Will
-from .readings import StoredReading
-from .store import AsyncStore
-from .topics import Topics
-from .wire import Encoded, encode_batch
+from agent.config import AgentConfig
+from agent.errors import PublishError
+from agent.publish.mqtt_link import LinkLost, MqttLink, PublishRefused, Will
+from agent.readings import StoredReading
+from agent.store.outbox import AsyncStore
+from agent.publish.topics import Topics
+from agent.publish.wire import Encoded, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Forwarder:
         return link
 
     def _status_payload(self, state: str, *, lost: bool = False) -> bytes:
-        from . import __version__
+        from agent import __version__
         doc = {"state": state, "boot": self.boot_id, "version": __version__}
         if not lost:
             doc["ts"] = round(time.time(), 3)

@@ -18,10 +18,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .config.secret import Secret
-from .config.snmp import SnmpSettings
-from .errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
-from .sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+from agent.config.secret import Secret
+from agent.config.snmp import SnmpSettings
+from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
+from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
 
 Progress = Callable[[int, int, str], None]      # done, total, what is being tried
 
@@ -246,7 +246,7 @@ class SnmpScan:
 async def scan_snmp(target: str, port: int, communities: Sequence[str], *, timeout: float,
                     progress: Progress, try_v3: bool = True) -> SnmpScan:
     """Try each community with v2c, then v1 where v2c got no answer; then a v3 discovery."""
-    from .sources.snmp_client import SnmpClient
+    from agent.sources.snmp_client import SnmpClient
     scan = SnmpScan(target, port)
     attempts = [(c, v) for c in communities for v in ("2c", "1")]
     total = len(attempts) + (1 if try_v3 else 0)
@@ -287,7 +287,7 @@ async def scan_snmp(target: str, port: int, communities: Sequence[str], *, timeo
 
 async def _v3_answers(target: str, port: int, timeout: float) -> bool:
     """Whether the agent answers a v3 request at all (a made-up user is refused, not ignored)."""
-    from .sources.snmp_client import SnmpClient
+    from agent.sources.snmp_client import SnmpClient
     settings = SnmpSettings(host=target, port=port, version="3", user="clinic-agent-scan",
                             retries=0)
     client = SnmpClient(settings, timeout_s=timeout, device="scan")

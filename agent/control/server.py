@@ -37,12 +37,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .poller import hard_deadline
-from .readings import Reading
+from agent.runtime.poller import hard_deadline
+from agent.readings import Reading
 
 if TYPE_CHECKING:   # the daemon imports this module; no import cycle at run time
-    from .config import AgentConfig
-    from .daemon import Agent
+    from agent.config import AgentConfig
+    from agent.runtime.daemon import Agent
 
 log = logging.getLogger(__name__)
 

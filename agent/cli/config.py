@@ -23,17 +23,17 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .errors import ConfigError
-from .remote.push import LOCAL_ONLY_NAMES
-from .remote.state import RemoteState, StateStore
+from agent.config import load_config
+from agent.errors import ConfigError
+from agent.remote.push import LOCAL_ONLY_NAMES
+from agent.remote.state import RemoteState, StateStore
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 STATUS_FILE = "status.json"      # written by the running agent; holds its pid
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .cli import DEFAULT_CONFIG   # here, not at the top: agent.cli imports this module
+    from agent.cli import DEFAULT_CONFIG   # here, not at the top: agent.cli imports this module
 
     cfg = subparsers.add_parser("config", help="pushed config: show it, compare it with the local "
                                 "file, go back to the local file")

@@ -12,9 +12,15 @@ import logging
 import sys
 from typing import Sequence
 
-from . import __version__, cli_config, cli_fleet, cli_tech
-from .config import load_config
-from .errors import ConfigError
+from agent import __version__
+
+from agent.cli import config as cli_config
+
+from agent.cli import fleet as cli_fleet
+
+from agent.cli import tech as cli_tech
+from agent.config import load_config
+from agent.errors import ConfigError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "/etc/clinic-agent/agent.toml"
@@ -67,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    from .daemon import Agent
+    from agent.runtime.daemon import Agent
     asyncio.run(Agent(cfg, config_path=args.config).run())
     return EXIT_OK
 

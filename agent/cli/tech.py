@@ -27,12 +27,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .config import AgentConfig, load_config
-from .doctor import device_hint
-from .control import (ControlClient, ControlError, NoPermission, SOCKET_NAME, poll_result,
+from agent.config import AgentConfig, load_config
+from agent.diagnose.doctor import device_hint
+from agent.control.server import (ControlClient, ControlError, NoPermission, SOCKET_NAME, poll_result,
                       socket_path)
-from .errors import ConfigError, StoreError
-from .term import Term, ago, size
+from agent.errors import ConfigError, StoreError
+from agent.term import Term, ago, size
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 DEFAULT_STATE_DIR = "/var/lib/clinic-agent"
@@ -41,7 +41,7 @@ STATUS_MARK = {"ok": "ok", "warn": "warn", "fail": "fail", "skip": "skip"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the technician's subcommands to ``clinic-agent``'s parser."""
-    from .cli import DEFAULT_CONFIG
+    from agent.cli import DEFAULT_CONFIG
 
     def common(p: argparse.ArgumentParser, *, config: bool = True) -> argparse.ArgumentParser:
         if config:
@@ -380,7 +380,7 @@ def cmd_poll_once(args: argparse.Namespace) -> int:
 
 
 def _poll_timeout(loc: Located) -> float:
-    from .poller import hard_deadline
+    from agent.runtime.poller import hard_deadline
     devices = loc.cfg.devices if loc.cfg else ()
     return max((hard_deadline(d) for d in devices), default=60.0) * 2 + 10
 
@@ -393,9 +393,9 @@ def poll_directly(cfg: AgentConfig, devices: list) -> list[dict[str, Any]]:
 
 
 async def _poll_devices(cfg: AgentConfig, devices) -> list[dict[str, Any]]:
-    from .clock import ClockGuard
-    from .poller import poll_once
-    from .sources.factory import SourceFactory
+    from agent.clock import ClockGuard
+    from agent.runtime.poller import poll_once
+    from agent.sources.factory import SourceFactory
     factory = SourceFactory(state_dir=cfg.state_dir)
     clock = ClockGuard()
     sources = [factory.build(d) for d in devices]
@@ -485,7 +485,7 @@ def _tail_line(term: Term, r: dict[str, Any], width: int) -> str:
 # -- buffer ------------------------------------------------------------------------------------
 
 def _buffer_summary(path: str):
-    from .store import summarize
+    from agent.store.outbox import summarize
     return summarize(path)
 
 
@@ -535,8 +535,8 @@ def cmd_buffer(args: argparse.Namespace) -> int:
 
 
 def cmd_buffer_export(args: argparse.Namespace) -> int:
-    from .cli import DEFAULT_CONFIG
-    from .store import readings_between
+    from agent.cli import DEFAULT_CONFIG
+    from agent.store.outbox import readings_between
     term = _term()
     t = term.t
     loc = Located(getattr(args, "config", DEFAULT_CONFIG))
@@ -607,7 +607,7 @@ def _utc_iso(ts: float) -> str:
 # -- doctor ------------------------------------------------------------------------------------
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from . import doctor
+    from agent.diagnose import doctor
     term = _term()
     t = term.t
     checks = []
@@ -652,8 +652,8 @@ def _render_check(term: Term, check) -> None:
 # -- scan --------------------------------------------------------------------------------------
 
 def cmd_scan_modbus(args: argparse.Namespace) -> int:
-    from . import scan
-    from .sources.modbus_link import BusParams
+    from agent.diagnose import scan
+    from agent.sources.modbus_link import BusParams
     term = _term()
     t = term.t
     try:
@@ -771,7 +771,7 @@ def _bus_in_use(loc: Located, args: argparse.Namespace) -> str | None:
 
 
 def cmd_scan_snmp(args: argparse.Namespace) -> int:
-    from . import scan
+    from agent.diagnose import scan
     term = _term()
     t = term.t
     target = args.target or scan.default_gateway()

@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-from .readings import StoredReading
+from agent.readings import StoredReading
 
 WIRE_VERSION = 1
 CONTENT_JSON = "application/json"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 import pytest
 
@@ -69,3 +70,21 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None
         except OSError:
             return False
     wait_until(accepting, timeout=timeout, what=f"{host}:{port} to accept connections")
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+    """Run an async test body in a fresh loop, failing (not hanging) after ``timeout``."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def eventually(condition: Callable[[], Any], *, timeout: float = 5.0,
+                     what: str = "condition") -> Any:
+    """Async ``wait_until``: poll ``condition`` without blocking the loop, up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.01)

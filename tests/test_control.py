@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import stat
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +21,8 @@ from agent.config import DeviceConfig
 from agent.control.server import ControlClient, ControlServer, NotRunning
 from agent.runtime.poller import DevicePoller
 from agent.readings import Reading, Sample
-from agent.store.outbox import BufferStats
+from agent.control.api import PollOutcome, UnknownDevice
+from agent.status import AgentStatus, BufferStatus, DeviceStatus
 from fixtures.modbus import eventually, run
 
 
@@ -52,34 +52,47 @@ class CountingSource:
         pass
 
 
-@dataclass
 class StubAgent:
-    """The part of ``Agent`` the control server uses."""
+    """An ``AgentControl`` over real pollers, without store or broker: what the server sees."""
 
-    cfg: object
-    pollers: dict = field(default_factory=dict)
-    committed: list = field(default_factory=list)
-    config_path: str = "/etc/clinic-agent/agent.toml"
-    _pending: list = field(default_factory=list)
-    _dropped_in_memory: int = 0
+    def __init__(self, cfg: object) -> None:
+        self.config = cfg
+        self.config_path = "/etc/clinic-agent/agent.toml"
+        self.pollers: dict[str, DevicePoller] = {}
+        self.tasks: list[asyncio.Task] = []
+        self.committed: list[Reading] = []
+        self._observers: list = []
+        self.control = ControlServer(self)   # type: ignore[arg-type]
 
-    def __post_init__(self) -> None:
-        self.store = SimpleNamespace(stats=self._stats)
-        self.control = ControlServer(self)
-
-    async def _stats(self) -> BufferStats:
-        return BufferStats(depth=len(self.committed), first_seq=1, last_seq=len(self.committed),
-                           oldest_ts=1.0, bytes_used=0, file_bytes=4096, dropped_total=0)
-
-    async def sink(self, readings: list[Reading]) -> None:
-        self.control.readings(readings)
+    def sink(self, readings: list[Reading]) -> None:
+        for observer in self._observers:
+            observer(readings)
         self.committed.extend(readings)
 
-    async def status_snapshot(self) -> dict:
-        return {"pid": os.getpid(), "site_id": "TEST001", "broker": None,
-                "devices": {n: {"status": p.health.status, "reason": p.health.reason,
-                                "last_poll": p.health.last_poll, "last_ok": p.health.last_ok,
-                                "overruns": 0} for n, (p, _) in self.pollers.items()}}
+    def watch_readings(self, observer):
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    async def buffer_status(self) -> BufferStatus:
+        return BufferStatus(depth=len(self.committed), first_seq=1, last_seq=len(self.committed),
+                            oldest_ts=1.0, file_bytes=4096)
+
+    async def status(self) -> AgentStatus:
+        return AgentStatus(
+            pid=os.getpid(), site_id="TEST001", boot_id="0" * 16, written_at=0.0, broker=None,
+            buffer=await self.buffer_status(), remote={},
+            devices={n: DeviceStatus(status=p.health.status, reason=p.health.reason,
+                                     last_poll=p.health.last_poll, last_ok=p.health.last_ok,
+                                     kind=p.device.kind, interval_s=p.device.interval_s,
+                                     consecutive_failures=p.health.consecutive_failures)
+                     for n, p in self.pollers.items()})
+
+    async def poll_and_wait(self, device: str | None = None) -> list[PollOutcome]:
+        pollers = [p for n, p in self.pollers.items() if device in (None, n)]
+        if not pollers:
+            raise UnknownDevice(f"no device named {device!r} is polled; devices: "
+                                f"{', '.join(self.pollers)}")
+        return [PollOutcome(p.device, await p.poll_soon()) for p in pollers]
 
 
 def device(interval: float = 3600.0) -> DeviceConfig:
@@ -91,7 +104,8 @@ async def started(tmp_path, source: CountingSource, *, interval: float = 3600.0)
                           buffer=SimpleNamespace(path=str(tmp_path / "buffer.sqlite")), devices=())
     agent = StubAgent(cfg)
     poller = DevicePoller(device(interval), source, agent.sink, ClockGuard())
-    agent.pollers["ups"] = (poller, asyncio.create_task(poller.run()))
+    agent.pollers["ups"] = poller
+    agent.tasks.append(asyncio.create_task(poller.run()))
     await agent.control.start()
     await eventually(lambda: source.polls == 1, what="the first scheduled poll")
     return agent
@@ -99,7 +113,7 @@ async def started(tmp_path, source: CountingSource, *, interval: float = 3600.0)
 
 async def stopped(agent: StubAgent) -> None:
     await agent.control.close()
-    for _, task in agent.pollers.values():
+    for task in agent.tasks:
         task.cancel()
 
 
@@ -152,7 +166,7 @@ def test_poll_once_is_the_pollers_own_next_poll_never_a_concurrent_one(tmp_path)
 
         # Asked while a poll is running: the answer is the poll after it, not the running one.
         source.gate = asyncio.Event()
-        poller = agent.pollers["ups"][0]
+        poller = agent.pollers["ups"]
         poller.poll_now.set()
         await eventually(lambda: source.running == 1, what="a poll to be in progress")
         asking = asyncio.ensure_future(ask(path, b'{"op": "poll_once"}\n'))

@@ -36,7 +36,7 @@ class ScriptedSource:
         pass
 
 
-async def _sink(readings) -> None:
+def _sink(readings) -> None:
     pass
 
 

@@ -36,26 +36,43 @@ class FakeLink:
         return fut
 
 
-def test_resend_publishes_the_range_still_in_the_buffer_on_the_backlog_topic(tmp_path):
+class ResendingAgent:
+    """The part of ``AgentControl`` a resend command uses; the forwarder's answer is given."""
+
+    def __init__(self, cfg, link: FakeLink) -> None:
+        self.config = cfg
+        self.config_path = None
+        self.link = link
+        self.asked: list[tuple[int, int]] = []
+
+    def device_names(self):
+        return frozenset({"pc"})
+
+    def request_resend(self, first, last):
+        from agent.publish.forwarder import ResendResult
+        self.asked.append((first, last))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(ResendResult(first, last, resent=6, not_in_buffer=4))
+        return fut
+
+    def publish(self, topic, payload, *, retain=False):
+        return self.link.publish(topic, payload, retain=retain)
+
+
+def test_a_resend_command_goes_through_the_forwarder_and_its_outcome_is_published(tmp_path):
     op = Operator(tmp_path)
     cfg = parse_config(tomllib.loads(site_config(state_dir=tmp_path / "state", port=1883,
                                                  keys_dir=op.keys_dir)))
-    raw = ReadingStore.open(tmp_path / "buffer.sqlite")
-    raw.commit([Reading("pc", f"m{i}", float(i), "", 1.8e9) for i in range(20)])
-    raw.ack([(1, 6)])                     # 1-6 already acknowledged by the broker
     link = FakeLink()
+    agent = ResendingAgent(cfg, link)
 
     async def scenario():
-        store = AsyncStore(raw)
-        agent = SimpleNamespace(cfg=cfg, store=store, boot_id="0123456789abcdef", pollers={"pc": None},
-                                forwarder=SimpleNamespace(link=link, state=SimpleNamespace(connected=True)))
         service = RemoteService(agent)
         await service._handle_command(op.command("resend", {"first_seq": 3, "last_seq": 12}))
-        await store.close()
 
     asyncio.run(scenario())
-    backlog = [decode_payload(p) for t, p, _ in link.published if t == "clinics/SITE001/backlog"]
-    assert [r.seq for doc in backlog for r in iter_readings(doc)] == list(range(7, 13))
+    assert agent.asked == [(3, 12)], "the resend is the forwarder's (its budget), not a side path"
+    assert not [t for t, _, _ in link.published if t.endswith("/backlog")]
     result = [json.loads(p) for t, p, _ in link.published if t == "clinics/SITE001/cmd/result"]
     assert result[-1]["ok"] is True
     assert result[-1]["result"] == {"first_seq": 3, "last_seq": 12, "resent": 6, "not_in_buffer": 4}

@@ -231,6 +231,8 @@ def test_a_refused_batch_is_halved_and_a_refused_single_reading_set_aside(tmp_pa
     from agent.readings import Reading
     from agent.store.outbox import AsyncStore, ReadingStore
     from agent.publish.wire import encode_batch
+    from agent.runtime.supervisor import Heartbeat
+    from agent.runtime.writer import StoreWriter
 
     cfg = parse_config({"site_id": "TEST001", "state_dir": str(tmp_path),
                         "mqtt": {"host": "127.0.0.1", "tls": False}})
@@ -239,7 +241,9 @@ def test_a_refused_batch_is_halved_and_a_refused_single_reading_set_aside(tmp_pa
 
     async def scenario():
         store = AsyncStore(raw)
-        fwd = Forwarder(cfg, store, boot_id="0" * 16)
+        writer = StoreWriter(store)
+        writing = asyncio.create_task(writer.run(Heartbeat()))
+        fwd = Forwarder(cfg, store, writer, boot_id="0" * 16)
         loop = asyncio.get_running_loop()
 
         def flight(lo, hi):
@@ -251,6 +255,7 @@ def test_a_refused_batch_is_halved_and_a_refused_single_reading_set_aside(tmp_pa
         assert resends == [_Resend(1, 4, 2)], "a refused batch is sent again in halves"
         await fwd._handle_refused(flight(2, 2), PublishRefused("payload format invalid", 0x99), resends)
         assert fwd.state.rejected_total == 1
+        writing.cancel()
         return [r.seq for r in raw.fetch(0, 100)]
 
     remaining = asyncio.run(scenario())

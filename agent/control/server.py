@@ -6,10 +6,10 @@ cheap gateway can knock the first one off. So while the agent runs, ``clinic-age
 connections of their own::
 
     CLI --ControlClient--> AF_UNIX stream socket --> ControlServer (in the agent's event loop)
-                                                        |-- status    Agent.status_snapshot + extras
-                                                        |-- poll_once DevicePoller.poll_soon
-                                                        |-- tail      fan-out of Agent.sink
-                                                        '-- buffer    the store's stats
+                                                        |-- status    AgentControl.status
+                                                        |-- poll_once AgentControl.poll_and_wait
+                                                        |-- tail      AgentControl.watch_readings
+                                                        '-- buffer    AgentControl.buffer_status
 
 The protocol is newline-delimited JSON: one request object per line, ``{"op": "status"}``,
 ``{"op": "poll_once", "device": "ups"}`` (device optional), ``{"op": "tail", "devices": [...]}``
@@ -33,16 +33,15 @@ import os
 import socket
 import stat
 import time
-from dataclasses import asdict
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from agent.runtime.poller import hard_deadline
+from agent.control.api import AgentControl, UnknownDevice
 from agent.readings import Reading
 
-if TYPE_CHECKING:   # the daemon imports this module; no import cycle at run time
-    from agent.config import AgentConfig
-    from agent.runtime.daemon import Agent
+if TYPE_CHECKING:
+    from agent.config import AgentConfig, DeviceConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def reading_doc(r: Reading) -> dict[str, Any]:
             "flags": r.flags}
 
 
-def poll_result(device, readings: list[Reading]) -> dict[str, Any]:
+def poll_result(device: "DeviceConfig", readings: list[Reading]) -> dict[str, Any]:
     """One device's poll as the CLI shows it (the same shape whether polled here or directly)."""
     status = next((r.value for r in readings if r.metric == "poll.status"), "unknown")
     reason = next((r.value for r in readings if r.metric == "poll.reason"), "")
@@ -75,10 +74,10 @@ def poll_result(device, readings: list[Reading]) -> dict[str, Any]:
 # -- server ----------------------------------------------------------------------------------------
 
 class ControlServer:
-    """Serves the fixed list of requests for one ``Agent``. Never stops the agent: a socket
+    """Serves the fixed list of requests for one agent. Never stops the agent: a socket
     that cannot be created is logged once and the agent runs on without it."""
 
-    def __init__(self, agent: "Agent") -> None:
+    def __init__(self, agent: AgentControl) -> None:
         self.agent = agent
         self.path: Path | None = None
         self.started_at = time.time()
@@ -87,9 +86,10 @@ class ControlServer:
         self._clients: set[asyncio.Task] = set()
         self._tails: set[asyncio.Queue] = set()
         self.tail_dropped = 0
+        self._unwatch: Callable[[], None] | None = None
 
     async def start(self) -> None:
-        path = Path(socket_path(self.agent.cfg))
+        path = Path(socket_path(self.agent.config))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists() or path.is_symlink():
@@ -100,6 +100,7 @@ class ControlServer:
                 path.unlink()   # left behind by an agent that was killed
             self._server = await asyncio.start_unix_server(self._serve, path=str(path),
                                                            limit=MAX_REQUEST_BYTES)
+            self._unwatch = self.agent.watch_readings(self.readings)
             os.chmod(path, SOCKET_MODE)
             self._inode = path.stat().st_ino
         except OSError as exc:
@@ -114,6 +115,9 @@ class ControlServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         for task in list(self._clients):
             task.cancel()
         if self._clients:
@@ -129,7 +133,7 @@ class ControlServer:
             self.path = None
 
     def readings(self, batch: list[Reading]) -> None:
-        """Agent.sink hands every poll here; tail clients get a copy, never blocking the agent."""
+        """Every poll comes here; tail clients get a copy, never blocking the agent."""
         for queue in self._tails:
             try:
                 queue.put_nowait(batch)
@@ -173,45 +177,26 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _op_status(self, request: dict) -> dict:
-        agent = self.agent
-        snap = await agent.status_snapshot()
-        for name, doc in snap["devices"].items():
-            poller = agent.pollers[name][0] if name in agent.pollers else None
-            if poller is not None:
-                doc.update(kind=poller.device.kind, interval_s=poller.device.interval_s,
-                           consecutive_failures=poller.health.consecutive_failures)
-        snap.update(started_at=self.started_at, config_path=agent.config_path,
-                    state_dir=agent.cfg.state_dir, buffer_path=agent.cfg.buffer.path,
-                    disabled=[d.name for d in agent.cfg.devices if not d.enabled],
-                    held_in_memory=len(agent._pending), tail_dropped=self.tail_dropped)
-        return {"ok": True, "result": snap}
+    async def _op_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "result": (await self.agent.status()).to_doc()}
 
-    async def _op_buffer(self, request: dict) -> dict:
-        agent = self.agent
-        stats = asdict(await agent.store.stats())
-        stats.update(held_in_memory=len(agent._pending), path=agent.cfg.buffer.path,
-                     dropped_in_memory=agent._dropped_in_memory)
-        return {"ok": True, "result": stats}
+    async def _op_buffer(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "result": dataclasses.asdict(await self.agent.buffer_status())}
 
-    async def _op_poll_once(self, request: dict) -> dict:
-        wanted = request.get("device")
-        pollers = [p for name, (p, _) in self.agent.pollers.items() if wanted in (None, name)]
-        if not pollers:
-            names = ", ".join(self.agent.pollers) or "none"
-            return _error("unknown_device", f"no device named {wanted!r} is polled; devices: {names}")
-
-        async def one(poller) -> dict:
-            # The next poll of the device's own loop: one connection, one master on the bus.
-            try:
-                readings = await asyncio.wait_for(poller.poll_soon(),
-                                                  hard_deadline(poller.device) * 2 + 5)
-            except asyncio.TimeoutError:
-                return {"device": poller.device.name, "kind": poller.device.kind,
-                        "status": "timeout", "reason": "the agent's poll did not finish in time",
-                        "readings": []}
-            return poll_result(poller.device, readings)
-        return {"ok": True, "result": list(await asyncio.gather(*(one(p) for p in pollers)))}
+    async def _op_poll_once(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            outcomes = await self.agent.poll_and_wait(request.get("device"))
+        except UnknownDevice as exc:
+            return _error("unknown_device", str(exc))
+        results = []
+        for o in outcomes:
+            if o.readings is None:
+                results.append({"device": o.device.name, "kind": o.device.kind,
+                                "status": "timeout",
+                                "reason": "the agent's poll did not finish in time", "readings": []})
+            else:
+                results.append(poll_result(o.device, o.readings))
+        return {"ok": True, "result": results}
 
     async def _tail(self, request: dict, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:

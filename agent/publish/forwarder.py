@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
@@ -28,7 +28,12 @@ from agent.config import AgentConfig
 from agent.errors import PublishError
 from agent.publish.mqtt_link import LinkLost, MqttLink, PublishRefused, Will
 from agent.readings import StoredReading
+from agent.status import LinkStatus
+from agent.runtime.supervisor import Heartbeat
 from agent.store.outbox import AsyncStore
+
+if TYPE_CHECKING:
+    from agent.runtime.writer import StoreWriter
 from agent.publish.topics import Topics
 from agent.publish.wire import Encoded, encode_batch
 
@@ -37,26 +42,6 @@ log = logging.getLogger(__name__)
 LIVE_WINDOW = 8          # live messages in flight at once
 BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket queue short
 BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
-# Devices polled on the same tick commit within milliseconds of each other. Waiting this long
-# after the first sends them in one message: a third of the publishes, acks and disk syncs.
-LINGER_S = 0.25
-
-
-@dataclass
-class LinkState:
-    """What the CLI and the agent's own status readings show about the broker connection."""
-
-    connected: bool = False
-    broker: str = ""
-    since: float | None = None
-    last_ack: float | None = None
-    last_error: str = ""
-    connects: int = 0
-    sent_readings: int = 0
-    sent_bytes: int = 0
-    rejected_total: int = 0
-    live_floor: int = 0
-    backlog_cursor: int = 0
 
 
 class TokenBucket:
@@ -87,8 +72,9 @@ class TokenBucket:
 class _Flight:
     encoded: Encoded | None   # None for a heartbeat
     lane: str                 # "live", "backlog" or "ping"
-    future: asyncio.Future
+    future: asyncio.Future[None]
     sent_at: float
+    resend: "_ResendRequest | None" = None
 
 
 @dataclass
@@ -100,30 +86,71 @@ class _Resend:
     limit: int
 
 
+@dataclass(frozen=True)
+class ResendResult:
+    first_seq: int
+    last_seq: int
+    resent: int          # readings found in the buffer and acknowledged by the broker
+    not_in_buffer: int   # already acknowledged (deleted) or dropped before the request
+
+
+@dataclass
+class _ResendRequest:
+    """A remote ``resend``: buffered readings sent again on the backlog lane, within its budget."""
+
+    first: int
+    last: int
+    cursor: int                      # last seq handed to the broker
+    future: asyncio.Future[ResendResult]
+    in_flight: int = 0
+    resent: int = 0
+    done_fetching: bool = False
+
+
 class Forwarder:
     """Runs forever: connect (with backoff, failing over between brokers), drain, repeat."""
 
-    def __init__(self, cfg: AgentConfig, store: AsyncStore, *, boot_id: str,
+    def __init__(self, cfg: AgentConfig, store: AsyncStore, writer: "StoreWriter", *,
+                 boot_id: str,
                  on_connected: Callable[[MqttLink], Awaitable[None]] | None = None) -> None:
         self.cfg = cfg
-        self.store = store
+        self.store = store          # read only: every change goes through the writer
+        self.writer = writer
         self.boot_id = boot_id
         self.topics = Topics(cfg.mqtt.topic_prefix, cfg.site_id)
-        self.state = LinkState()
+        self.state = LinkStatus()   # mutated here; others get a copy (link_status)
         self.new_data = asyncio.Event()
         self.on_connected = on_connected
         self.link: MqttLink | None = None
         self._units: dict[str, dict[str, str]] = {}
         self._units_dirty = False
         self._broker_index = 0
+        self._resends: list[_ResendRequest] = []
+        self._heartbeat = Heartbeat()
 
     def notify(self) -> None:
         """Pollers call this after a commit: live data is waiting."""
         self.new_data.set()
 
+    def request_resend(self, first_seq: int, last_seq: int) -> asyncio.Future[ResendResult]:
+        """Send buffered readings ``first_seq..last_seq`` again, on the backlog lane and within
+        its bandwidth budget (a remote resend must not starve telemedicine either)."""
+        fut: asyncio.Future[ResendResult] = asyncio.get_running_loop().create_future()
+        self._resends.append(_ResendRequest(first_seq, last_seq, first_seq - 1, fut))
+        self.new_data.set()
+        return fut
+
+    def stall_limit_s(self) -> float:
+        """Longest the forwarder may go without a heartbeat before it counts as hung."""
+        mqtt_cfg = self.cfg.mqtt
+        return 2 * (mqtt_cfg.connect_timeout_s + 2) + mqtt_cfg.keepalive_s + 30
+
     # -- connection loop -----------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, heartbeat: Heartbeat | None = None) -> None:
+        """Connect, drain, repeat, until cancelled. Under the supervisor, ``heartbeat`` proves
+        progress; an exception ends this run (the supervisor starts a new one)."""
+        self._heartbeat = heartbeat or Heartbeat()
         while True:
             link = await self._connect_with_backoff()
             try:
@@ -131,9 +158,14 @@ class Forwarder:
             except asyncio.CancelledError:
                 await link.close(final=(self.topics.status, self._status_payload("offline")))
                 raise
+            except BaseException:
+                await link.close()   # never leave paho running under a dead forwarder
+                self._fail_resends("the forwarder failed")
+                raise
             finally:
                 self.state.connected = False
                 self.link = None
+            self._fail_resends("the connection to the broker was lost")
             log.warning("broker %s: %s; readings stay in the buffer until it is back",
                         self.state.broker, link.lost_reason or "connection closed")
             await link.close()
@@ -142,6 +174,7 @@ class Forwarder:
         retrying = AsyncRetrying(
             wait=wait_exponential_jitter(initial=1, max=self.cfg.mqtt.reconnect_max_s, jitter=2),
             retry=retry_if_exception_type(PublishError), reraise=True,
+            sleep=lambda s: self._heartbeat.sleep(s),
             before_sleep=self._log_retry)
         async for attempt in retrying:
             with attempt:
@@ -193,7 +226,9 @@ class Forwarder:
         if self.on_connected is not None:
             await self.on_connected(link)
         self._units_dirty = bool(self._units)
-        live_floor = self.store.store.last_seq
+        # Acknowledged rows still waiting in the writer would otherwise be sent again as backlog.
+        await self.writer.flush()
+        live_floor = self.store.last_seq
         live_cursor = live_floor
         backlog_cursor = 0
         self.state.live_floor = live_floor
@@ -209,6 +244,7 @@ class Forwarder:
         live_more = True     # look once at the start; afterwards only when polls stored more
 
         while not link.lost.is_set():
+            self._heartbeat.beat()
             await self._settle(flights, resends, ack_event)
             if link.lost.is_set() or self._link_silent(link, flights):
                 break
@@ -233,6 +269,13 @@ class Forwarder:
                     flights.extend(await self._send(link, rows, "live", compress, ack_event))
                     progressed = True
 
+            if not progressed and back_n < BACKLOG_WINDOW and self._resends:
+                wait = await self._send_resend(link, bucket, compress, backlog_batch, ack_event,
+                                               flights)
+                if wait > 0:
+                    await self._idle(link, ack_event, min(wait, 1.0))
+                    continue
+                progressed = wait == 0
             if not progressed and back_n < BACKLOG_WINDOW and backlog_cursor < live_floor:
                 if held_backlog is None:
                     rows = await self.store.fetch(backlog_cursor, backlog_batch, live_floor)
@@ -260,8 +303,6 @@ class Forwarder:
                 # Woken at once by new data, an ack or a lost link; the timeout only paces the
                 # silent-link check, so it can be long: an idle agent then costs next to no CPU.
                 await self._idle(link, ack_event, self._idle_timeout())
-                if self.new_data.is_set() and not link.lost.is_set():
-                    await asyncio.sleep(LINGER_S)
         # Connection lost: let failures settle so nothing is counted twice.
         await self._settle(flights, resends, ack_event)
 
@@ -330,7 +371,7 @@ class Forwarder:
         self.state.rejected_total += encoded.count
         log.error("reading(s) seq %s set aside: %s (%d set aside in total; kept in the buffer's "
                   "rejected table)", _ranges_text(encoded.ranges), why, self.state.rejected_total)
-        await self.store.call(self.store.store.set_aside, encoded.ranges, why)
+        await self.writer.set_aside(encoded.ranges, why)
 
     async def _settle(self, flights: list[_Flight], resends: list[_Resend],
                       ack_event: asyncio.Event) -> None:
@@ -345,6 +386,11 @@ class Forwarder:
             exc = f.future.exception()
             if f.encoded is None:
                 continue   # heartbeat
+            if f.resend is not None:
+                f.resend.in_flight -= 1
+                if exc is None:
+                    f.resend.resent += f.encoded.count
+                self._finish_resend(f.resend)
             if exc is None:
                 acked.extend(f.encoded.ranges)
                 self.state.sent_readings += f.encoded.count
@@ -354,7 +400,52 @@ class Forwarder:
             elif not isinstance(exc, LinkLost):
                 log.error("unexpected publish failure: %r", exc)
         if acked:
-            await self.store.ack(acked)
+            self.writer.ack(acked)
+
+    # -- remote resends --------------------------------------------------------------------------
+
+    async def _send_resend(self, link: MqttLink, bucket: TokenBucket, compress: bool, batch: int,
+                           ack_event: asyncio.Event, flights: list[_Flight]) -> float:
+        """Send the next piece of the oldest resend request. Returns 0 if something was sent,
+        the seconds to wait for the budget, or -1 if there was nothing to send."""
+        req = self._resends[0]
+        if req.done_fetching:
+            return -1.0
+        rows = await self.store.fetch(req.cursor, batch, req.last)
+        if not rows:
+            req.done_fetching = True
+            self._finish_resend(req)
+            return -1.0
+        encoded = self._encode(rows, compress)
+        size = len(encoded.payload) + len(self.topics.backlog)
+        wait = bucket.delay(size)
+        if wait > 0:
+            return wait
+        bucket.take(size)
+        req.cursor = rows[-1].seq
+        sent = await self._send(link, rows, "backlog", compress, ack_event, encoded=encoded)
+        for f in sent:
+            f.resend = req
+        req.in_flight += len(sent)
+        flights.extend(sent)
+        return 0.0
+
+    def _finish_resend(self, req: _ResendRequest) -> None:
+        if not (req.done_fetching and req.in_flight == 0):
+            return
+        if req in self._resends:
+            self._resends.remove(req)
+        if not req.future.done():
+            requested = req.last - req.first + 1
+            req.future.set_result(ResendResult(req.first, req.last, req.resent,
+                                               requested - req.resent))
+
+    def _fail_resends(self, why: str) -> None:
+        for req in self._resends:
+            if not req.future.done():
+                req.future.set_exception(LinkLost(f"{why} during the resend ({req.resent} "
+                                                  f"readings resent)"))
+        self._resends.clear()
 
     async def _handle_refused(self, f: _Flight, exc: PublishRefused,
                               resends: list[_Resend]) -> None:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from agent.config import AgentConfig
 from agent.errors import AgentError, ConfigError
 from agent.publish.topics import Topics
-from agent.publish.wire import encode_batch
 from agent.remote.checks import Ignored, Rejection
 from agent.remote.commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
 from agent.remote.confirm import commit_confirmed, wait_for_broker
@@ -34,7 +33,7 @@ from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, loa
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
 if TYPE_CHECKING:
-    from agent.runtime.daemon import Agent
+    from agent.control.api import AgentControl
     from agent.publish.mqtt_link import MqttLink
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ LOG_REPEAT_S = 600.0            # a repeated rejection is logged at warning once
 class RemoteService:
     """Config pushes and remote commands for one ``Agent``."""
 
-    def __init__(self, agent: "Agent") -> None:
+    def __init__(self, agent: "AgentControl") -> None:
         self.agent = agent
         self.store: StateStore | None = None
         self.state = RemoteState()
@@ -87,7 +86,7 @@ class RemoteService:
 
     async def on_connected(self, link: "MqttLink") -> None:
         """Forwarder hook, once per broker connection: subscribe and say what config is in effect."""
-        cfg = self.agent.cfg
+        cfg = self.agent.config
         if self.store is None or not cfg.remote.enabled:
             return
         topics = Topics(cfg.mqtt.topic_prefix, cfg.site_id)
@@ -138,7 +137,7 @@ class RemoteService:
 
     async def _handle_push(self, payload: bytes) -> None:
         async with self._push_lock:
-            cfg = self.agent.cfg
+            cfg = self.agent.config
             keys = await asyncio.to_thread(self._trusted_keys, cfg)
             ctx = PushContext(site_id=cfg.site_id, now=time.time(), trusted_keys=keys,
                               max_bytes=cfg.remote.max_push_bytes,
@@ -164,7 +163,7 @@ class RemoteService:
 
     async def _apply_push(self, acc: Accepted) -> None:
         assert self.store is not None
-        prev_cfg, prev_running, prev_text = self.agent.cfg, self.running, self.running_text
+        prev_cfg, prev_running, prev_text = self.agent.config, self.running, self.running_text
         version, timeout = acc.meta.version, prev_cfg.remote.confirm_timeout_s
         now = time.time()
         meta = {"source": "push", **asdict(acc.meta), "applied_at": now, "file": pushed_file(version)}
@@ -201,7 +200,7 @@ class RemoteService:
         async with self._push_lock:
             confirming = self.state.confirming or {}
             version = confirming.get("version")
-            timeout = self.agent.cfg.remote.confirm_timeout_s
+            timeout = self.agent.config.remote.confirm_timeout_s
             if await wait_for_broker(lambda: self._reached(cfg), self.wake, timeout):
                 await self._confirmed(version)
                 return
@@ -234,8 +233,8 @@ class RemoteService:
                         lkg: dict[str, Any], text: str, *, why: str | None = None) -> None:
         if not self._still_confirming(version):
             return
-        link = self.agent.forwarder.state if self.agent.forwarder else None
-        brokers = ", ".join(f"{b.host}:{b.port}" for b in self.agent.cfg.mqtt.brokers)
+        link = self.agent.link_status()
+        brokers = ", ".join(f"{b.host}:{b.port}" for b in self.agent.config.mqtt.brokers)
         if why is not None:
             reason, detail = "apply_failed", f"config v{version}: {why}"
         else:
@@ -267,10 +266,7 @@ class RemoteService:
 
     def _reached(self, cfg: AgentConfig) -> bool:
         """Connected to the broker with ``cfg``'s MQTT settings (not an older connection)."""
-        f = self.agent.forwarder
-        return (f is not None and f.state.connected and f.link is not None
-                and not f.link.lost.is_set() and f.cfg.mqtt == cfg.mqtt
-                and f.cfg.site_id == cfg.site_id)
+        return self.agent.broker_reached(cfg)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -278,14 +274,14 @@ class RemoteService:
         self._spawn(self._handle_command(payload), "remote:command")
 
     async def _handle_command(self, payload: bytes) -> None:
-        cfg = self.agent.cfg
+        cfg = self.agent.config
         now = time.time()
         self._commands_seen = {k: t for k, t in self._commands_seen.items() if t >= now}
         keys = await asyncio.to_thread(self._trusted_keys, cfg)
         ctx = CommandContext(site_id=cfg.site_id, now=now, trusted_keys=keys,
                              max_bytes=cfg.remote.max_push_bytes,
                              seen_ids=frozenset(self._commands_seen),
-                             devices=frozenset(self.agent.pollers))
+                             devices=self.agent.device_names())
         decision = check_command(payload, ctx)
         if isinstance(decision, Ignored):
             return
@@ -311,70 +307,53 @@ class RemoteService:
     async def _execute(self, cmd: CommandAccepted) -> dict[str, Any]:
         action = cmd.action
         if isinstance(action, PollNow):
-            await self.agent.poll_now(action.device)
-            return {"devices": sorted(n for n in self.agent.pollers if action.device in (None, n))}
-        link, topics = self._link()
-        if link is None:
-            raise AgentError("not connected to the broker")
+            return {"devices": sorted(self.agent.poll_now(action.device))}
+        topics = self._topics()
         if isinstance(action, Diagnostics):
-            snapshot = await self.agent.status_snapshot()   # includes summary() as "remote"
+            snapshot = (await self.agent.status()).to_doc()   # includes summary() as "remote"
             payload = json.dumps(snapshot, default=str, separators=(",", ":")).encode()
-            await asyncio.wait_for(link.publish(topics.diagnostics, payload), PUBLISH_TIMEOUT_S)
+            sent = self.agent.publish(topics.diagnostics, payload)
+            if sent is None:
+                raise AgentError("not connected to the broker")
+            await asyncio.wait_for(sent, PUBLISH_TIMEOUT_S)
             return {"topic": topics.diagnostics, "bytes": len(payload)}
         assert isinstance(action, Resend)
-        return await self._resend(link, topics, action)
-
-    async def _resend(self, link: "MqttLink", topics: Topics, action: Resend) -> dict[str, Any]:
-        cfg = self.agent.cfg
-        batch = cfg.mqtt.batch_max_readings
-        after, resent = action.first_seq - 1, 0
-        while True:
-            rows = await self.agent.store.fetch(after, batch, action.last_seq)
-            if not rows:
-                break
-            enc = encode_batch(rows, site=cfg.site_id, boot=self.agent.boot_id,
-                               compress=cfg.buffer.compression == "zlib")
-            await asyncio.wait_for(link.publish(topics.backlog, enc.payload,
-                                                content_type=enc.content_type), PUBLISH_TIMEOUT_S)
-            resent += enc.count
-            after = rows[-1].seq
-        requested = action.last_seq - action.first_seq + 1
-        return {"first_seq": action.first_seq, "last_seq": action.last_seq, "resent": resent,
-                "not_in_buffer": requested - resent}
+        # Through the forwarder: on the backlog lane, within buffer.backlog_kbps.
+        result = await self.agent.request_resend(action.first_seq, action.last_seq)
+        return {"first_seq": result.first_seq, "last_seq": result.last_seq,
+                "resent": result.resent, "not_in_buffer": result.not_in_buffer}
 
     # -- publishing ----------------------------------------------------------------------------
 
-    def _link(self) -> tuple["MqttLink | None", Topics]:
-        cfg = self.agent.cfg
-        f = self.agent.forwarder
-        link = f.link if f is not None and f.state.connected else None
-        return link, Topics(cfg.mqtt.topic_prefix, cfg.site_id)
+    def _topics(self) -> Topics:
+        cfg = self.agent.config
+        return Topics(cfg.mqtt.topic_prefix, cfg.site_id)
 
     def state_doc(self) -> dict[str, Any]:
         """The retained config state: what is in effect, the newest version, the last event."""
         s = self.state
-        return {"v": 1, "site": self.agent.cfg.site_id, "ts": round(time.time(), 3),
+        return {"v": 1, "site": self.agent.config.site_id, "ts": round(time.time(), 3),
                 "state": "confirming" if s.confirming else "applied" if s.active else "local",
                 "config": _public(self.running), "highest_version": s.highest_version,
                 "latest_push": _public(s.latest_push), "set_aside": s.set_aside,
                 "event": s.last_event}
 
     def _publish_state(self, link: "MqttLink | None" = None) -> None:
-        topics = self._link()[1]
-        link = link or self._link()[0]
-        if link is None:
-            return   # on_connected publishes it when the broker is back
+        topic = self._topics().config_state
         payload = json.dumps(self.state_doc(), separators=(",", ":"), default=str).encode()
-        link.publish(topics.config_state, payload, retain=True).add_done_callback(_publish_done)
+        sent = (link.publish(topic, payload, retain=True) if link is not None
+                else self.agent.publish(topic, payload, retain=True))
+        if sent is not None:   # else on_connected publishes it when the broker is back
+            sent.add_done_callback(_publish_done)
 
     def _publish_result(self, doc: dict[str, Any]) -> None:
-        link, topics = self._link()
-        if link is None:
+        doc = {"v": 1, "site": self.agent.config.site_id, "at": round(time.time(), 3), **doc}
+        payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
+        sent = self.agent.publish(self._topics().command_result, payload)
+        if sent is None:
             log.warning("command result not published: not connected to the broker")
             return
-        doc = {"v": 1, "site": self.agent.cfg.site_id, "at": round(time.time(), 3), **doc}
-        payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
-        link.publish(topics.command_result, payload).add_done_callback(_publish_done)
+        sent.add_done_callback(_publish_done)
 
     # -- helpers -------------------------------------------------------------------------------
 

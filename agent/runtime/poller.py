@@ -13,18 +13,20 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Callable
 
 from agent.clock import ClockGuard
 from agent.config import DeviceConfig
 from agent.errors import SourceError
+from agent.runtime.supervisor import Heartbeat
 from agent.readings import (DURATION_METRIC, REASON_METRIC, SKIPPED_METRIC, STATUS_METRIC, Reading,
                        Sample)
 from agent.sources import Source
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[list[Reading]], Awaitable[None]]
+# Hands a poll to the store writer; never blocks (the writer queues it).
+Sink = Callable[[list[Reading]], None]
 
 
 @dataclass
@@ -86,10 +88,16 @@ class DevicePoller:
         self._overrunning = False   # logged once per streak of overruns, like a failure
         self._poll_waiters: list[asyncio.Future[list[Reading]]] = []
 
-    async def run(self) -> None:
+    def stall_limit_s(self) -> float:
+        """Longest this loop may go without a heartbeat before it counts as hung."""
+        return self.device.interval_s + hard_deadline(self.device) + 30
+
+    async def run(self, heartbeat: Heartbeat | None = None) -> None:
         interval = self.device.interval_s
         next_tick = time.monotonic()
         while True:
+            if heartbeat is not None:
+                heartbeat.beat()
             try:
                 await self.poll()
             except asyncio.CancelledError:
@@ -142,7 +150,7 @@ class DevicePoller:
                                     last.ts, last.flags))
             self._skipped = 0
         self._record(status, reason, readings)
-        await self.sink(readings)
+        self.sink(readings)
         for waiter in waiters:
             if not waiter.done():   # its asker may have given up
                 waiter.set_result(readings)

@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +105,28 @@ class Notifier:
             self._sock = None
 
 
-async def watchdog_loop(notifier: Notifier, interval_s: float | None = None) -> None:
+async def watchdog_loop(notifier: Notifier, interval_s: float | None = None, *,
+                        healthy: Callable[[], tuple[bool, str]] | None = None) -> None:
     """Ping ``WATCHDOG=1`` every ``interval_s`` (default: half of ``WATCHDOG_USEC``) until cancelled.
 
-    Runs as a task on the loop it guards, so it pings only while that loop is responsive.
+    Runs as a task on the loop it guards, so it pings only while that loop is responsive; and,
+    with ``healthy`` (the supervisor's check), only while every task is alive and making
+    progress: a hung forwarder or writer gets the agent restarted, not only a hung loop.
     Returns at once when systemd set no watchdog.
     """
     interval = interval_s if interval_s is not None else notifier.watchdog_interval_s
     if not interval or not notifier.enabled:
         return
+    withheld = False
     while True:
-        notifier.watchdog()
+        ok, why = healthy() if healthy is not None else (True, "")
+        if ok:
+            if withheld:
+                log.info("all tasks are making progress again; watchdog pings resumed")
+            withheld = False
+            notifier.watchdog()
+        elif not withheld:
+            log.error("%s; withholding the watchdog ping so that systemd restarts the agent", why)
+            notifier.status(why)
+            withheld = True
         await asyncio.sleep(interval)

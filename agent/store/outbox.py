@@ -24,6 +24,7 @@ The class is synchronous and not thread-safe; ``AsyncStore`` runs it on one work
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -39,6 +40,7 @@ from agent.readings import Reading, StoredReading
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Internal flag: the value is a bool (SQLite would return it as 0/1).
 _BOOL = 0x100
@@ -81,6 +83,18 @@ class BufferStats:
     bytes_used: int            # live pages in the database file
     file_bytes: int            # database + WAL on disk
     dropped_total: int         # dropped by the caps or a full disk, ever (kept across restarts)
+
+
+def _typed(fn: F) -> F:
+    """Every sqlite error leaving the store is a ``StoreError`` (the cause kept): callers handle
+    one type, and a failing disk never ends a task with an error it does not expect."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"buffer {fn.__name__} failed: {exc}") from exc
+    return wrapper  # type: ignore[return-value]
 
 
 class ReadingStore:
@@ -136,45 +150,60 @@ class ReadingStore:
     # -- writing -------------------------------------------------------------------------------
 
     def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
-        """Store one poll's readings in one transaction; returns (first_seq, last_seq).
+        """Store one poll's readings in one transaction; returns (first_seq, last_seq)."""
+        return self.write(readings, ())
 
-        On a full disk the oldest readings are dropped (counted) to make room and the commit is
-        retried once; if it still fails, ``StoreError`` is raised and the caller keeps the poll.
+    def write(self, readings: Sequence[Reading],
+              acked: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """One transaction: store ``readings`` (new sequence numbers, returned as (first, last))
+        and delete the ``acked`` (inclusive) seq ranges. One fsync for a tick's polls and acks
+        is what keeps the agent's writes to the clinic PC's flash small.
+
+        On a full disk the oldest readings are dropped (counted) to make room and the write is
+        retried once; if it still fails, ``StoreError`` is raised and the caller keeps the polls.
         """
-        if not readings:
+        if not readings and not acked:
             return (self._last_seq + 1, self._last_seq)
         try:
-            return self._commit(readings)
+            return self._write(readings, acked)
         except sqlite3.Error as exc:
             if _code(exc) != SQLITE_FULL:
                 raise StoreError(f"buffer write failed: {exc}") from exc
         # Disk full. Make room by dropping the oldest readings (counted), then try once more. In
         # WAL mode a delete needs room too, so on a disk filled to the last byte by something
-        # else this fails as well, and the caller keeps the poll in memory until there is room.
+        # else this fails as well, and the caller keeps the polls in memory until there is room.
         try:
             freed = self._drop_oldest(max(len(readings) * 4, self.depth() // 20))
             log.error("disk full while writing the buffer; dropped the %d oldest readings", freed)
-            return self._commit(readings)
+            return self._write(readings, acked)
         except sqlite3.Error as exc:
             raise StoreError(f"disk full: cannot store readings ({exc})") from exc
 
-    def _commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
+    def _write(self, readings: Sequence[Reading],
+               acked: Sequence[tuple[int, int]]) -> tuple[int, int]:
         first = self._last_seq + 1
         last = first + len(readings) - 1
-        if last >= self._reserved:
+        if readings and last >= self._reserved:
             self._reserve(last)
         rows = [(first + i, r.ts, r.device, r.metric, r.value, r.unit,
                  r.flags | (_BOOL if isinstance(r.value, bool) else 0))
                 for i, r in enumerate(readings)]
+        deleted = 0
         with self._db:
-            self._db.executemany(
-                "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            self._set_meta("last_seq", last)
-        self._last_seq = last
-        self._depth += len(rows)
-        return first, last
+            for lo, hi in acked:
+                deleted += self._db.execute(
+                    "DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+            if rows:
+                self._db.executemany(
+                    "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._set_meta("last_seq", last)
+        if rows:
+            self._last_seq = last
+        self._depth += len(rows) - deleted
+        return first, (last if rows else self._last_seq)
 
+    @_typed
     def ack(self, ranges: Iterable[tuple[int, int]]) -> int:
         """The broker has these (inclusive) seq ranges: delete them. Returns rows deleted."""
         n = 0
@@ -184,6 +213,7 @@ class ReadingStore:
         self._depth -= n
         return n
 
+    @_typed
     def set_aside(self, ranges: Iterable[tuple[int, int]], why: str) -> int:
         """Move readings the broker will never take out of the queue, into ``rejected``."""
         n = 0
@@ -199,6 +229,7 @@ class ReadingStore:
 
     # -- reading -------------------------------------------------------------------------------
 
+    @_typed
     def fetch(self, after: int, limit: int, upto: int | None = None) -> list[StoredReading]:
         """Unsent readings with seq > ``after`` (and <= ``upto``), oldest first."""
         if upto is None:
@@ -222,6 +253,7 @@ class ReadingStore:
         """Readings waiting for the broker."""
         return self._depth
 
+    @_typed
     def stats(self) -> BufferStats:
         first = self._db.execute("SELECT seq, ts FROM readings ORDER BY seq LIMIT 1").fetchone()
         return BufferStats(
@@ -229,6 +261,7 @@ class ReadingStore:
             oldest_ts=first[1] if first else None, bytes_used=self.bytes_used(),
             file_bytes=_file_bytes(self.path), dropped_total=self._dropped_total)
 
+    @_typed
     def bytes_used(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
@@ -244,6 +277,7 @@ class ReadingStore:
         """Seconds the agent has run with this buffer, summed over restarts (clock-independent)."""
         return self._run_base + (time.monotonic() - self._opened_mono)
 
+    @_typed
     def mark(self, run_s: float | None = None) -> None:
         """Note the run clock against the newest sequence number (the age cap's reference)."""
         run_s = self.run_clock() if run_s is None else run_s
@@ -252,6 +286,7 @@ class ReadingStore:
                              (self._last_seq, run_s))
             self._set_meta("run_clock_ms", int(run_s * 1000))
 
+    @_typed
     def enforce_bounds(self, *, run_now: float | None = None) -> int:
         """Drop the oldest readings beyond the size and age caps. Returns how many were dropped."""
         dropped = 0
@@ -320,30 +355,82 @@ class ReadingStore:
 
 
 class AsyncStore:
-    """Runs every store call on one dedicated thread, so SQLite's fsyncs never block the event loop."""
+    """The store as the event loop sees it: every call runs on one dedicated thread, so SQLite's
+    fsyncs never block the loop, and nothing else touches the ``ReadingStore``. Changes go
+    through ``agent.runtime.writer.StoreWriter`` only (one writer); reads are free for all."""
 
     def __init__(self, store: ReadingStore) -> None:
-        self.store = store
+        self._store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, max_bytes: int,
+                   max_age_s: float) -> "AsyncStore":
+        store = await asyncio.to_thread(ReadingStore.open, path, max_bytes=max_bytes,
+                                        max_age_s=max_age_s)
+        return cls(store)
 
-    async def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
-        return await self.call(self.store.commit, readings)
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    # -- facts fixed at open, or only ever changed on the store thread (read as a snapshot) ----
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    @property
+    def recovered_from(self) -> Path | None:
+        """Where an unreadable buffer was moved at open, if it was."""
+        return self._store.recovered_from
+
+    @property
+    def last_seq(self) -> int:
+        """The newest sequence number assigned (an int read is atomic; it only grows)."""
+        return self._store.last_seq
+
+    def depth(self) -> int:
+        return self._store.depth()
+
+    # -- reads ---------------------------------------------------------------------------------
 
     async def fetch(self, after: int, limit: int, upto: int | None = None) -> list[StoredReading]:
-        return await self.call(self.store.fetch, after, limit, upto)
-
-    async def ack(self, ranges: Sequence[tuple[int, int]]) -> int:
-        return await self.call(self.store.ack, ranges)
+        return await self._call(self._store.fetch, after, limit, upto)
 
     async def stats(self) -> BufferStats:
-        return await self.call(self.store.stats)
+        return await self._call(self._store.stats)
+
+    # -- changes: for the writer -----------------------------------------------------------------
+
+    async def write(self, readings: Sequence[Reading],
+                    acked: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        return await self._call(self._store.write, readings, acked)
+
+    async def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
+        return await self.write(readings, ())
+
+    async def ack(self, ranges: Sequence[tuple[int, int]]) -> int:
+        return await self._call(self._store.ack, ranges)
+
+    async def set_aside(self, ranges: Sequence[tuple[int, int]], why: str) -> int:
+        return await self._call(self._store.set_aside, ranges, why)
+
+    async def maintain(self) -> int:
+        """Note the run clock and apply the size and age caps; returns readings dropped."""
+        def both() -> int:
+            self._store.mark()
+            return self._store.enforce_bounds()
+        return await self._call(both)
+
+    async def set_limits(self, *, max_bytes: int, max_age_s: float) -> None:
+        def change() -> None:
+            self._store.max_bytes = max_bytes
+            self._store.max_age_s = max_age_s
+        await self._call(change)
 
     async def close(self) -> None:
-        await self.call(self.store.close)
+        await self._call(self._store.close)
         self._pool.shutdown(wait=True)
 
 

@@ -185,7 +185,10 @@ def _parse_rules(t: Table, base: Mapping[str, Rule]) -> dict[str, Rule]:
                 levels[key] = float(value)
         for low, high in spec.order:
             if levels[low] >= levels[high]:
-                bad = low if r.has(low) else high
+                # Name the key the technician set; of two, the clear level (hysteresis is
+                # the clear level's distance from the raise level).
+                named = [k for k in (low, high) if r.has(k)] or [low]
+                bad = next((k for k in named if "clear" in k), named[0])
                 other = high if bad == low else low
                 side = "less" if bad == low else "more"
                 r.problem(bad, f"expected {side} than {other} ({levels[other]:g}), "

@@ -71,7 +71,13 @@ class Clinic:
 
     def polls(self, dev: str, until: str, every: float, **metrics: Any) -> None:
         """Poll ``dev`` every ``every`` seconds from now until (not including) ``until``."""
-        end = wall(until)
+        self._polls_to(dev, wall(until), every, metrics)
+
+    def polls_for(self, dev: str, seconds: float, every: float, **metrics: Any) -> None:
+        """Poll ``dev`` every ``every`` seconds for ``seconds``."""
+        self._polls_to(dev, self.now + seconds, every, metrics)
+
+    def _polls_to(self, dev: str, end: float, every: float, metrics: dict[str, Any]) -> None:
         while self.now < end:
             self.poll(dev, **metrics)
             self._advance_to(min(self.now + every, end))

@@ -251,3 +251,41 @@ def test_restored_engine_from_the_store_raises_nothing_twice(tmp_path):
     assert again.tick(60.0) == []
     assert [a.id for a in again.active()] == [1]
     rs.close()
+
+
+def test_recorder_writes_in_the_callers_transaction_logs_and_survives_a_restart(tmp_path, caplog):
+    from agent.events.recorder import EventRecorder
+    caplog.set_level("INFO", logger="agent.events.recorder")
+    path = tmp_path / "b.sqlite"
+    rs = ReadingStore.open(path)
+    conn = rs._db
+    rec = EventRecorder(EventsConfig(), conn, site="TEST01", evidence=RestartEvidence(), tz=TZ)
+    t0 = wall("14:03:00")
+    with conn:
+        assert rec.observe(conn, [Reading("ups", "on_battery", True, "", t0)], 0.0) == []
+    with conn:
+        (raised,) = rec.tick(conn, 5.0)
+    assert any(r.getMessage().startswith("event 1 raise ups mains_lost") for r in caplog.records)
+    rs.close()
+
+    rs = ReadingStore.open(path)     # restarted; the outage goes on, then ends
+    conn = rs._db
+    rec = EventRecorder(EventsConfig(), conn, site="TEST01", evidence=RestartEvidence(), tz=TZ)
+    assert [a.id for a in rec.active()] == [raised.id]
+    with conn:
+        rec.observe(conn, [Reading("ups", "on_battery", True, "", t0 + 20)], 0.0)
+        rec.observe(conn, [Reading("ups", "on_battery", False, "", t0 + 30)], 10.0)
+    with conn:
+        rec.tick(conn, 15.0)
+    got = [(e.id, e.kind) for e in store.unsent(conn)]
+    assert got == [(1, "raise"), (2, "clear")]
+    assert store.active(conn) == []
+    # The first poll of the next local day closes the day: its summary waits for the broker.
+    with conn:
+        rec.observe(conn, [Reading("agent", "buffer.dropped_total", 0, "", wall("23:59:00"))], 20)
+        rec.observe(conn, [Reading("agent", "buffer.dropped_total", 0, "",
+                                   wall("23:59:00") + 120)], 140)
+    (summary,) = store.unsent_summaries(conn)
+    assert (summary["day"], summary["mains_outages"], summary["on_battery_min"]) == \
+        ("2026-11-20", 1, 0.5)
+    rs.close()

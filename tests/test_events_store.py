@@ -289,3 +289,29 @@ def test_recorder_writes_in_the_callers_transaction_logs_and_survives_a_restart(
     assert (summary["day"], summary["mains_outages"], summary["on_battery_min"]) == \
         ("2026-11-20", 1, 0.5)
     rs.close()
+
+
+def test_events_of_a_transaction_that_failed_are_written_with_the_next_one(tmp_path):
+    from agent.events.recorder import EventRecorder
+    rs = ReadingStore.open(tmp_path / "b.sqlite")
+    conn = rs._db
+    rec = EventRecorder(EventsConfig(), conn, site="TEST01", evidence=RestartEvidence(), tz=TZ)
+    t0 = wall("14:03:00")
+    with conn:
+        rec.observe(conn, [Reading("ups", "on_battery", True, "", t0)], 0.0)
+
+    class DiskFull(Exception):
+        pass
+    with pytest.raises(DiskFull):
+        with conn:                        # the raise is told, then the commit fails
+            assert [e.kind for e in rec.tick(conn, 5.0)] == ["raise"]
+            raise DiskFull
+    assert store.unsent(conn) == []
+    with conn:
+        rec.observe(conn, [Reading("ups", "on_battery", False, "", t0 + 10)], 10.0)
+    with conn:
+        rec.tick(conn, 15.0)
+    with conn:
+        rec.tick(conn, 16.0)
+    assert [(e.id, e.kind) for e in store.unsent(conn)] == [(1, "raise"), (2, "clear")]
+    rs.close()

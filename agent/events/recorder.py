@@ -44,6 +44,10 @@ class EventRecorder:
         state = store.load_state(conn)
         self.engine.restore(state or {}, evidence or RestartEvidence.from_host(),
                             id_floor=store.next_id_floor(conn))
+        # Events told by the engine whose transaction is not known to have committed: written
+        # again with the next one until they are seen in the file (a commit that failed, e.g. a
+        # full disk, must not lose them; the engine has moved on and will not tell them again).
+        self._unwritten: list[Event] = []
         restored = self.engine.active()
         if restored:
             log.info("events: %d condition(s) still on from before the restart: %s",
@@ -68,9 +72,14 @@ class EventRecorder:
 
     def _write(self, conn: sqlite3.Connection, events: list[Event], *,
                state_changed: bool = True) -> list[Event]:
-        if events:
-            store.insert(conn, events)
-        if events or state_changed:
+        if self._unwritten:
+            stored = store.stored_ids(conn, [e.id for e in self._unwritten])
+            self._unwritten = [e for e in self._unwritten if e.id not in stored]
+        batch = self._unwritten + events
+        if batch:
+            store.insert(conn, batch)
+        self._unwritten = batch
+        if batch or state_changed:
             store.save_state(conn, self.engine.snapshot())
         for day in self.engine.finished_days():
             doc = build(conn, site=self.site, counters=day, tz=self.tz, now=time.time())

@@ -67,6 +67,14 @@ def insert(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
           e.flags) for e in events])
 
 
+def stored_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> set[int]:
+    """Which of these event ids are in the file."""
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    return {r[0] for r in conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", ids)}
+
+
 def save_state(conn: sqlite3.Connection, state: Mapping[str, Any]) -> None:
     conn.execute("INSERT INTO event_state (k, doc) VALUES (1, ?) "
                  "ON CONFLICT(k) DO UPDATE SET doc = excluded.doc", (_json(state),))

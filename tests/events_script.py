@@ -43,13 +43,13 @@ class Clinic:
     def mono(self) -> float:
         return self.now - self.origin + self.mono_offset
 
-    def at(self, hms: str) -> "Clinic":
+    def at(self, hms: str) -> Clinic:
         target = wall(hms)
         assert target >= self.now, f"{hms} is in the script's past"
         self._advance_to(target)
         return self
 
-    def after(self, seconds: float) -> "Clinic":
+    def after(self, seconds: float) -> Clinic:
         self._advance_to(self.now + seconds)
         return self
 
@@ -83,7 +83,7 @@ class Clinic:
             self._advance_to(min(self.now + every, end))
 
     def restart(self, *, host_boot: float | None = None, downtime_s: float = 0.0,
-                mono_reset: bool = True) -> "Clinic":
+                mono_reset: bool = True) -> Clinic:
         """The agent stops (its last snapshot kept, as the store would) and starts again after
         ``downtime_s``; the monotonic clock restarts from 0 when the PC rebooted."""
         state = json.loads(json.dumps(self.engine.snapshot()))   # what the store keeps

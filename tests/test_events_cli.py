@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta, timezone
 
+from cli_support import SPANISH, run_cli
+from events_script import Clinic
+
 from agent.events import render, store
 from agent.events.model import Active
 from agent.i18n import Messages
 from agent.store.outbox import ReadingStore
-from cli_support import SPANISH, run_cli
-from events_script import Clinic
 
 
 def write_config(tmp_path):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from events_script import Clinic, hms, wall
 
 from agent.config import parse_config
 from agent.config.events import EventsConfig
 from agent.events.engine import describe
-from events_script import Clinic, hms, wall
 
 UPS_ON_MAINS = {"on_battery": False, "battery__charge_pct": 100, "battery__runtime_s": 1800,
                 "input__voltage": 127.0, "input__frequency": 60.0}

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from consumer import validate
+from events_script import TZ, Clinic, wall
 
 from agent.config.events import EventsConfig
 from agent.errors import StoreError
@@ -21,8 +24,6 @@ from agent.events.model import Event
 from agent.events.summary import DayCounters, build
 from agent.readings import Reading
 from agent.store.outbox import ReadingStore
-from consumer import validate
-from events_script import TZ, Clinic, wall
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,9 +60,8 @@ def test_events_and_state_commit_with_the_readings_and_wait_until_acked(tmp_path
     assert [e.id for e in store.unsent(conn)] == [2]
     # Acknowledged events stay for `clinic-agent events` and the summary.
     assert [e.id for e in store.recent(conn, 0)] == [1, 2]
-    with pytest.raises(Exception):               # an id is never stored twice
-        with conn:
-            store.insert(conn, raise_clear(2, 0.0)[:1])
+    with pytest.raises(sqlite3.IntegrityError), conn:    # an id is never stored twice
+        store.insert(conn, raise_clear(2, 0.0)[:1])
     rs.close()
 
 
@@ -104,11 +104,9 @@ def test_no_event_is_lost_or_duplicated_across_kill_9(tmp_path):
         proc = subprocess.Popen([sys.executable, str(script), str(path)], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
-        lines = 0
-        for line in proc.stdout:        # reported only after the commit returned
+        for n, line in enumerate(proc.stdout, 1):   # reported only after the commit returned
             told += [int(x) for x in line.strip().split(",") if x]
-            lines += 1
-            if lines >= 20 + round_ * 7:
+            if n >= 20 + round_ * 7:
                 break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -302,10 +300,9 @@ def test_events_of_a_transaction_that_failed_are_written_with_the_next_one(tmp_p
 
     class DiskFull(Exception):
         pass
-    with pytest.raises(DiskFull):
-        with conn:                        # the raise is told, then the commit fails
-            assert [e.kind for e in rec.tick(conn, 5.0)] == ["raise"]
-            raise DiskFull
+    with pytest.raises(DiskFull), conn:   # the raise is told, then the commit fails
+        assert [e.kind for e in rec.tick(conn, 5.0)] == ["raise"]
+        raise DiskFull
     assert store.unsent(conn) == []
     with conn:
         rec.observe(conn, [Reading("ups", "on_battery", False, "", t0 + 10)], 10.0)

@@ -12,7 +12,15 @@ import re
 import time
 from typing import Any
 
-from agent.cli.tech import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, _parse_when, _print_json, _term
+from agent.cli.tech import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    _parse_when,
+    _print_json,
+    _term,
+)
 from agent.errors import StoreError
 from agent.events import render, store, wire
 
@@ -21,7 +29,7 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from agent.cli import DEFAULT_CONFIG
     p = sub.add_parser("events", help="problems on now and recent power/internet events, from "
                                       "the local buffer (works with the link down)")

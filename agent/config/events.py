@@ -19,9 +19,9 @@ level would raise and clear at once, or never clear), with the key path in the p
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from agent.config.fields import Table
 

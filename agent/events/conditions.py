@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import collections
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
 
 from agent.config.events import Rule
 from agent.readings import STATUS_METRIC, Value
@@ -160,7 +160,7 @@ def _voltage_frequency(batch: Mapping[str, Value], latest: Mapping[str, Value],
                        rules: Mapping[str, Rule]) -> Iterator[Verdict]:
     ups = "on_battery" in latest
     vr, fr = rules["voltage"], rules["frequency"]
-    # (metric, part, nominal) of every voltage this poll carries.
+    # (metric, part, nominal, value) of every voltage this poll carries.
     volts: list[tuple[str, str | None, float, float]] = []
     for metric, raw in batch.items():
         value = _n(raw)
@@ -180,6 +180,8 @@ def _voltage_frequency(batch: Mapping[str, Value], latest: Mapping[str, Value],
         yield Verdict("mains_lost", "mains_lost", dead,
                       {m: v for m, _, _, v in volts if _PHASE_V.fullmatch(m)})
     suppressed = dead or latest.get("on_battery") is True
+    low: bool | None
+    high: bool | None
     for metric, p, nominal, value in volts:
         suffix = f".{p}" if p else ""
         vals: dict[str, Value] = {metric: value}

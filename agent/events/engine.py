@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from agent.config.events import EventsConfig
 from agent.events.conditions import DeviceMemory, Verdict, evaluate
@@ -53,7 +54,7 @@ class RestartEvidence:
     host_boot: float | None = None
 
     @classmethod
-    def from_host(cls) -> "RestartEvidence":
+    def from_host(cls) -> RestartEvidence:
         import psutil
         return cls(host_boot=float(psutil.boot_time()))
 

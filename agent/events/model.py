@@ -10,8 +10,9 @@ that showed the change; ``flags`` are the clock-trust flags of those readings (a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from agent.readings import Value
 
@@ -40,7 +41,7 @@ class Event:
                 "values": dict(self.values), "flags": self.flags}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Event":
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
         return cls(id=int(d["id"]), kind=str(d["kind"]), cond=str(d["cond"]), dev=str(d["dev"]),
                    start=float(d["start"]),
                    end=None if d.get("end") is None else float(d["end"]),

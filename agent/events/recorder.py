@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Iterable
 from datetime import tzinfo
-from typing import Iterable
 
 from agent.config.events import EventsConfig
 from agent.events import store

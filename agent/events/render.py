@@ -7,8 +7,8 @@ battery since 14:03 (23 min); about 23 min of battery left"); ``event_row`` is o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
-from typing import Mapping, Sequence
 
 from agent.events.model import CLEAR, FLAPPING, Active, Event, base, part
 from agent.i18n import MESSAGES, Messages

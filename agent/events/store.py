@@ -20,7 +20,8 @@ import json
 import math
 import os
 import sqlite3
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from agent.errors import StoreError
 from agent.events.model import CLEAR, RAISE, Active, Event

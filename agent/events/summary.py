@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from agent.clock import CLOCK_SUSPECT
 from agent.readings import Value

@@ -58,6 +58,7 @@ _PHASE_V = re.compile(r"voltage\.(l\d)")
 _LINE_V = re.compile(r"voltage\.(l\d_l\d)")
 _UPS_LINE_V = re.compile(r"input\.(l\d)\.voltage")
 _DISK = re.compile(r"(disk\d*)\.percent")
+_VOLTAGE_PREFIXES = ("input.", "voltage.")
 _UPS_VALUES = ("on_battery", "battery.charge_pct", "battery.runtime_s", "input.voltage",
                "on_battery.total_s")
 
@@ -163,6 +164,8 @@ def _voltage_frequency(batch: Mapping[str, Value], latest: Mapping[str, Value],
     # (metric, part, nominal, value) of every voltage this poll carries.
     volts: list[tuple[str, str | None, float, float]] = []
     for metric, raw in batch.items():
+        if not metric.startswith(_VOLTAGE_PREFIXES):
+            continue     # most of a router's poll: skip it before any pattern
         value = _n(raw)
         if value is None:
             continue
@@ -259,6 +262,8 @@ def _host_agent(batch: Mapping[str, Value], mem: DeviceMemory,
                 rules: Mapping[str, Rule]) -> Iterator[Verdict]:
     disk = rules["disk_full"]
     for metric, raw in batch.items():
+        if not metric.startswith("disk"):
+            continue
         m = _DISK.fullmatch(metric)
         pct = _n(raw)
         if m and pct is not None:

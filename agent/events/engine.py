@@ -106,13 +106,21 @@ class EventEngine:
         """Events that the readings of one (or more) polls complete, in order."""
         if not self.cfg.enabled:
             return []
-        polls: dict[str, tuple[dict[str, Value], float, int]] = {}
+        polls: dict[str, dict[str, Value]] = {}
+        walls: dict[str, float] = {}
+        flag_bits: dict[str, int] = {}
         for r in readings:
-            batch, wall, flags = polls.get(r.device, ({}, r.ts, 0))
+            batch = polls.get(r.device)
+            if batch is None:
+                batch = polls[r.device] = {}
+                walls[r.device], flag_bits[r.device] = r.ts, 0
             batch[r.metric] = r.value
-            polls[r.device] = (batch, max(wall, r.ts), flags | r.flags)
+            if r.ts > walls[r.device]:
+                walls[r.device] = r.ts
+            flag_bits[r.device] |= r.flags
         events: list[Event] = []
-        for dev, (batch, wall, flags) in polls.items():
+        for dev, batch in polls.items():
+            wall, flags = walls[dev], flag_bits[dev]
             mem = self._memory.setdefault(dev, DeviceMemory())
             rules = self.cfg.rules_for(dev)
             for v in evaluate(batch, mem, rules, generator=self.cfg.generator, wall=wall,

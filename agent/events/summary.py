@@ -34,6 +34,7 @@ from agent.readings import Value
 
 SUMMARY_VERSION = 1
 _MAINS_VOLTAGE = re.compile(r"input\.voltage|input\.l\d\.voltage|voltage\.l\d")
+_COUNTED_PREFIXES = ("input.", "voltage.", "buffer.dropped_total")
 DEAD_V = 20.0
 
 
@@ -69,7 +70,8 @@ class DayAccumulator:
             self.day, self.vmin, self.vmax, self.dropped = day, None, None, 0
         on_battery = batch.get("on_battery") is True
         for metric, value in batch.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not metric.startswith(_COUNTED_PREFIXES) or isinstance(value, bool) or \
+                    not isinstance(value, (int, float)):
                 continue
             if _MAINS_VOLTAGE.fullmatch(metric) and value >= self.dead_v and \
                     not (on_battery and metric.startswith("input.")):

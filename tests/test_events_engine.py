@@ -394,3 +394,15 @@ def test_overload_and_bypass():
     c.polls("ups", "08:03:00", every=5, **UPS_ON_MAINS, output__load_pct=80, mode="online")
     assert [(e.kind, e.cond) for e in c.events] == [
         ("raise", "overload"), ("raise", "bypass"), ("clear", "bypass"), ("clear", "overload")]
+
+
+def test_a_clock_step_during_an_outage_does_not_change_its_duration():
+    c = Clinic(start="14:00:00")
+    c.polls("ups", "14:10:00", every=10, **UPS_ON_BATTERY)
+    # NTP comes back and sets the clock 2 hours ahead; the monotonic clock goes on as before.
+    c.now += 2 * 3600
+    c.origin += 2 * 3600
+    c.polls("ups", "16:20:00", every=10, **UPS_ON_MAINS)
+    clear = c.told("clear")[0]
+    assert clear.dur_s == 10 * 60 and clear.flags & 2
+    assert hms(clear.end) == "16:10:00"

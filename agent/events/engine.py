@@ -12,8 +12,9 @@
 A level holds from the poll that showed it until a poll shows otherwise, so ``tick`` raises a
 condition once its minimum duration has passed without waiting for the next poll; the event's
 start is still the poll that first showed it. Debounce and flapping run on the monotonic clock;
-event times are the readings' wall-clock stamps (with their trust flags), so a clock that steps
-cannot make a condition last longer or shorter than it did.
+event times are the readings' wall-clock stamps (with their trust flags), and a clear's duration
+is measured on the monotonic clock when the wall clock stepped in between (flag 2 then), so a
+clock that steps cannot make a condition last longer or shorter than it did.
 
 After a restart ``restore`` takes the snapshot back: conditions that were on stay on and are not
 raised again. One that the first poll finds over, after a gap in observation (the agent was
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.clock import CLOCK_STEPPED, STEP_TOLERANCE_S
 from agent.config.events import EventsConfig
 from agent.events.conditions import DeviceMemory, Verdict, evaluate
 from agent.events.model import CLEAR, FLAPPING, RAISE, Active, Event, base
@@ -69,9 +71,11 @@ class Track:
     state: bool = False                       # the level after minimum durations
     open: Active | None = None                # the raise told and not cleared yet
     open_flags: int = 0
+    open_mono: float | None = None            # monotonic time of the open raise's start
     flap: Active | None = None                # the flapping event told, not over yet
     pending: bool | None = None               # a level waiting for its minimum duration
     p_mono: float = 0.0
+    p_start_mono: float = 0.0                 # the pending change's start, monotonic
     p_wall: float = 0.0
     p_flags: int = 0
     p_values: dict[str, Value] = field(default_factory=dict)
@@ -115,8 +119,7 @@ class EventEngine:
                 batch = polls[r.device] = {}
                 walls[r.device], flag_bits[r.device] = r.ts, 0
             batch[r.metric] = r.value
-            if r.ts > walls[r.device]:
-                walls[r.device] = r.ts
+            walls[r.device] = max(walls[r.device], r.ts)
             flag_bits[r.device] |= r.flags
         events: list[Event] = []
         for dev, batch in polls.items():
@@ -195,6 +198,7 @@ class EventEngine:
         if track.pending != v.level:
             track.pending = v.level
             track.p_mono = mono
+            track.p_start_mono = mono - (wall - v.since) if v.since is not None else mono
             track.p_wall = v.since if v.since is not None else wall
             track.p_flags = flags
             track.p_values = dict(v.values)
@@ -222,27 +226,37 @@ class EventEngine:
             track.flap = Active(flap.id, FLAPPING, track.cond, track.dev, flap.start,
                                 flap.values)
             return [flap]
-        return self._tell(track, level, track.p_wall, track.p_flags, track.p_values, est=False)
+        return self._tell(track, level, track.p_wall, track.p_flags, track.p_values, est=False,
+                          mono=track.p_start_mono)
 
     def _tell(self, track: Track, level: bool, wall: float, flags: int,
-              values: Mapping[str, Value], *, est: bool) -> list[Event]:
+              values: Mapping[str, Value], *, est: bool, mono: float | None = None
+              ) -> list[Event]:
         if level and track.open is None:
             ev = Event(self._new_id(), RAISE, track.cond, track.dev, wall, est=est,
                        values=dict(values), flags=flags)
             track.open = Active(ev.id, RAISE, track.cond, track.dev, wall, ev.values, est)
             track.open_flags = flags
+            track.open_mono = mono
             return [ev]
         if not level and track.open is not None:
             opened, track.open = track.open, None
+            elapsed = mono - track.open_mono if mono is not None and \
+                track.open_mono is not None else None
             return [self._clear(opened, wall, est=est, values=values,
-                                flags=flags | track.open_flags)]
+                                flags=flags | track.open_flags, elapsed=elapsed)]
         return []
 
     def _clear(self, opened: Active, end: float, *, est: bool, values: Mapping[str, Value],
-               flags: int) -> Event:
+               flags: int, elapsed: float | None = None) -> Event:
         end = max(end, opened.start)
+        dur = end - opened.start
+        if elapsed is not None and abs(elapsed - dur) > STEP_TOLERANCE_S:
+            # The wall clock stepped while the condition was on (NTP came back, someone set
+            # it): the monotonic clock measured how long it really lasted.
+            dur, flags = max(elapsed, 0.0), flags | CLOCK_STEPPED
         return Event(self._new_id(), CLEAR, opened.cond, opened.dev, opened.start, end,
-                     round(end - opened.start, 3), est or opened.est, dict(values), flags)
+                     round(dur, 3), est or opened.est, dict(values), flags)
 
     def _end_flapping(self, track: Track) -> list[Event]:
         flap, track.flap = track.flap, None

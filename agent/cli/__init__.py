@@ -19,6 +19,7 @@ from agent.cli import config as cli_config
 from agent.cli import fleet as cli_fleet
 
 from agent.cli import tech as cli_tech
+from agent.cli import events as cli_events
 from agent.config import load_config
 from agent.errors import ConfigError
 
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_config.register(sub)
     cli_fleet.register(sub)
     cli_tech.register(sub)     # status, doctor, poll-once, tail, buffer, scan
+    cli_events.register(sub)   # events
     return p
 
 

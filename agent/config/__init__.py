@@ -18,6 +18,8 @@ from agent.config.fields import Problems, Table, show
 from agent.config.secret import Secret
 from agent.config.devices import DeviceConfig, parse_devices
 from agent.config.remote import RemoteConfig, parse as parse_remote
+from agent.config import events as events_cfg
+from agent.config.events import EventsConfig
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text"]
@@ -71,6 +73,7 @@ class AgentConfig:
     remote: RemoteConfig = RemoteConfig()
     status_interval_s: float = 30.0
     control_socket: str = ""     # "" = <state_dir>/control.sock (see agent.control)
+    events: EventsConfig = EventsConfig()    # [events]: thresholds (agent.config.events)
     source: str = field(default="config", compare=False)
 
     def device(self, name: str) -> DeviceConfig | None:
@@ -157,13 +160,16 @@ def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     buffer = _parse_buffer(root.table("buffer"), state_dir or ".")
     devices = parse_devices(root)
     remote = parse_remote(root.table("remote"))
+    events_table = root.table("events")
+    events = events_cfg.parse(events_table)
+    events_cfg.check_devices(events_table, events, {d.name for d in devices})
     root.finish()
     if problems.items:
         raise ConfigError(problems.items, source=source)
     return AgentConfig(site_id=site_id, state_dir=state_dir, mqtt=mqtt, buffer=buffer,
                        devices=devices, log_level=log_level, remote=remote,
                        status_interval_s=status_interval_s or 30.0,
-                       control_socket=control_socket or "", source=source)
+                       control_socket=control_socket or "", events=events, source=source)
 
 
 def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:

@@ -52,3 +52,18 @@ class Topics:
     @property
     def diagnostics(self) -> str:
         return self._t("diagnostics")
+
+    @property
+    def events(self) -> str:
+        """Raise/clear/flapping events, QoS 1, sent ahead of live readings and the backlog."""
+        return self._t("events")
+
+    @property
+    def events_active(self) -> str:
+        """Retained: the problems on now, so a dashboard that connects later sees them."""
+        return self._t("events/active")
+
+    @property
+    def summary(self) -> str:
+        """The daily summary of the site (outages, voltage extremes, drops)."""
+        return self._t("summary")

@@ -1,0 +1,91 @@
+"""``clinic-agent events [--since 2h|ISO] [--json]``: the problems on now, then recent events.
+
+Read from the buffer file, read-only (agent.events.store.read_recent), so it works with the
+agent stopped and with the link down: the events are decided and kept at the clinic. Exit 1
+when a problem is active, like ``status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from typing import Any
+
+from agent.cli.tech import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    _parse_when,
+    _print_json,
+    _term,
+)
+from agent.errors import StoreError
+from agent.events import render, store, wire
+
+DEFAULT_SINCE = "24h"
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from agent.cli import DEFAULT_CONFIG
+    p = sub.add_parser("events", help="problems on now and recent power/internet events, from "
+                                      "the local buffer (works with the link down)")
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--since", default=DEFAULT_SINCE, metavar="WHEN",
+                   help="events from this long ago (30m, 2h, 7d) or this time (ISO 8601, local "
+                        "unless it has a zone); default 24h")
+    p.set_defaults(func=cmd_events)
+
+
+def parse_since(text: str, now: float) -> float:
+    """``2h`` -> two hours before ``now``; an ISO 8601 date or time as it says."""
+    m = _RELATIVE.fullmatch(text.strip().lower())
+    if m:
+        return now - float(m[1]) * _UNIT_S[m[2]]
+    return _parse_when(text)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    term = _term()
+    t = term.t
+    now = time.time()
+    try:
+        since = parse_since(args.since, now)
+    except ValueError:
+        term.print(t("events.bad_since", text=args.since), err=True)
+        return EXIT_CONFIG
+    loc = Located(args.config)
+    try:
+        events, active = store.read_recent(loc.buffer_path, since)
+    except StoreError as exc:
+        term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
+        return EXIT_PROBLEM
+    if args.json:
+        doc: dict[str, Any] = {
+            "since": since,
+            "active": [{"id": a.id, "kind": a.kind, "cond": a.cond, "dev": a.dev,
+                        "start": a.start, "values": dict(a.values),
+                        "text": line} for a, line in
+                       zip(active, render.active_lines(active, t, now=now))],
+            "events": [wire.event_doc(e) for e in events]}
+        _print_json(term, doc)
+        return EXIT_PROBLEM if active else EXIT_OK
+    if active:
+        term.print(term.paint(t("events.active_title"), "fail"))
+        for line in render.active_lines(active, t, now=now):
+            term.print(f"  {line}")
+    else:
+        term.print(term.paint(t("events.none_active"), "ok"))
+    term.print()
+    shown = time.strftime("%Y-%m-%d %H:%M", time.localtime(since))
+    if not events:
+        term.print(t("events.none", since=shown))
+    else:
+        term.print(term.paint(t("events.title", since=shown), "bold"))
+        term.table([render.event_row(e, t) for e in events],
+                   header=[t("col.time"), t("col.device"), t("col.event"), t("col.duration")])
+    return EXIT_PROBLEM if active else EXIT_OK

@@ -72,6 +72,18 @@ class TaskState:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A power or internet problem on now (an edge event's condition; docs/events.md)."""
+
+    code: str                      # the condition, e.g. mains_lost, wan_down, voltage_low.l1
+    device: str
+    since: float                   # the clinic's own time it began
+    args: dict[str, Any] = field(default_factory=dict)   # the values that raised it
+    estimated: bool = False
+    flapping: bool = False
+
+
+@dataclass(frozen=True)
 class AgentStatus:
     pid: int
     site_id: str
@@ -91,6 +103,7 @@ class AgentStatus:
     tasks: dict[str, TaskState] = field(default_factory=dict)
     healthy: bool = True
     unhealthy_reason: str = ""
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def held_in_memory(self) -> int:
@@ -121,7 +134,8 @@ class AgentStatus:
             tail_dropped=int(doc.get("tail_dropped", 0)),
             tasks={n: _known(TaskState, t) for n, t in (doc.get("tasks") or {}).items()},
             healthy=bool(doc.get("healthy", True)),
-            unhealthy_reason=str(doc.get("unhealthy_reason", "")))
+            unhealthy_reason=str(doc.get("unhealthy_reason", "")),
+            problems=[_known(Problem, p) for p in doc.get("problems") or []])
 
 
 def _known(cls: type[Any], doc: dict[str, Any]) -> Any:

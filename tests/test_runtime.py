@@ -45,13 +45,13 @@ class FlakyStore(AsyncStore):
         self.fail_fetches = 0
         self.writes_refused = 0
 
-    async def write(self, readings, acked):
+    async def write(self, readings, acked, acks=None):
         if self.refuse_writes:
             self.refuse_writes -= 1
             self.writes_refused += 1
             await asyncio.sleep(0.01)   # polls keep arriving while the disk answers
             raise StoreError("disk I/O error")
-        return await super().write(readings, acked)
+        return await super().write(readings, acked, acks)
 
     async def fetch(self, after, limit, upto=None):
         if self.fail_fetches:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 LIVE_WINDOW = 8          # live messages in flight at once
 BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket queue short
 BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
+EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
 
 
 class TokenBucket:
@@ -75,6 +76,8 @@ class _Flight:
     future: asyncio.Future[None]
     sent_at: float
     resend: "_ResendRequest | None" = None
+    event_ids: tuple[int, ...] = ()     # lane "events"
+    summary_day: str = ""               # lane "summary"
 
 
 @dataclass
@@ -126,10 +129,16 @@ class Forwarder:
         self._units_dirty = False
         self._broker_index = 0
         self._resends: list[_ResendRequest] = []
+        self._events_dirty = True
         self._heartbeat = Heartbeat()
 
     def notify(self) -> None:
-        """Pollers call this after a commit: live data is waiting."""
+        """The writer calls this after a commit: live data is waiting."""
+        self.new_data.set()
+
+    def notify_events(self) -> None:
+        """The writer decided events: they go out first, and the active set changed."""
+        self._events_dirty = True
         self.new_data.set()
 
     def request_resend(self, first_seq: int, last_seq: int) -> asyncio.Future[ResendResult]:
@@ -243,12 +252,17 @@ class Forwarder:
         ack_event = asyncio.Event()
         live_more = True     # look once at the start; afterwards only when polls stored more
 
+        self._events_dirty = True           # whatever waits, and the active set, at once
+        events_sent: set[int] = set()       # this connection's, until the writer records acks
         while not link.lost.is_set():
             self._heartbeat.beat()
             await self._settle(flights, resends, ack_event)
             if link.lost.is_set() or self._link_silent(link, flights):
                 break
             progressed = False
+            if self._events_dirty and self.store.events_enabled:
+                self._events_dirty = False
+                await self._send_events(link, flights, events_sent, ack_event)
             live_n = sum(1 for f in flights if f.lane == "live")
             back_n = sum(1 for f in flights if f.lane == "backlog")
 
@@ -384,6 +398,14 @@ class Forwarder:
         for f in done:
             flights.remove(f)
             exc = f.future.exception()
+            if f.lane in ("events", "summary"):
+                if exc is None:
+                    self.writer.ack_events(list(f.event_ids),
+                                           [f.summary_day] if f.summary_day else [])
+                elif not isinstance(exc, LinkLost):
+                    log.error("the broker refused events %s: %s", f.event_ids or f.summary_day,
+                              exc)
+                continue
             if f.encoded is None:
                 continue   # heartbeat
             if f.resend is not None:
@@ -401,6 +423,31 @@ class Forwarder:
                 log.error("unexpected publish failure: %r", exc)
         if acked:
             self.writer.ack(acked)
+
+    # -- events: ahead of live readings and the backlog ----------------------------------------
+
+    async def _send_events(self, link: MqttLink, flights: list[_Flight], sent: set[int],
+                           ack_event: asyncio.Event) -> None:
+        from agent.events.wire import encode_active, encode_events, encode_summary
+        site = self.cfg.site_id
+        while True:
+            events = [e for e in await self.store.unsent_events(EVENTS_BATCH) if e.id not in sent]
+            if not events:
+                break
+            fut = link.publish(self.topics.events, encode_events(events, site=site,
+                                                                 boot=self.boot_id))
+            fut.add_done_callback(lambda _f: ack_event.set())
+            ids = tuple(e.id for e in events)
+            sent.update(ids)
+            flights.append(_Flight(None, "events", fut, time.monotonic(), event_ids=ids))
+        # The active set, retained: a dashboard that connects later sees what is on now.
+        active = encode_active(self.store.active_events(), site=site, ts=time.time())
+        link.publish(self.topics.events_active, active, retain=True)
+        for doc in await self.store.unsent_summaries():
+            fut = link.publish(self.topics.summary, encode_summary(doc))
+            fut.add_done_callback(lambda _f: ack_event.set())
+            flights.append(_Flight(None, "summary", fut, time.monotonic(),
+                                   summary_day=str(doc.get("day", ""))))
 
     # -- remote resends --------------------------------------------------------------------------
 

@@ -43,7 +43,8 @@ from agent.runtime.sdnotify import Notifier, watchdog_loop
 from agent.runtime.supervisor import Heartbeat, Supervisor
 from agent.runtime.writer import StoreWriter
 from agent.sources.factory import SourceFactory
-from agent.status import AgentStatus, BufferStatus, DeviceStatus, LinkStatus, TaskState
+from agent.status import (AgentStatus, BufferStatus, DeviceStatus, LinkStatus, Problem,
+                          TaskState)
 from agent.store.outbox import AsyncStore
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,10 @@ class Agent:
         self.cfg = await self.remote.startup(self.cfg)   # a pushed config may be in effect
         self.store = await AsyncStore.open(
             self.cfg.buffer.path, max_bytes=_max_bytes(self.cfg), max_age_s=_max_age_s(self.cfg))
-        self.writer = StoreWriter(self.store, on_committed=self._committed)
+        if self.cfg.events.enabled:
+            await self.store.attach_events(self.cfg.events, site=self.cfg.site_id)
+        self.writer = StoreWriter(self.store, on_committed=self._committed,
+                                  on_events=self._events_decided)
         self.supervisor.start(WRITER, self.writer.run, stall_s=120)
         if self.store.recovered_from is not None:
             self.sink([self._agent_reading(
@@ -180,6 +184,8 @@ class Agent:
         for name, dev in new_devices.items():
             if old_devices.get(name) != dev:
                 self._start_poller(dev)
+        if (old.events, old.devices) != (cfg.events, cfg.devices) and self.writer is not None:
+            await self.writer.reconfigure_events(cfg.events, [d.name for d in cfg.devices])
         if (old.mqtt, old.site_id, old.buffer) != (cfg.mqtt, cfg.site_id, cfg.buffer):
             await self.supervisor.stop(FORWARDER)
             assert self.store is not None
@@ -226,6 +232,10 @@ class Agent:
     def _committed(self) -> None:
         if self.forwarder is not None:
             self.forwarder.notify()
+
+    def _events_decided(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.notify_events()
 
     # -- AgentControl: what the control socket and remote management may ask ------------------
 
@@ -315,7 +325,15 @@ class Agent:
             state_dir=self.cfg.state_dir, buffer_path=self.cfg.buffer.path,
             disabled=[d.name for d in self.cfg.devices if not d.enabled],
             tail_dropped=self.control.tail_dropped, tasks=tasks, healthy=healthy,
-            unhealthy_reason=why)
+            unhealthy_reason=why, problems=self.problems())
+
+    def problems(self) -> list[Problem]:
+        """The power and internet problems on now (the edge events' active set)."""
+        if self.store is None:
+            return []
+        return [Problem(code=a.cond, device=a.dev, since=a.start, args=dict(a.values),
+                        estimated=a.est, flapping=a.kind == "flapping")
+                for a in self.store.active_events()]
 
     # -- the agent's own health ----------------------------------------------------------------
 

@@ -27,22 +27,28 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from agent.errors import StoreError
 from agent.readings import Reading
 from agent.runtime.supervisor import Heartbeat
-from agent.store.outbox import AsyncStore
+from agent.store.outbox import AsyncStore, EventAcks
+
+if TYPE_CHECKING:
+    from agent.config.events import EventsConfig
 
 log = logging.getLogger(__name__)
 
 LINGER_S = 1.0                  # a poll waits at most this long before its transaction
-ACK_LINGER_S = 5.0              # acknowledgements alone wait longer (nothing new to keep safe)
+# Acknowledgements wait for the next poll's transaction (nothing new to keep safe meanwhile):
+# deleting them in a transaction of their own would double the transactions, and the writes.
+ACK_LINGER_S = 30.0
 ACK_FLUSH_ROWS = 20_000         # ...unless a backlog drain piles up this many acknowledged rows
 HOLD_MAX = 20_000               # readings held in memory while the disk refuses writes
 RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
 IDLE_BEAT_S = 10.0              # an idle writer still proves it is alive this often
+EVENT_TICK_S = 1.0              # the events engine's timers (minimum durations) run this often
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,15 @@ class StoreWriter:
     """Single writer of an ``AsyncStore``. Run ``await writer.run(heartbeat)`` as a task."""
 
     def __init__(self, store: AsyncStore, *, on_committed: Callable[[], None] = lambda: None,
+                 on_events: Callable[[], None] = lambda: None,
                  linger_s: float = LINGER_S, ack_linger_s: float = ACK_LINGER_S,
                  hold_max: int = HOLD_MAX, retry_initial_s: float = RETRY_INITIAL_S) -> None:
         self.store = store
         self.on_committed = on_committed
+        self.on_events = on_events
+        self._event_acks: list[int] = []
+        self._summary_acks: list[str] = []
+        self._next_tick = 0.0
         self.linger_s = linger_s
         self.ack_linger_s = ack_linger_s
         self.hold_max = hold_max
@@ -71,6 +82,7 @@ class StoreWriter:
         self._ack_rows = 0
         self._asides: list[tuple[list[tuple[int, int]], str, asyncio.Future[int]]] = []
         self._maintain: list[asyncio.Future[int]] = []
+        self._jobs: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[int]]] = []
         self._first_poll_at: float | None = None
         self._first_ack_at: float | None = None
         self._wake = asyncio.Event()
@@ -119,12 +131,27 @@ class StoreWriter:
             self._first_ack_at = time.monotonic()
         self._wake.set()
 
+    def ack_events(self, ids: list[int], days: list[str] = []) -> None:   # noqa: B006
+        """The broker has these events (and daily summaries): recorded with the next write."""
+        self._event_acks.extend(ids)
+        self._summary_acks.extend(days)
+        if self._first_ack_at is None:
+            self._first_ack_at = time.monotonic()
+        self._wake.set()
+
     async def set_aside(self, ranges: tuple[tuple[int, int], ...], why: str) -> int:
         """Move readings the broker will never take into the ``rejected`` table (done at once)."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._asides.append((list(ranges), why, fut))
         self._wake.set()
         return await fut
+
+    async def reconfigure_events(self, cfg: "EventsConfig", devices: list[str]) -> None:
+        """New event rules; the conditions of removed devices are closed (in the writer's turn)."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._jobs.append((lambda: self.store.reconfigure_events(cfg, devices), fut))
+        self._wake.set()
+        await fut
 
     async def maintain(self) -> int:
         """Apply the size and age caps now; returns the readings dropped."""
@@ -160,13 +187,15 @@ class StoreWriter:
 
     def _due_in(self) -> float:
         """Seconds until the next transaction is due (0: now; inf: nothing to do)."""
-        if self._asides or self._maintain:
+        if self._asides or self._maintain or self._jobs:
             return 0.0
         now = time.monotonic()
         due = float("inf")
         if self._polls and self._first_poll_at is not None:
             due = self._first_poll_at + self.linger_s
-        if self._acks and self._first_ack_at is not None:
+        if self.store.events_enabled:
+            due = min(due, self._next_tick)
+        if (self._acks or self._event_acks) and self._first_ack_at is not None:
             due = min(due, 0.0 if self._ack_rows >= ACK_FLUSH_ROWS
                       else self._first_ack_at + self.ack_linger_s)
         if self._failing:
@@ -176,8 +205,25 @@ class StoreWriter:
     async def _flush(self, *, force: bool = False) -> None:
         if self._asides:
             await self._run_asides()
-        if self._polls or self._acks:
+        jobs, self._jobs = self._jobs, []
+        for job, fut in jobs:
+            try:
+                events = await job()
+            except StoreError as exc:
+                fut.set_exception(exc)
+                continue
+            fut.set_result(0)
+            if events:
+                self.on_events()
+        if self._polls or self._acks or self._event_acks or self._summary_acks:
             await self._write()
+        if self.store.events_enabled and time.monotonic() >= self._next_tick:
+            self._next_tick = time.monotonic() + EVENT_TICK_S
+            try:
+                if await self.store.tick_events():
+                    self.on_events()
+            except StoreError as exc:
+                log.debug("events tick not written: %s", exc)
         if self._maintain:
             waiters, self._maintain = self._maintain, []
             try:
@@ -199,12 +245,16 @@ class StoreWriter:
         readings = [r for poll in polls for r in poll]
         acks, ack_rows = self._acks, self._ack_rows
         self._acks, self._ack_rows = [], 0
+        event_acks = EventAcks(tuple(self._event_acks), tuple(self._summary_acks))
+        self._event_acks, self._summary_acks = [], []
         try:
-            await self.store.write(readings, acks)
+            _, events = await self.store.write(readings, acks, event_acks)
         except StoreError as exc:
             self._polls.extendleft(reversed(polls))   # back in front, in order
             self._acks[:0] = acks
             self._ack_rows += ack_rows
+            self._event_acks[:0] = event_acks.events
+            self._summary_acks[:0] = event_acks.summaries
             self._trim()
             if not self._failing:
                 log.error("cannot write the buffer (%s); holding readings in memory "
@@ -215,7 +265,7 @@ class StoreWriter:
             return
         self._held -= len(readings)
         self._first_poll_at = time.monotonic() if self._polls else None
-        self._first_ack_at = time.monotonic() if self._acks else None
+        self._first_ack_at = time.monotonic() if self._acks or self._event_acks else None
         self.transactions += 1
         if self._failing:
             log.info("buffer writable again; %d held readings stored", len(readings))
@@ -223,6 +273,8 @@ class StoreWriter:
         self._retry_s = self._retry_initial_s
         if readings:
             self.on_committed()
+        if events:
+            self.on_events()
 
     async def _run_asides(self) -> None:
         asides, self._asides = self._asides, []

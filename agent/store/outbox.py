@@ -32,10 +32,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 from agent.errors import StoreCorrupt, StoreError
 from agent.readings import Reading, StoredReading
+
+if TYPE_CHECKING:
+    from agent.config.events import EventsConfig
+    from agent.events.model import Active, Event
+    from agent.events.recorder import EventRecorder
+
+
+@dataclass(frozen=True)
+class EventAcks:
+    """Events and daily summaries the broker acknowledged (by id, by day)."""
+
+    events: tuple[int, ...] = ()
+    summaries: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.summaries)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Internal flag: the value is a bool (SQLite would return it as 0/1).
 _BOOL = 0x100
 SEQ_RESERVE_BLOCK = 1_000_000
+PAGE_SIZE = 1024
+CONVERT_PAGES_MAX_BYTES = 16 << 20
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
 _CORRUPT_CODES = {11, 26}   # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -107,6 +125,9 @@ class ReadingStore:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.recovered_from = recovered_from
+        self.recorder: "EventRecorder | None" = None
+        self.new_events: list["Event"] = []   # decided by the last write
+        self._active: list["Active"] = []
         self._seq_file = path.with_name(path.name + ".seq")
         self._reserved = _read_seq_reservation(self._seq_file)
         last = self._meta_int("last_seq", 0)
@@ -153,8 +174,51 @@ class ReadingStore:
         """Store one poll's readings in one transaction; returns (first_seq, last_seq)."""
         return self.write(readings, ())
 
-    def write(self, readings: Sequence[Reading],
-              acked: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    # -- events (agent.events): decided on the readings, in the transaction that stores them ---
+
+    def attach_events(self, cfg: "EventsConfig", *, site: str) -> None:
+        """Decide events on every write from now on (agent.events.recorder)."""
+        from agent.events.recorder import EventRecorder
+        with self._db:
+            self.recorder = EventRecorder(cfg, self._db, site=site)
+        self._active = self.recorder.active()
+
+    def reconfigure_events(self, cfg: "EventsConfig", devices: Iterable[str]) -> list["Event"]:
+        if self.recorder is None:
+            return []
+        with self._db:
+            events = self.recorder.reconfigure(self._db, cfg, devices)
+        self._active = self.recorder.active()
+        return events
+
+    @_typed
+    def tick_events(self) -> list["Event"]:
+        """Timers of the engine (minimum durations, the generator's wait), between polls."""
+        if self.recorder is None:
+            return []
+        with self._db:
+            events = self.recorder.tick(self._db, time.monotonic())
+        if events:
+            self._active = self.recorder.active()
+        return events
+
+    @_typed
+    def unsent_events(self, limit: int) -> list["Event"]:
+        from agent.events import store as events_store
+        return events_store.unsent(self._db, limit)
+
+    @_typed
+    def unsent_summaries(self) -> list[dict[str, Any]]:
+        from agent.events import store as events_store
+        return events_store.unsent_summaries(self._db)
+
+    def active_events(self) -> list["Active"]:
+        """Conditions on now, as of the last write (a list replaced whole: safe to read from
+        the event loop while the store thread writes)."""
+        return self._active
+
+    def write(self, readings: Sequence[Reading], acked: Sequence[tuple[int, int]],
+              acks: "EventAcks | None" = None) -> tuple[int, int]:
         """One transaction: store ``readings`` (new sequence numbers, returned as (first, last))
         and delete the ``acked`` (inclusive) seq ranges. One fsync for a tick's polls and acks
         is what keeps the agent's writes to the clinic PC's flash small.
@@ -162,10 +226,11 @@ class ReadingStore:
         On a full disk the oldest readings are dropped (counted) to make room and the write is
         retried once; if it still fails, ``StoreError`` is raised and the caller keeps the polls.
         """
-        if not readings and not acked:
+        self.new_events = []
+        if not readings and not acked and not acks:
             return (self._last_seq + 1, self._last_seq)
         try:
-            return self._write(readings, acked)
+            return self._write(readings, acked, acks)
         except sqlite3.Error as exc:
             if _code(exc) != SQLITE_FULL:
                 raise StoreError(f"buffer write failed: {exc}") from exc
@@ -175,12 +240,12 @@ class ReadingStore:
         try:
             freed = self._drop_oldest(max(len(readings) * 4, self.depth() // 20))
             log.error("disk full while writing the buffer; dropped the %d oldest readings", freed)
-            return self._write(readings, acked)
+            return self._write(readings, acked, acks)
         except sqlite3.Error as exc:
             raise StoreError(f"disk full: cannot store readings ({exc})") from exc
 
-    def _write(self, readings: Sequence[Reading],
-               acked: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    def _write(self, readings: Sequence[Reading], acked: Sequence[tuple[int, int]],
+               acks: "EventAcks | None") -> tuple[int, int]:
         first = self._last_seq + 1
         last = first + len(readings) - 1
         if readings and last >= self._reserved:
@@ -198,6 +263,14 @@ class ReadingStore:
                     "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 self._set_meta("last_seq", last)
+            if acks:
+                from agent.events import store as events_store
+                events_store.ack(self._db, acks.events)
+                events_store.ack_summaries(self._db, acks.summaries)
+            if self.recorder is not None and readings:
+                self.new_events = self.recorder.observe(self._db, readings, time.monotonic())
+        if self.new_events and self.recorder is not None:
+            self._active = self.recorder.active()
         if rows:
             self._last_seq = last
         self._depth += len(rows) - deleted
@@ -403,12 +476,39 @@ class AsyncStore:
 
     # -- changes: for the writer -----------------------------------------------------------------
 
-    async def write(self, readings: Sequence[Reading],
-                    acked: Sequence[tuple[int, int]]) -> tuple[int, int]:
-        return await self._call(self._store.write, readings, acked)
+    async def write(self, readings: Sequence[Reading], acked: Sequence[tuple[int, int]],
+                    acks: EventAcks | None = None) -> tuple[tuple[int, int], list["Event"]]:
+        """One transaction; returns the seq range stored and the events it decided."""
+        def write() -> tuple[tuple[int, int], list["Event"]]:
+            rng = self._store.write(readings, acked, acks)
+            return rng, self._store.new_events
+        return await self._call(write)
+
+    async def attach_events(self, cfg: "EventsConfig", *, site: str) -> None:
+        await self._call(lambda: self._store.attach_events(cfg, site=site))
+
+    async def reconfigure_events(self, cfg: "EventsConfig", devices: list[str]) -> list["Event"]:
+        return await self._call(self._store.reconfigure_events, cfg, devices)
+
+    async def tick_events(self) -> list["Event"]:
+        return await self._call(self._store.tick_events)
+
+    async def unsent_events(self, limit: int) -> list["Event"]:
+        return await self._call(self._store.unsent_events, limit)
+
+    async def unsent_summaries(self) -> list[dict[str, Any]]:
+        return await self._call(self._store.unsent_summaries)
+
+    def active_events(self) -> list["Active"]:
+        """Conditions on now (the engine's view; a snapshot of a list replaced on each write)."""
+        return self._store.active_events()
+
+    @property
+    def events_enabled(self) -> bool:
+        return self._store.recorder is not None
 
     async def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
-        return await self.write(readings, ())
+        return (await self.write(readings, ()))[0]
 
     async def ack(self, ranges: Sequence[tuple[int, int]]) -> int:
         return await self._call(self._store.ack, ranges)
@@ -438,6 +538,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.isolation_level = "DEFERRED"   # `with conn:` wraps a transaction
     try:
+        _small_pages(conn, path)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise StoreCorrupt(f"cannot use WAL journal (got {mode})")
@@ -455,6 +556,25 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _small_pages(conn: sqlite3.Connection, path: Path) -> None:
+    """Use 1 KiB pages. Each transaction rewrites the pages it touches in full (the WAL, then the
+    checkpoint): with a tick's ~10 KB of readings, 1 KiB pages halve the bytes written to the
+    clinic PC's flash compared with SQLite's default 4 KiB (docs/benchmarks.md, disk writes).
+    A new file gets them at once; a small existing one is converted (VACUUM, outside WAL); a
+    large one keeps its pages rather than delay the start."""
+    if conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE:
+        return
+    has_tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    if not has_tables:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        return
+    if _file_bytes(path) > CONVERT_PAGES_MAX_BYTES:
+        return
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+    conn.execute("VACUUM")
 
 
 def _row(r: tuple) -> StoredReading:

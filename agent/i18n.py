@@ -524,6 +524,10 @@ class Messages:
         except (KeyError, IndexError, ValueError):
             return text
 
+    def known(self) -> Mapping[str, Mapping[str, str]]:
+        """Every message id there is (for ids built at run time)."""
+        return MESSAGES
+
     def render(self, value: Any) -> str:
         """A ``Text`` in this language; anything else as it is."""
         return value.render(self) if isinstance(value, Text) else str(value)

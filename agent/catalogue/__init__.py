@@ -5,6 +5,6 @@
     cli      the command line's help, the config commands, argparse's own words
 """
 
-from agent.catalogue import config
+from agent.catalogue import cli, config
 
-CATALOGUES = (config.MESSAGES,)
+CATALOGUES = (config.MESSAGES, cli.MESSAGES)

@@ -21,7 +21,7 @@ from agent.config.devices import DeviceConfig, parse_devices
 from agent.config.remote import RemoteConfig, parse as parse_remote
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
-           "load_config", "parse_config", "parse_toml_text", "read_document"]
+           "load_config", "parse_config", "parse_toml_text", "read_document", "salvage_config"]
 
 SITE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}"
 TOPIC_WORD_PATTERN = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
@@ -152,6 +152,61 @@ def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str)
     if problems:
         raise ConfigError(problems, source=source)
     return merged
+
+
+def salvage_config(path: str | os.PathLike[str]) -> tuple[AgentConfig | None, list[str]]:
+    """What a config with problems still says clearly, for ``doctor`` to check all it can.
+
+    Settings with problems fall back to their defaults (a bad site id to a placeholder); each
+    device is kept only if its own entry is valid. Returns the config (None when not even the
+    file can be read, or [mqtt] is unusable) and the names (or indexes) of the devices left out.
+    """
+    path = Path(path)
+    try:
+        data = read_document(path)
+    except ConfigError:
+        return None, []
+    secrets_path = data.get("secrets_file")
+    if isinstance(secrets_path, str) and secrets_path:
+        secrets_file = Path(secrets_path) if Path(secrets_path).is_absolute() \
+            else path.parent / secrets_path
+        try:
+            data = merge_secrets(data, load_secrets(secrets_file), source=str(secrets_file))
+        except ConfigError:
+            pass
+    base = {k: v for k, v in data.items() if k != "devices"}
+    for _ in range(len(base) + 1):
+        try:
+            parse_config(base, source=str(path))
+            break
+        except ConfigError as exc:
+            bad = {str(getattr(p, "path", "")).split(".")[0].split("[")[0] for p in exc.details}
+            if "mqtt" in bad and "mqtt" in base:
+                mqtt_bad = {str(p.path) for p in exc.details if str(p.path).startswith("mqtt.")}
+                if any(k in mqtt_bad for k in ("mqtt.host", "mqtt.port", "mqtt.tls")) \
+                        or not isinstance(base["mqtt"], dict):
+                    return None, []
+                base["mqtt"] = {k: v for k, v in base["mqtt"].items()
+                                if f"mqtt.{k}" not in mqtt_bad}
+            for key in bad - {"mqtt", ""}:
+                base.pop(key, None)
+            base.setdefault("site_id", "unknown-site")
+    else:
+        return None, []
+    kept, skipped = [], []
+    devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    for i, dev in enumerate(devices):
+        try:
+            parse_config({**base, "devices": [dev]}, source=str(path))
+            kept.append(dev)
+        except ConfigError:
+            name = dev.get("name") if isinstance(dev, dict) else None
+            skipped.append(str(name) if isinstance(name, str) and name else f"devices[{i}]")
+    try:
+        return parse_config({**base, "devices": kept}, source=str(path)), skipped
+    except ConfigError:   # e.g. two kept devices of the same name
+        return parse_config(base, source=str(path)), skipped + [
+            str(d.get("name")) for d in kept if isinstance(d, dict)]
 
 
 def parse_config(data: Any, *, source: str = "config") -> AgentConfig:

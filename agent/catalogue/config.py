@@ -30,8 +30,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cfg.expected_bool": {"en": "expected true or false, got {got}",
                           "es": "se esperaba true o false; dice {got}"},
     "cfg.expected_bool_unquote": {
-        "en": "expected true or false, got {got}: write it without quotes, {key} = {fixed}",
-        "es": "se esperaba true o false; dice {got}: escríbalo sin comillas, {key} = {fixed}"},
+        "en": "expected true or false, got {got}: write {key} = {fixed} (without quotes)",
+        "es": "se esperaba true o false; dice {got}: escriba {key} = {fixed} (sin comillas)"},
+    "cfg.expected_seconds": {
+        "en": "expected {what}, got {got}: write the number of seconds alone, {key} = {fixed}",
+        "es": "se esperaba {what}; dice {got}: escriba solo el número de segundos, {key} = {fixed}"},
     "cfg.expected_chars": {"en": "expected {what}, got {n} character(s)",
                            "es": "se esperaba {what}; tiene {n} carácter(es)"},
     "cfg.expected_absolute": {

@@ -72,11 +72,20 @@ def _main(argv: list[str], env: Mapping[str, str]) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        from agent.cli.common import print_config_error, term
-        print_config_error(term(args), exc)
+        _print_config_error(t, exc)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _print_config_error(t: Messages, exc: ConfigError) -> None:
+    """Every problem, in the reader's language (plain writes: ``run`` loads no terminal code)."""
+    lines = [t("config.invalid", path=exc.source, n=len(exc.details))]
+    for problem in exc.details:
+        render = getattr(problem, "render", None)
+        lines.append("  " + (render(t) if callable(render) else str(problem)))
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
 
 
 def build_parser(t: Messages, only: str | None = None) -> argparse.ArgumentParser:

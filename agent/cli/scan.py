@@ -21,20 +21,27 @@ def register(p: argparse.ArgumentParser, t: Messages) -> None:
                                    description=t("help.scan.modbus")), t)
     where = m.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", dest="serial_port", metavar="DEV", help=t("help.scan.port"))
-    where.add_argument("--host", help=t("help.scan.host"))
-    m.add_argument("--tcp-port", type=int, default=502, help=t("help.scan.tcp_port"))
+    where.add_argument("--host", metavar=t("help.meta.address"), help=t("help.scan.host"))
+    m.add_argument("--tcp-port", type=int, default=502, metavar=t("help.meta.port"),
+                   help=t("help.scan.tcp_port"))
     m.add_argument("--rtu-over-tcp", action="store_true", help=t("help.scan.rtu_over_tcp"))
-    m.add_argument("--baud", default=None, help=t("help.scan.baud"))
-    m.add_argument("--parity", default=None, help=t("help.scan.parity"))
-    m.add_argument("--units", default="1-247", help=t("help.scan.units"))
-    m.add_argument("--timeout", type=float, default=None, help=t("help.scan.timeout_modbus"))
+    m.add_argument("--baud", default=None, metavar=t("help.meta.list"), help=t("help.scan.baud"))
+    m.add_argument("--parity", default=None, metavar=t("help.meta.list"),
+                   help=t("help.scan.parity"))
+    m.add_argument("--units", default="1-247", metavar=t("help.meta.list"),
+                   help=t("help.scan.units"))
+    m.add_argument("--timeout", type=float, default=None, metavar=t("help.meta.seconds"),
+                   help=t("help.scan.timeout_modbus"))
     m.add_argument("--all-settings", action="store_true", help=t("help.scan.all_settings"))
     m.set_defaults(func=cmd_scan_modbus)
     s = add_common(ssub.add_parser("snmp", help=t("help.scan.snmp"), description=t("help.scan.snmp")), t)
-    s.add_argument("--target", help=t("help.scan.target"))
-    s.add_argument("--port", type=int, default=161, help=t("help.scan.snmp_port"))
-    s.add_argument("--community", action="append", default=[], help=t("help.scan.community"))
-    s.add_argument("--timeout", type=float, default=1.0, help=t("help.scan.timeout_snmp"))
+    s.add_argument("--target", metavar=t("help.meta.address"), help=t("help.scan.target"))
+    s.add_argument("--port", type=int, default=161, metavar=t("help.meta.port"),
+                   help=t("help.scan.snmp_port"))
+    s.add_argument("--community", action="append", default=[], metavar=t("help.meta.name"),
+                   help=t("help.scan.community"))
+    s.add_argument("--timeout", type=float, default=1.0, metavar=t("help.meta.seconds"),
+                   help=t("help.scan.timeout_snmp"))
     s.set_defaults(func=cmd_scan_snmp)
 
 

@@ -45,7 +45,7 @@ def parse_devices(root: Table) -> tuple[DeviceConfig, ...]:
         if name is not None:
             if name in seen:
                 t.problem("name", "cfg.name_used", name=show(name), other=seen[name])
-            seen[name] = t.path
+            seen[name] = t.label
         kind = t.str("kind", choices=tuple(KIND_PARSERS))
         interval = t.float("interval_s", 10.0, min=0.05, max=86400)
         timeout = t.float("timeout_s", min(3.0, interval or 3.0), min=0.05, max=600)

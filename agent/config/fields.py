@@ -137,6 +137,10 @@ class Table:
                 and re.fullmatch(r"\s*-?[0-9]+(\.[0-9]+)?\s*", raw):
             self.problem(key, "cfg.expected_unquote", what=what, got=show(raw), key=key,
                          fixed=raw.strip())
+        elif isinstance(raw, str) and what.id in _NUMBER_WHATS and (m := re.fullmatch(
+                r"\s*([0-9]+(?:[.,][0-9]+)?)\s*(s|sec|secs|seconds|seg|segs|segundos)\s*", raw)):
+            self.problem(key, "cfg.expected_seconds", what=what, got=show(raw), key=key,
+                         fixed=m.group(1).replace(",", "."))
         elif isinstance(raw, str) and what.id in _NUMBER_WHATS \
                 and re.fullmatch(r"\s*-?[0-9]+,[0-9]+\s*", raw):
             self.problem(key, "cfg.expected_decimal_point", what=what, got=show(raw), key=key,
@@ -153,11 +157,13 @@ class Table:
             return None if default is _MISSING else default
         options = list(choices) if choices is not None else None
         if not isinstance(raw, str):
-            if options is not None and str(raw) in options:
-                # version = 2 for "2": the right word, without its quotes.
+            meant = [o for o in options or () if not isinstance(raw, (bool, dict, list))
+                     and str(o).startswith(str(raw))]
+            if meant:
+                # version = 2 for "2c": the right word, without its quotes.
                 self.problem(key, "cfg.expected_quotes", what=what or text("cfg.what.one_of",
-                             choices=one_of(options)), got=show(raw), key=key,
-                             fixed=show(str(raw)))
+                             choices=one_of(options or ())), got=show(raw), key=key,
+                             fixed=show(meant[0]))
             else:
                 self._expected(key, what or text("cfg.what.string"), raw)
             return None if default is _MISSING else default
@@ -221,9 +227,10 @@ class Table:
         if raw is _MISSING:
             return None if default is _MISSING else default
         if not isinstance(raw, bool):
-            if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+            word = raw.strip().lower() if isinstance(raw, str) else None
+            if word in _TRUE_WORDS or word in _FALSE_WORDS:
                 self.problem(key, "cfg.expected_bool_unquote", got=show(raw), key=key,
-                             fixed=raw.strip().lower())
+                             fixed="true" if word in _TRUE_WORDS else "false")
             else:
                 self.problem(key, "cfg.expected_bool", got=show(raw), key=key)
             return None if default is _MISSING else default
@@ -300,6 +307,8 @@ def _range_words(noun: str, lo: Any, hi: Any) -> Text:
     return text(f"cfg.what.{noun}")
 
 
+_TRUE_WORDS = ("true", "yes", "y", "si", "sí", "on", "1")
+_FALSE_WORDS = ("false", "no", "n", "off", "0")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 

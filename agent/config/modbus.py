@@ -151,6 +151,8 @@ def parse(t: Table) -> ModbusSettings:
     those of the device's profile, if it has one).
     """
     transport = t.str("transport", "tcp", choices=TRANSPORTS)
+    if t.has("transport") and t.raw("transport") not in TRANSPORTS:
+        transport = None   # already reported; nothing that depends on it is judged
     serial = transport == "rtu"
 
     host = port = serial_port = None

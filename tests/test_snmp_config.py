@@ -90,7 +90,7 @@ def test_v3_keys_on_a_v2c_device_are_flagged():
 
 def test_version_must_be_a_quoted_string():
     assert problems(host="10.0.0.1", community="clinic-ro", version=2) == [
-        'devices[0].version: expected one of "1", "2c", "3" (in quotes), got 2']
+        'devices[0].version: expected one of "1", "2c", "3" (in quotes), got 2: write it in quotes, version = "2c"']
 
 
 def test_non_string_community_is_not_echoed():

@@ -4,6 +4,8 @@ Library errors (pysnmp, pymodbus, paho, sqlite3) are translated into these at th
 calls the library, with ``raise ... from exc`` so the cause is kept for debugging.
 """
 
+from typing import Sequence
+
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
@@ -12,12 +14,15 @@ class AgentError(Exception):
 class ConfigError(AgentError):
     """A configuration (file or push) failed validation.
 
-    ``problems`` holds every problem found, each as "key.path: what is wrong", so a technician
-    can fix the whole file in one go.
+    ``problems`` holds every problem found, each in English as "key.path: what is wrong", so a
+    technician can fix the whole file in one go; ``details`` the same problems as
+    ``agent.config.fields.Problem`` (a message id with arguments), for showing them in the
+    reader's language. Plain strings are accepted (and shown as they are).
     """
 
-    def __init__(self, problems: list[str], *, source: str = "config") -> None:
-        self.problems = list(problems)
+    def __init__(self, problems: "Sequence[object]", *, source: str = "config") -> None:
+        self.details = list(problems)
+        self.problems = [str(p) for p in self.details]
         self.source = source
         super().__init__(f"{source}: {len(self.problems)} problem(s)\n" + "\n".join(self.problems))
 

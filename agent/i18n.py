@@ -1,13 +1,24 @@
-"""Every message of the technician CLI, in English and Spanish: one catalogue, hints included.
+"""Every technician-facing text, in English and Spanish: one catalogue, hints included.
 
 ``MESSAGES[id] = {"en": ..., "es": ...}``; placeholders are ``str.format`` names and both
-languages use the same ones (tests/test_i18n.py checks). Spanish is chosen when the locale says
-so: the first of ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` that is set, starting with "es"
-(``es_MX.UTF-8``). The daemon's log stays in English: it is read centrally, and searched.
+languages use the same ones (tests/test_i18n.py checks). The CLI's own words live here; config
+problems, device failure reasons and the command line's help in ``agent.catalogue``; all are
+merged into ``MESSAGES``.
+
+Code that is not the CLI never speaks a language: it returns a ``Text`` (a message id with its
+arguments), rendered where it is shown, in the reader's language. Its English rendering is what
+goes to the journal and, for compatibility, into the text fields of payloads.
+
+The language (``language()``): ``--lang``, else the locale (the first of ``LC_ALL``,
+``LC_MESSAGES``, ``LANG`` that is set: "es..." is Spanish, any other language English; "C" and
+"POSIX" choose nothing, as on many clinic PCs), else the config's ``language`` key (the
+installer writes ``language = "es"``), else English. The daemon's log stays in English: it is
+read centrally, and searched.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 LANGUAGES = ("en", "es")
@@ -473,13 +484,78 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def language(env: Mapping[str, str]) -> str:
-    """ "es" when the locale is Spanish (LC_ALL, then LC_MESSAGES, then LANG), else "en"."""
+def _merge_catalogues() -> None:
+    from agent.catalogue import CATALOGUES
+    for catalogue in CATALOGUES:
+        for msg_id, entry in catalogue.items():
+            if msg_id in MESSAGES:
+                raise RuntimeError(f"message id {msg_id} is defined twice")
+            MESSAGES[msg_id] = entry
+
+
+_merge_catalogues()
+
+
+def locale_language(env: Mapping[str, str]) -> str | None:
+    """The language the locale names, or None when it names none ("C", "POSIX", unset)."""
     for key in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = env.get(key)
         if value:
-            return "es" if value.lower().startswith("es") else "en"
+            word = value.split(".")[0].split("@")[0].lower()
+            if word in ("c", "posix", ""):
+                return None
+            return "es" if word.startswith("es") else "en"
+    return None
+
+
+def language(env: Mapping[str, str], *, option: str | None = None,
+             configured: str | None = None) -> str:
+    """The reader's language: ``option`` (--lang), else the locale, else ``configured`` (the
+    config's ``language`` key), else English."""
+    if option in LANGUAGES:
+        return str(option)
+    chosen = locale_language(env)
+    if chosen is not None:
+        return chosen
+    if configured in LANGUAGES:
+        return str(configured)
     return "en"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A message id with its arguments, rendered in the reader's language where it is shown.
+
+    Arguments may themselves be ``Text`` (e.g. "expected {what}, got {got}" with ``what`` a
+    phrase of its own). ``str()`` is the English rendering (logs, compatible text fields).
+    """
+
+    id: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def render(self, t: "Messages") -> str:
+        return t(self.id, **self.args)
+
+    def __str__(self) -> str:
+        return self.render(ENGLISH)
+
+    def to_doc(self) -> dict[str, Any]:
+        """Language-neutral form for JSON: {"code": id, "args": {...}}."""
+        return {"code": self.id,
+                "args": {k: v.to_doc() if isinstance(v, Text) else v for k, v in self.args.items()}}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> "Text | None":
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("code"), str):
+            return None
+        args = doc.get("args") if isinstance(doc.get("args"), Mapping) else {}
+        return cls(doc["code"], {k: cls.from_doc(v) or v if isinstance(v, Mapping) else v
+                                 for k, v in args.items()})
+
+
+def text(msg_id: str, **args: Any) -> Text:
+    """``text("cfg.required")``: shorthand for ``Text(id, args)``."""
+    return Text(msg_id, args)
 
 
 class Messages:
@@ -493,7 +569,19 @@ class Messages:
         if entry is None:
             return msg_id   # a missing id shows itself (tests/test_i18n.py keeps them complete)
         text = entry.get(self.lang) or entry["en"]
+        params = {k: v.render(self) if isinstance(v, Text) else v for k, v in params.items()}
         try:
             return text.format(**params)
         except (KeyError, IndexError, ValueError):
             return text
+
+    def known(self) -> Mapping[str, Mapping[str, str]]:
+        """Every message id there is (for ids built at run time)."""
+        return MESSAGES
+
+    def render(self, value: Any) -> str:
+        """A ``Text`` in this language; anything else as it is."""
+        return value.render(self) if isinstance(value, Text) else str(value)
+
+
+ENGLISH = Messages("en")

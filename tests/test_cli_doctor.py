@@ -226,3 +226,26 @@ def test_a_broken_config_is_listed_and_the_rest_still_checked(tmp_path):
     assert r.code == 1, r
     assert "mqtt.port: expected an integer" in r.out and "clinic-agent validate" in r.out
     assert "clock" in r.out and "need a valid config" in r.out
+
+
+def test_a_config_with_problems_still_gets_its_broker_and_good_devices_checked(broker, tmp_path):
+    """No dead end: one bad device and a bad key do not stop doctor checking the broker and the
+    devices that are fine; and doctor never sends the technician to doctor."""
+    config = tmp_path / "agent.toml"
+    config.write_text(agent_config(tmp_path / "state", broker.port, '''
+[[devices]]
+name = "ups"
+kind = "modbus"
+host = "192.168.1.300"
+profile = "generic-ups"
+''', extra="status_intervall_s = 1"))
+    for lang, words in ((None, ("left out until fixed: ups", "did you mean status_interval_s?",
+                                "connected to 127.0.0.1", "pc (host) answers")),
+                        (SPANISH, ("queda fuera hasta corregirlo: ups", "¿quiso decir status_interval_s?",
+                                   "conectado a 127.0.0.1", "pc (host) responde"))):
+        r = run_cli("doctor", "-c", config, **({"lang": lang} if lang else {}))
+        assert r.code == 1, r
+        assert '"192.168.1.300" is not an IP address' in r.out or "no es una dirección IP" in r.out
+        for w in words:
+            assert w in r.out, (w, r)
+        assert "clinic-agent doctor" not in r.out.replace("clinic-agent doctor:", ""), r

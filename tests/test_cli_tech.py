@@ -71,7 +71,7 @@ def test_status_exit_code_says_what_is_wrong(broker, modbus_server, agent_proces
     assert "device ups: refused" in r.out and "What to check:" in r.out
     assert "gateway" in r.out, "the hint for a Modbus device nobody listens for"
     es = run_cli("status", "-c", config, lang=SPANISH)
-    assert es.code == 1 and "equipo ups: refused" in es.out and "Qué revisar:" in es.out
+    assert es.code == 1 and "equipo ups: rechazado" in es.out and "Qué revisar:" in es.out
 
     broker.stop()
     wait_until(lambda: run_cli("status", "-c", config, "--json").json["broker"]["connected"] is False,
@@ -123,7 +123,7 @@ def test_poll_once_asks_the_running_agent_instead_of_opening_a_second_connection
     es = run_cli("poll-once", "-c", config, lang=SPANISH)
     assert es.code == 0, es
     assert "consultado al agente en marcha" in es.out
-    assert "ups (modbus): OK" in es.out and "meter (modbus): OK" in es.out and "pc (host): OK" in es.out
+    assert "ups (modbus): BIEN" in es.out and "meter (modbus): BIEN" in es.out and "pc (host): BIEN" in es.out
     assert modbus_server.connections == 1
 
     bad = run_cli("poll-once", "nosuch", "-c", config)
@@ -142,7 +142,7 @@ def test_poll_once_reports_a_failing_device_with_exit_1(broker, modbus_server, a
     modbus_server.set_exception(2, 4)   # the meter answers "server device failure"
     r = run_cli("poll-once", "meter", "-c", config)
     assert r.code == 1, r
-    assert "meter (modbus): BAD_ANSWER" in r.out or "meter (modbus): ERROR" in r.out \
+    assert "meter (modbus): BAD ANSWER" in r.out or "meter (modbus): ERROR" in r.out \
         or "meter (modbus): REFUSED" in r.out, r
 
 

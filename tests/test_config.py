@@ -66,8 +66,10 @@ type = "int17"
     assert 'site_id: expected a site id' in err and '"clinic 7"' in err
     assert 'mqtt.port: expected an integer 1-65535, got "1883a"' in err
     assert "mqtt.keepalive: is not a known setting" in err
-    assert 'devices[1].port: expected an integer 1-65535, got "502a"' in err
-    assert 'devices[1].registers[0].type: expected one of' in err and '"int17"' in err
+    # Device entries are named by their name as well as their index.
+    assert 'devices[1] (ups).port: expected an integer 1-65535, got "502a"' in err
+    assert 'devices[1] (ups).registers[0] (input.voltage).type: expected one of' in err
+    assert '"int17"; did you mean "int16"?' in err
     assert "Traceback" not in err
 
 

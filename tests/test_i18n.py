@@ -28,7 +28,8 @@ def test_every_message_is_in_both_languages_with_the_same_placeholders(msg_id):
 
 def test_every_message_id_the_cli_uses_is_in_the_catalogue():
     used: set[str] = set()
-    for name in ("cli/tech.py", "diagnose/doctor.py", "term.py"):
+    for name in ("cli/common.py", "cli/status.py", "cli/poll.py", "cli/tail.py", "cli/buffer.py",
+                 "cli/doctor.py", "cli/scan.py", "diagnose/doctor.py", "term.py"):
         text = (AGENT / name).read_text()
         used |= set(re.findall(r'"((?:doctor|hint|status|scan|buffer|export|poll|tail|agent|'
                                r'config|time|col|value)\.[a-z0-9_.]+)"', text))

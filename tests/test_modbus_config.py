@@ -119,12 +119,12 @@ max_registers_per_read = 200
         'devices[0].unit_id: expected an integer 0-255, got 300',
         'devices[0].max_registers_per_read: expected an integer 1-125, got 200',
         'devices[0].registers[1].type: expected one of "int16", "uint16", "int32", "uint32", '
-        '"int64", "uint64", "float32", "float64", "string", "bit", got "int17"',
+        '"int64", "uint64", "float32", "float64", "string", "bit", got "int17"; did you mean "int16"?',
         'devices[0].registers[2].name: is required but missing',
         'devices[0].registers[3].name: expected a metric name of dotted lowercase words, '
         'e.g. "battery.charge", got "Battery Temp"',
         'devices[0].registers[3].address: expected an integer 0-65535, got -1',
-        'devices[0].registers[3].scael: is not a known setting (misspelt?)',
+        'devices[0].registers[3].scael: is not a known setting; did you mean scale?',
         'devices[0].registers[4].order: expected one of "ABCD", "CDAB", "BADC", "DCBA", '
         'got "ACBD"',
         'devices[0].registers[4].flags: is only used with integer types (int16 ... uint64), '
@@ -245,7 +245,7 @@ host = "h"
 
 def test_a_device_without_registers_is_an_error():
     problems = problems_of('[[devices]]\nname = "ups"\nkind = "modbus"\nhost = "h"\n')
-    assert problems == ["devices[0].registers: is required but missing"]
+    assert problems == ["devices[0].registers: is required but missing (add at least one [[devices.registers]] entry)"]
 
 
 def test_unit_ids_on_a_serial_bus_stop_at_247():

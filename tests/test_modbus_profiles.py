@@ -356,16 +356,16 @@ unit = "°"
 
 def test_an_unknown_profile_names_the_key_and_lists_the_available_ones():
     assert problems_of(profile_device(502, "eastron-sdm999")) == [
-        'devices[0].profile: no profile named "eastron-sdm999"; available (shipped with the '
-        'agent): ' + ", ".join(SHIPPED)]
+        'devices[0].profile: no profile named "eastron-sdm999"; did you mean "eastron-sdm630"? '
+        'Available (shipped with the agent): ' + ", ".join(SHIPPED)]
 
 
 def test_an_unknown_profile_also_lists_the_clinics_own(tmp_path):
     (tmp_path / "modbus-my-ups.toml").write_text(CUSTOM_SDM630, encoding="utf-8")
     (tmp_path / "snmp-my-router.toml").write_text("", encoding="utf-8")   # not a Modbus one
     problems = problems_of(profile_device(502, "myups", extra=f'profiles_dir = "{tmp_path}"'))
-    assert problems == [f'devices[0].profile: no profile named "myups"; available (shipped '
-                        f'with the agent or in {tmp_path}): ' + ", ".join(
+    assert problems == [f'devices[0].profile: no profile named "myups"; did you mean "my-ups"? '
+                        f'Available (shipped with the agent or in {tmp_path}): ' + ", ".join(
                             sorted(SHIPPED + ["my-ups"]))]
 
 
@@ -377,7 +377,7 @@ def test_problems_inside_a_profile_file_name_the_device_the_profile_and_the_file
     assert problems_of(profile_device(502, "mine", extra=f'profiles_dir = "{tmp_path}"')) == [
         f"{where}: source.title: is required but missing",
         f'{where}: registers[0].type: expected one of "int16", "uint16", "int32", "uint32", '
-        f'"int64", "uint64", "float32", "float64", "string", "bit", got "float33"',
+        f'"int64", "uint64", "float32", "float64", "string", "bit", got "float33"; did you mean "float32"?',
     ]
 
 
@@ -400,7 +400,8 @@ def test_a_profiles_dir_that_does_not_exist_or_is_relative_is_reported(tmp_path)
 
 def test_a_device_without_profile_or_registers_is_still_told_registers_are_missing():
     device = modbus_device(port=502, registers="")
-    assert problems_of(device) == ["devices[0].registers: is required but missing"]
+    assert problems_of(device) == ["devices[0].registers: is required but missing (add at least "
+                                   "one [[devices.registers]] entry)"]
 
 
 # -- the benchmark ---------------------------------------------------------------------------

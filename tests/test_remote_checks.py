@@ -163,7 +163,7 @@ def test_invalid_config_same_problems_as_the_local_file(op, ctx, local):
 
 def test_invalid_config_toml_syntax(op, ctx):
     rej = rejected(check_push(op.push("[mqtt\nhost=", version=11, now=NOW), ctx), Reason.INVALID_CONFIG)
-    assert rej.problems[0].startswith("not valid TOML")
+    assert rej.problems[0] == "line 1: the section name is not closed with ]; write [mqtt]"
 
 
 @pytest.mark.parametrize("line, word", [

@@ -72,7 +72,7 @@ def test_every_v3_problem_is_reported_at_once_without_echoing_keys():
         "devices[0].auth_protocol: is required with auth_key "
         "(one of md5, sha, sha224, sha256, sha384, sha512)",
         'devices[0].priv_protocol: expected one of "none", "des", "aes128", "aes192", "aes256", '
-        '"aes192c", "aes256c", got "aes"',
+        '"aes192c", "aes256c", got "aes"; did you mean "aes128"?',
     ]
     assert not any("short" in p or "s3cr3t" in p for p in found)
 
@@ -90,7 +90,7 @@ def test_v3_keys_on_a_v2c_device_are_flagged():
 
 def test_version_must_be_a_quoted_string():
     assert problems(host="10.0.0.1", community="clinic-ro", version=2) == [
-        'devices[0].version: expected one of "1", "2c", "3" (in quotes), got 2']
+        'devices[0].version: expected one of "1", "2c", "3" (in quotes), got 2: write it in quotes, version = "2c"']
 
 
 def test_non_string_community_is_not_echoed():
@@ -111,7 +111,7 @@ def test_interface_selectors_and_bad_regex_by_position():
 
 def test_typo_in_a_key_is_still_caught():
     assert problems(host="10.0.0.1", community="clinic-ro", max_repetition=10) == [
-        "devices[0].max_repetition: is not a known setting (misspelt?)"]
+        "devices[0].max_repetition: is not a known setting; did you mean max_repetitions?"]
 
 
 def test_numbers_out_of_range():

@@ -210,9 +210,10 @@ def test_the_router_named_must_be_an_snmp_device_of_the_same_config():
              "registers": [{"name": "v", "address": 0}]},
             {"name": "router", "kind": "snmp", "host": "127.0.0.1", "community": "x"}]})
     assert caught.value.problems == [
-        'devices[0].router: expected the name of an snmp device in this file, got "ruoter"',
+        'devices[0].router: expected the name of an snmp device in this file, got "ruoter" '
+        '(snmp devices: router)',
         'devices[1].router: expected the name of an snmp device in this file, got "ups", '
-        'which is a modbus device',
+        'which is a modbus device (snmp devices: router)',
     ]
 
 

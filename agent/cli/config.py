@@ -19,92 +19,100 @@ import os
 import signal
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from agent.config import load_config
+from agent.cli.common import add_common, add_lang, term as make_term
+from agent.cli.defaults import DEFAULT_STATE_DIR, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM
+from agent.config import load_config, read_document
 from agent.errors import ConfigError
+from agent.i18n import Messages
 from agent.remote.push import LOCAL_ONLY_NAMES
 from agent.remote.state import RemoteState, StateStore
 
-EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 STATUS_FILE = "status.json"      # written by the running agent; holds its pid
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from agent.cli import DEFAULT_CONFIG   # here, not at the top: agent.cli imports this module
-
-    cfg = subparsers.add_parser("config", help="pushed config: show it, compare it with the local "
-                                "file, go back to the local file")
+def register(cfg: argparse.ArgumentParser, t: Messages) -> None:
+    """Add show-pushed, diff and use-local to ``clinic-agent config``."""
+    add_lang(cfg, t)
     cfg.set_defaults(func=lambda args: (cfg.print_help(), EXIT_CONFIG)[1])
-    sub = cfg.add_subparsers(metavar="ACTION")
+    sub = cfg.add_subparsers(metavar=t("help.meta.action"), title=t("help.title.actions"))
 
-    p = sub.add_parser("show-pushed", help="the config pushed to this site and what became of it")
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="the local config file")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("show-pushed", help=t("help.config.show_pushed"),
+                       description=t("help.config.show_pushed"))
+    add_common(p, t)
     p.set_defaults(func=cmd_show_pushed)
 
-    p = sub.add_parser("diff", help="differences between the pushed config and the local file")
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="the local config file")
+    p = sub.add_parser("diff", help=t("help.config.diff"), description=t("help.config.diff"))
+    add_common(p, t, json_output=False)
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("use-local", help="set the pushed config aside and run the local file")
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="the local config file")
+    p = sub.add_parser("use-local", help=t("help.config.use_local"),
+                       description=t("help.config.use_local"))
+    add_common(p, t, json_output=False)
     p.set_defaults(func=cmd_use_local)
 
 
 # -- show-pushed -----------------------------------------------------------------------------------
 
 def cmd_show_pushed(args: argparse.Namespace) -> int:
+    term = make_term(args)
+    t = term.t
     store = StateStore(_state_dir(args.config))
     state = store.load()
     text = store.read_config((state.latest_push or {}).get("file"))
     if args.json:
-        print(json.dumps({"state": state.to_dict(), "pushed_config": text}, indent=2))
+        term.print(json.dumps({"state": state.to_dict(), "pushed_config": text}, indent=2))
         return EXIT_OK
-    print(_in_effect(state, args.config))
+    term.print(_in_effect(t, state, args.config))
     if state.latest_push is None:
-        print("No config has been pushed to this site.")
+        term.print(t("cfgcmd.none_pushed"))
         return EXIT_OK
-    print(f"Newest push: {_describe(state.latest_push)}; {_fate(state)}")
+    term.print(t("cfgcmd.newest", push=_describe(t, state.latest_push), fate=_fate(t, state)))
     if state.last_event:
-        print(f"Last event: {_event(state.last_event)}")
+        term.print(t("cfgcmd.last_event", event=_event(t, state.last_event)))
     if text is None:
-        print("(the pushed text is no longer in the state directory)")
+        term.print(t("cfgcmd.text_gone"))
         return EXIT_OK
-    print(f"--- pushed config v{state.latest_push.get('version')} "
-          f"({store.state_dir / state.latest_push['file']}) ---")
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    term.print(t("cfgcmd.pushed_header", version=state.latest_push.get("version"),
+                 file=str(store.state_dir / state.latest_push["file"])))
+    term.print(text.rstrip("\n"))
     return EXIT_OK
 
 
-def _in_effect(state: RemoteState, config_path: str) -> str:
+def _in_effect(t: Messages, state: RemoteState, config_path: str) -> str:
     if state.active is None:
-        return f"In effect: the local file {config_path}"
-    suffix = " (waiting to reach the broker)" if state.confirming else ""
-    return f"In effect: pushed config {_describe(state.active)}{suffix}"
+        return t("cfgcmd.in_effect_local", path=config_path)
+    if state.confirming:
+        return t("cfgcmd.in_effect_confirming", push=_describe(t, state.active))
+    return t("cfgcmd.in_effect_pushed", push=_describe(t, state.active))
 
 
-def _describe(meta: dict[str, Any]) -> str:
-    return (f"v{meta.get('version')}, sha256 {str(meta.get('sha256'))[:16]}, signed by key "
-            f"{meta.get('key_id')}, applied {_when(meta.get('applied_at'))}")
+def _describe(t: Messages, meta: dict[str, Any]) -> str:
+    return t("cfgcmd.describe", version=meta.get("version"), sha=str(meta.get("sha256"))[:16],
+             key=meta.get("key_id"), when=_when(t, meta.get("applied_at")))
 
 
-def _fate(state: RemoteState) -> str:
+def _fate(t: Messages, state: RemoteState) -> str:
     latest = state.latest_push or {}
     if state.active is not None and state.active.get("version") == latest.get("version"):
-        return "in effect"
+        return t("cfgcmd.fate.in_effect")
     if state.set_aside and state.set_aside.get("version") == latest.get("version"):
-        return f"set aside on site {_when(state.set_aside.get('at'))}"
+        return t("cfgcmd.fate.set_aside", when=_when(t, state.set_aside.get("at")))
     event = state.last_event or {}
     if event.get("type") == "rolled_back" and event.get("version") == latest.get("version"):
-        return f"rolled back {_when(event.get('at'))}"
-    return "not in effect"
+        return t("cfgcmd.fate.rolled_back", when=_when(t, event.get("at")))
+    return t("cfgcmd.fate.not_in_effect")
 
 
-def _event(event: dict[str, Any]) -> str:
-    words = f"{event.get('type')} v{event.get('version')} {_when(event.get('at'))}"
+_EVENT_TYPES = ("applied", "rejected", "rolled_back", "set_aside", "confirmed")
+
+
+def _event(t: Messages, event: dict[str, Any]) -> str:
+    kind = str(event.get("type"))
+    words = t("cfgcmd.event", type=t(f"cfgcmd.event.{kind}") if kind in _EVENT_TYPES else kind,
+              version=event.get("version"), when=_when(t, event.get("at")))
     if event.get("reason"):
         words += f": {event['reason']}"
     if event.get("detail"):
@@ -112,9 +120,9 @@ def _event(event: dict[str, Any]) -> str:
     return words + "".join(f"\n  {p}" for p in event.get("problems", ()))
 
 
-def _when(ts: Any) -> str:
+def _when(t: Messages, ts: Any) -> str:
     if not isinstance(ts, (int, float)):
-        return "at an unknown time"
+        return t("cfgcmd.when_unknown")
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
@@ -122,37 +130,44 @@ def _when(ts: Any) -> str:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """Exit 0 when they are the same, 1 when they differ (like diff(1))."""
+    term = make_term(args)
+    t = term.t
     store = StateStore(_state_dir(args.config))
     state = store.load()
     pushed = store.read_config((state.latest_push or {}).get("file"))
     if pushed is None:
-        print("No config has been pushed to this site.")
+        term.print(t("cfgcmd.none_pushed"))
         return EXIT_OK
     try:
         local = Path(args.config).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
+        term.print(t("cfgcmd.cannot_read", path=args.config,
+                     error=getattr(exc, "strerror", None) or str(exc)), err=True)
         return EXIT_CONFIG
     lines = list(difflib.unified_diff(local.splitlines(keepends=True), pushed.splitlines(keepends=True),
-                                      fromfile=f"{args.config} (local)",
-                                      tofile=f"pushed v{state.latest_push.get('version')}"))
+                                      fromfile=t("cfgcmd.diff_local", path=args.config),
+                                      tofile=t("cfgcmd.diff_pushed",
+                                               version=state.latest_push.get("version"))))
     if not lines:
-        print("The pushed config and the local file are the same.")
+        term.print(t("cfgcmd.same"))
         return EXIT_OK
-    sys.stdout.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
-    print(f"# {', '.join(LOCAL_ONLY_NAMES)}: always taken from the local file, whatever a push says.")
+    for line in lines:
+        term.print(line.rstrip("\n"))
+    term.print("# " + t("cfgcmd.local_only", names=", ".join(LOCAL_ONLY_NAMES)))
     return EXIT_PROBLEM
 
 
 # -- use-local -------------------------------------------------------------------------------------
 
 def cmd_use_local(args: argparse.Namespace) -> int:
+    term = make_term(args)
+    t = term.t
     cfg = load_config(args.config)   # a broken local file is refused here (exit 2, every problem)
     store = StateStore(cfg.state_dir)
     now = time.time()
     before = store.load()
     if before.active is None and not before.confirming:
-        print(f"Already using the local file {args.config}.")
+        term.print(t("cfgcmd.already_local", path=args.config))
         return EXIT_OK
     version = before.active.get("version") if before.active else before.confirming.get("version")
 
@@ -162,18 +177,17 @@ def cmd_use_local(args: argparse.Namespace) -> int:
         s.last_event = {"type": "set_aside", "version": version, "at": now,
                         "detail": f"the technician returned to the local file {args.config}"}
     store.update(set_aside)
-    print(f"Pushed config v{version} set aside; the local file {args.config} is the config now.")
+    term.print(t("cfgcmd.set_aside", version=version, path=args.config))
     pid = _running_agent(cfg.state_dir)
     if pid is None:
-        print("The agent is not running; it will use the local file when it starts.")
+        term.print(t("cfgcmd.not_running"))
         return EXIT_OK
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:
-        print(f"Could not tell the agent (pid {pid}): {exc.strerror}; run "
-              "`systemctl reload clinic-agent`.", file=sys.stderr)
+        term.print(t("cfgcmd.cannot_signal", pid=pid, error=exc.strerror or str(exc)), err=True)
         return EXIT_PROBLEM
-    print(f"Told the running agent (pid {pid}) to switch now.")
+    term.print(t("cfgcmd.signalled", pid=pid))
     return EXIT_OK
 
 
@@ -197,9 +211,9 @@ def _state_dir(config_path: str) -> str:
     except ConfigError:   # fall back to reading just this key
         pass
     try:
-        doc = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        doc = read_document(config_path)
         if isinstance(doc.get("state_dir"), str):
-            return doc["state_dir"]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return str(doc["state_dir"])
+    except ConfigError:
         pass
-    return "/var/lib/clinic-agent"
+    return DEFAULT_STATE_DIR

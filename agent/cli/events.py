@@ -12,32 +12,21 @@ import re
 import time
 from typing import Any
 
-from agent.cli.tech import (
-    EXIT_CONFIG,
-    EXIT_OK,
-    EXIT_PROBLEM,
-    Located,
-    _parse_when,
-    _print_json,
-    _term,
-)
+from agent.cli.buffer import _parse_when
+from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common,
+                              print_json, term as make_term)
 from agent.errors import StoreError
 from agent.events import render, store, wire
+from agent.i18n import Messages
 
 DEFAULT_SINCE = "24h"
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from agent.cli import DEFAULT_CONFIG
-    p = sub.add_parser("events", help="problems on now and recent power/internet events, from "
-                                      "the local buffer (works with the link down)")
-    p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--since", default=DEFAULT_SINCE, metavar="WHEN",
-                   help="events from this long ago (30m, 2h, 7d) or this time (ISO 8601, local "
-                        "unless it has a zone); default 24h")
+def register(p: argparse.ArgumentParser, t: Messages) -> None:
+    add_common(p, t)
+    p.add_argument("--since", default=DEFAULT_SINCE, metavar="WHEN", help=t("help.events.since"))
     p.set_defaults(func=cmd_events)
 
 
@@ -50,7 +39,7 @@ def parse_since(text: str, now: float) -> float:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    term = _term()
+    term = make_term(args)
     t = term.t
     now = time.time()
     try:
@@ -72,7 +61,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                         "text": line} for a, line in
                        zip(active, render.active_lines(active, t, now=now))],
             "events": [wire.event_doc(e) for e in events]}
-        _print_json(term, doc)
+        print_json(term, doc)
         return EXIT_PROBLEM if active else EXIT_OK
     if active:
         term.print(term.paint(t("events.active_title"), "fail"))

@@ -32,9 +32,8 @@ DEFAULT_VALID_FOR = "7d"
 FINAL_CONFIG_EVENTS = ("applied", "rejected", "rolled_back")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    fleet = subparsers.add_parser("fleet", help="operator side: keys, signed config pushes, remote "
-                                  "commands, status of every site")
+def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
+    """Add the operator's actions to ``clinic-agent fleet`` (the operator's side speaks English)."""
     fleet.set_defaults(func=lambda args: _usage(fleet))
     sub = fleet.add_subparsers(metavar="ACTION")
 

@@ -8,13 +8,14 @@ remote config pushes all go through ``parse_config``, so they report the same er
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.config.fields import Problems, Table, show
+from agent.config.fields import Problem, Problems, Table, show
+from agent.config.syntax import parse_document, parse_text
+from agent.i18n import LANGUAGES, text
 from agent.config.secret import Secret
 from agent.config.devices import DeviceConfig, parse_devices
 from agent.config.remote import RemoteConfig, parse as parse_remote
@@ -22,7 +23,7 @@ from agent.config import events as events_cfg
 from agent.config.events import EventsConfig
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
-           "load_config", "parse_config", "parse_toml_text"]
+           "load_config", "parse_config", "parse_toml_text", "read_document", "salvage_config"]
 
 SITE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}"
 TOPIC_WORD_PATTERN = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
@@ -74,6 +75,7 @@ class AgentConfig:
     status_interval_s: float = 30.0
     control_socket: str = ""     # "" = <state_dir>/control.sock (see agent.control)
     events: EventsConfig = EventsConfig()    # [events]: thresholds (agent.config.events)
+    language: str = ""           # technician CLI: "es" or "en"; "" = the locale's (agent.i18n)
     source: str = field(default="config", compare=False)
 
     def device(self, name: str) -> DeviceConfig | None:
@@ -81,21 +83,32 @@ class AgentConfig:
 
 
 def parse_toml_text(text: str, *, source: str) -> dict[str, Any]:
-    """TOML text to a dict, or ``ConfigError`` with the line and column of the syntax error."""
+    """TOML text to a dict, or ``ConfigError`` with each syntax mistake, its line and its fix."""
+    data, problems = parse_text(text)
+    if data is None:
+        raise ConfigError(problems, source=source)
+    return data
+
+
+def read_document(path: str | os.PathLike[str], *, secret: bool = False) -> dict[str, Any]:
+    """The TOML file at ``path`` (UTF-8, a byte-order mark allowed), or ``ConfigError``."""
+    path = Path(path)
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem("", text("cfg.cannot_read", path=str(path),
+                                            error=exc.strerror or str(exc)))],
+                          source=str(path)) from exc
+    data, problems = parse_document(raw, secret=secret)
+    if data is None:
+        raise ConfigError(problems, source=str(path))
+    return data
 
 
 def load_config(path: str | os.PathLike[str]) -> AgentConfig:
     """Read, merge secrets into, and validate the config file at ``path``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read the file: {exc}"], source=str(path)) from exc
-    data = parse_toml_text(text, source=str(path))
+    data = read_document(path)
     secrets_path = data.get("secrets_file")
     if isinstance(secrets_path, str) and secrets_path:
         secrets_file = Path(secrets_path)
@@ -107,25 +120,25 @@ def load_config(path: str | os.PathLike[str]) -> AgentConfig:
 
 def load_secrets(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"secrets_file: cannot read {str(path)!r}: {exc.__class__.__name__}"],
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem("secrets_file", text("cfg.secrets_unreadable", path=str(path),
+                                                        error=exc.__class__.__name__))],
                           source=str(path)) from exc
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # The message may quote a secret value: report the position only.
-        where = str(exc).rsplit("(", 1)[-1].rstrip(")") if "(" in str(exc) else "unknown position"
-        raise ConfigError([f"secrets file is not valid TOML ({where})"], source=str(path)) from None
+    # Syntax problems name the line and the fix, never the secret value written there.
+    data, problems = parse_document(raw, secret=True)
+    if data is None:
+        raise ConfigError(problems, source=str(path)) from None
+    return data
 
 
 def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str) -> dict[str, Any]:
     """Overlay ``[mqtt]`` and ``[devices.NAME]`` tables of the secrets file onto the config."""
     merged = dict(data)
-    problems: list[str] = []
+    problems: list[Problem] = []
     for key in secrets:
         if key not in ("mqtt", "devices"):
-            problems.append(f"{key}: only [mqtt] and [devices.NAME] tables belong in the secrets file")
+            problems.append(Problem(key, text("cfg.secrets_only_tables")))
     if isinstance(secrets.get("mqtt"), dict):
         merged["mqtt"] = {**(data.get("mqtt") or {}), **secrets["mqtt"]}
     dev_secrets = secrets.get("devices", {})
@@ -133,7 +146,8 @@ def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str)
         names = {d.get("name") for d in data["devices"] if isinstance(d, dict)}
         for name in dev_secrets:
             if name not in names:
-                problems.append(f"devices.{name}: no device of that name in the config")
+                problems.append(Problem(f"devices.{name}", text(
+                    "cfg.secrets_no_device", names=", ".join(sorted(n for n in names if n)) or "-")))
         merged["devices"] = [
             {**d, **dev_secrets.get(d.get("name"), {})} if isinstance(d, dict) else d
             for d in data["devices"]
@@ -143,20 +157,76 @@ def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str)
     return merged
 
 
+def salvage_config(path: str | os.PathLike[str]) -> tuple[AgentConfig | None, list[str]]:
+    """What a config with problems still says clearly, for ``doctor`` to check all it can.
+
+    Settings with problems fall back to their defaults (a bad site id to a placeholder); each
+    device is kept only if its own entry is valid. Returns the config (None when not even the
+    file can be read, or [mqtt] is unusable) and the names (or indexes) of the devices left out.
+    """
+    path = Path(path)
+    try:
+        data = read_document(path)
+    except ConfigError:
+        return None, []
+    secrets_path = data.get("secrets_file")
+    if isinstance(secrets_path, str) and secrets_path:
+        secrets_file = Path(secrets_path) if Path(secrets_path).is_absolute() \
+            else path.parent / secrets_path
+        try:
+            data = merge_secrets(data, load_secrets(secrets_file), source=str(secrets_file))
+        except ConfigError:
+            pass
+    base = {k: v for k, v in data.items() if k != "devices"}
+    for _ in range(len(base) + 1):
+        try:
+            parse_config(base, source=str(path))
+            break
+        except ConfigError as exc:
+            bad = {str(getattr(p, "path", "")).split(".")[0].split("[")[0] for p in exc.details}
+            if "mqtt" in bad and "mqtt" in base:
+                mqtt_bad = {str(p.path) for p in exc.details if str(p.path).startswith("mqtt.")}
+                if any(k in mqtt_bad for k in ("mqtt.host", "mqtt.port", "mqtt.tls")) \
+                        or not isinstance(base["mqtt"], dict):
+                    return None, []
+                base["mqtt"] = {k: v for k, v in base["mqtt"].items()
+                                if f"mqtt.{k}" not in mqtt_bad}
+            for key in bad - {"mqtt", ""}:
+                base.pop(key, None)
+            base.setdefault("site_id", "unknown-site")
+    else:
+        return None, []
+    kept, skipped = [], []
+    devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    for i, dev in enumerate(devices):
+        try:
+            parse_config({**base, "devices": [dev]}, source=str(path))
+            kept.append(dev)
+        except ConfigError:
+            name = dev.get("name") if isinstance(dev, dict) else None
+            skipped.append(str(name) if isinstance(name, str) and name else f"devices[{i}]")
+    try:
+        return parse_config({**base, "devices": kept}, source=str(path)), skipped
+    except ConfigError:   # e.g. two kept devices of the same name
+        return parse_config(base, source=str(path)), skipped + [
+            str(d.get("name")) for d in kept if isinstance(d, dict)]
+
+
 def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     """Validate a config document (already parsed TOML) into an ``AgentConfig``."""
     problems = Problems()
     root = problems.root(data)
-    site_id = root.str("site_id", pattern=SITE_ID_PATTERN,
-                       what="a site id of 2-40 letters, digits, '_', '.', '-' (the CLUES code)")
+    site_id = root.str("site_id", pattern=SITE_ID_PATTERN, what=text("cfg.what.site_id"))
     state_dir = root.str("state_dir", "/var/lib/clinic-agent")
     root.str("secrets_file", "")
     log_level = root.str("log_level", "info", choices=("debug", "info", "warning", "error"))
     status_interval_s = root.float("status_interval_s", 30.0, min=0.1, max=3600)
     # The technician CLI reaches the running agent here; 107 bytes is the Unix socket limit.
     control_socket = root.str("control_socket", "", pattern=r"(/\S{1,106})?",
-                              what="an absolute path of at most 107 characters, or \"\"")
-    mqtt = _parse_mqtt(root.table("mqtt", required=True), site_id or "unknown")
+                              what=text("cfg.what.socket_path"))
+    language = root.str("language", "", choices=("", *LANGUAGES))
+    mqtt = _parse_mqtt(root.table("mqtt", required=True), site_id or "unknown",
+                       present=root.has("mqtt"))
     buffer = _parse_buffer(root.table("buffer"), state_dir or ".")
     devices = parse_devices(root)
     remote = parse_remote(root.table("remote"))
@@ -169,49 +239,52 @@ def parse_config(data: Any, *, source: str = "config") -> AgentConfig:
     return AgentConfig(site_id=site_id, state_dir=state_dir, mqtt=mqtt, buffer=buffer,
                        devices=devices, log_level=log_level, remote=remote,
                        status_interval_s=status_interval_s or 30.0,
-                       control_socket=control_socket or "", events=events, source=source)
+                       control_socket=control_socket or "", events=events,
+                       language=language or "", source=source)
 
 
-def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:
+def _parse_mqtt(t: Table, site_id: str, *, present: bool = True) -> MqttConfig:
     tls = t.bool("tls", True)
     default_port = 8883 if tls else 1883
     brokers: list[BrokerAddress] = []
-    host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
+    # A missing [mqtt] is one problem, not one more for its host.
+    host = t.host("host") if present else t.host("host", None)
     port = t.int("port", default_port, min=1, max=65535)
     if host:
         brokers.append(BrokerAddress(host, port))
     for i, entry in enumerate(t.str_list("fallback_brokers", ()) or ()):
         h, _, p = entry.rpartition(":") if ":" in entry else (entry, "", str(default_port))
         if not h or not p.isdigit() or not 1 <= int(p) <= 65535:
-            t.problem(f"fallback_brokers[{i}]", f'expected "host:port", got {show(entry)}')
+            t.problem(f"fallback_brokers[{i}]", "cfg.expected", what=text("cfg.what.host_port"),
+                      got=show(entry))
             continue
         brokers.append(BrokerAddress(h, int(p)))
     ca_file = t.str("ca_file", None)
     cert_file = t.str("cert_file", None)
     key_file = t.str("key_file", None)
     if (cert_file is None) != (key_file is None):
-        t.problem("cert_file", "cert_file and key_file go together (client certificate)")
-    if not tls and (ca_file or cert_file):
-        t.problem("tls", "ca_file/cert_file are set but tls = false; set tls = true")
+        t.problem("cert_file", "cfg.mqtt.cert_pair")
+    if tls is False and (ca_file or cert_file):
+        t.problem("tls", "cfg.mqtt.tls_off_with_files")
     username = t.str("username", None)
     password_raw = t.str("password", None)
     keepalive = t.int("keepalive_s", 60, min=2, max=3600)
     prefix = t.str("topic_prefix", "clinics", pattern=TOPIC_WORD_PATTERN,
-                   what="topic words separated by '/', without '+' or '#'")
+                   what=text("cfg.what.topic_prefix"))
     cfg = MqttConfig(
         brokers=tuple(brokers), tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
         username=username, password=Secret(password_raw) if password_raw is not None else None,
         protocol=t.str("protocol", "5", choices=("3.1.1", "5")),
         keepalive_s=keepalive, topic_prefix=prefix,
         client_id=t.str("client_id", f"clinic-agent-{site_id}", pattern=r"[A-Za-z0-9_.-]{1,64}",
-                        what="1-64 letters, digits, '_', '.', '-'"),
+                        what=text("cfg.what.client_id")),
         batch_max_readings=t.int("batch_max_readings", 500, min=1, max=20000),
         max_payload_bytes=t.int("max_payload_bytes", 131072, min=1024, max=268435455),
         connect_timeout_s=t.float("connect_timeout_s", 10.0, min=0.1, max=300),
         reconnect_max_s=t.float("reconnect_max_s", 300.0, min=1, max=3600),
     )
     if not brokers and host is not None:
-        t.problem("host", "no broker to connect to")
+        t.problem("host", "cfg.mqtt.no_broker")
     t.finish()
     return cfg
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from agent.config.fields import Table, show
+from agent.i18n import text
 from agent.config import host as host_cfg
 from agent.config import modbus as modbus_cfg
 from agent.config import snmp as snmp_cfg
@@ -40,20 +41,24 @@ def parse_devices(root: Table) -> tuple[DeviceConfig, ...]:
     seen: dict[str, str] = {}
     tables = root.tables("devices")
     for t in tables:
-        name = t.str("name", pattern=DEVICE_NAME_PATTERN,
-                     what="a device name of lowercase letters, digits, '_' or '-' (max 32)")
+        name = t.str("name", pattern=DEVICE_NAME_PATTERN, what=text("cfg.what.device_name"))
         if name is not None:
             if name in seen:
-                t.problem("name", f"{show(name)} is already used by {seen[name]}")
-            seen[name] = t.path
+                t.problem("name", "cfg.name_used", name=show(name), other=seen[name])
+            seen[name] = t.label
         kind = t.str("kind", choices=tuple(KIND_PARSERS))
         interval = t.float("interval_s", 10.0, min=0.05, max=86400)
         timeout = t.float("timeout_s", min(3.0, interval or 3.0), min=0.05, max=600)
         enabled = t.bool("enabled", True)
         if interval is not None and timeout is not None and timeout > interval:
-            t.problem("timeout_s", f"expected at most interval_s ({interval:g}), got {timeout:g}")
-        settings = KIND_PARSERS[kind](t) if kind in KIND_PARSERS else None
-        t.finish()
+            t.problem("timeout_s", "cfg.timeout_over_interval", interval=f"{interval:g}",
+                      got=f"{timeout:g}")
+        if kind in KIND_PARSERS:
+            settings = KIND_PARSERS[kind](t)
+            t.finish()
+        else:
+            # Without its kind nothing else of the entry can be judged: one mistake, one problem.
+            settings = None
         devices.append(DeviceConfig(name=name or "", kind=kind or "", interval_s=interval or 10.0,
                                     timeout_s=timeout or 3.0, settings=settings,
                                     enabled=bool(enabled)))
@@ -69,6 +74,9 @@ def _check_wan_routers(tables: list[Table], devices: list[DeviceConfig]) -> None
         router = getattr(dev.settings, "router", None) if dev.kind == "wan" else None
         if router is None or kinds.get(router) == "snmp":
             continue
-        found = f", which is a {kinds[router]} device" if router in kinds else ""
-        t.problem("router", f"expected the name of an snmp device in this file, got "
-                            f"{show(router)}{found}")
+        snmp = ", ".join(n for n, k in kinds.items() if k == "snmp") or "-"
+        if router in kinds:
+            t.problem("router", "cfg.wan.router_not_snmp", got=show(router), kind=kinds[router],
+                      snmp=snmp)
+        else:
+            t.problem("router", "cfg.wan.router_unknown", got=show(router), snmp=snmp)

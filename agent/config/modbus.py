@@ -47,7 +47,8 @@ import tomllib
 from dataclasses import dataclass
 
 from agent.config import modbus_profiles
-from agent.config.fields import Table, show
+from agent.config.fields import Table, closest, show
+from agent.i18n import text
 from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
@@ -69,6 +70,10 @@ MAX_BITS_PER_READ = 2000
 METRIC_NAME_PATTERN = r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*"
 FLAG_NAME_PATTERN = r"[a-z0-9_]+"
 RESERVED_PREFIX = "poll."   # the poller's own metrics (poll.status, ...)
+
+# The baud rates serial devices and USB adapters use; anything else is almost always a typo.
+STANDARD_BAUDRATES = (300, 600, 1200, 2400, 4800, 9600, 14400, 19200, 28800, 38400, 57600,
+                      76800, 115200, 230400, 460800, 921600)
 
 # Serial line defaults. RTU needs a silent interval between frames (3.5 characters, ~4 ms at
 # 9600 baud), but USB-RS485 adapters and slow UPS firmware need much more in practice; 30 ms is
@@ -146,36 +151,38 @@ def parse(t: Table) -> ModbusSettings:
     those of the device's profile, if it has one).
     """
     transport = t.str("transport", "tcp", choices=TRANSPORTS)
+    if t.has("transport") and t.raw("transport") not in TRANSPORTS:
+        transport = None   # already reported; nothing that depends on it is judged
     serial = transport == "rtu"
 
     host = port = serial_port = None
     if serial:
-        serial_port = t.str("serial_port", pattern=r"/\S+",
-                            what="a serial device path like /dev/ttyUSB0 or /dev/serial/by-id/...")
+        serial_port = t.str("serial_port", pattern=r"/\S+", what=text("cfg.what.serial_port"))
         for key in ("host", "port"):
             if t.has(key):
                 t.raw(key)
-                t.problem(key, 'is only used with transport = "tcp" or "rtu_over_tcp"; '
-                               'this device uses transport = "rtu" (serial_port)')
-    else:
-        host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
+                t.problem(key, "cfg.modbus.tcp_only")
+    elif transport is not None:
+        host = t.host("host")
         port = t.int("port", 502, min=1, max=65535)
         if t.has("serial_port"):
             t.raw("serial_port")
-            t.problem("serial_port", 'is only used with transport = "rtu"; set transport = "rtu" '
-                                     'for a serial line')
+            t.problem("serial_port", "cfg.modbus.rtu_only")
+    else:
+        # A misspelt transport: which keys belong cannot be told, so none is judged.
+        for key in ("host", "port", "serial_port"):
+            t.raw(key)
 
-    baudrate = t.int("baudrate", 9600, min=300, max=1_000_000)
+    baudrate = _baudrate(t)
     parity = t.str("parity", "N", choices=("N", "E", "O"))
     stopbits = t.int("stopbits", 1, min=1, max=2)
     bytesize = t.int("bytesize", 8, min=7, max=8)
-    if not serial:
+    if not serial and transport is not None:
         # Over TCP the gateway's own settings decide the serial line; saying otherwise here
         # would suggest a fix that changes nothing.
         for key in ("baudrate", "parity", "stopbits", "bytesize"):
             if t.has(key):
-                t.problem(key, 'is only used with transport = "rtu"; over TCP the gateway\'s '
-                               'own serial settings apply')
+                t.problem(key, "cfg.modbus.serial_only")
 
     # TCP-native devices often answer only on unit 0 or 255; on a serial bus 1-247 are the
     # addressable units (0 is broadcast, which never answers).
@@ -203,7 +210,7 @@ def parse(t: Table) -> ModbusSettings:
         tables = t.tables("registers", required=not asked)
         if t.has("registers") and isinstance(t.raw("registers"), list) and not tables \
                 and not asked:
-            t.problem("registers", "expected at least one [[devices.registers]] entry")
+            t.problem("registers", "cfg.modbus.no_registers")
         registers = _unique(_parse_registers(tables, address_base, max_per_read or 1, order))
     else:
         # The profile's addresses are numbered as in its source document, whatever numbering
@@ -222,11 +229,28 @@ def parse(t: Table) -> ModbusSettings:
         profile=profile.info if profile else None)
 
 
+def _baudrate(t: Table) -> int:
+    """The serial speed, from the standard list; a typo gets the likely one suggested."""
+    raw = t.raw("baudrate", 9600)
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw in STANDARD_BAUDRATES:
+        return raw
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        t.int("baudrate", 9600, min=300, max=1_000_000)   # says what is wrong with the value
+        return 9600
+    # A zero too many or too few (96000, 960) is the usual slip; otherwise the nearest.
+    guess = next((b for b in (raw // 10 if raw % 10 == 0 else 0, raw * 10)
+                  if b in STANDARD_BAUDRATES), None)
+    if guess is None:
+        guess = min(STANDARD_BAUDRATES, key=lambda b: abs(b - raw))
+    t.problem("baudrate", "cfg.modbus.baudrate", got=raw, suggestion=guess)
+    return 9600
+
+
 def _address_base(t: Table, default: int | str = 0) -> int | str:
     raw = t.raw("address_base", default)
     if raw in (0, 1, "modicon") and not isinstance(raw, bool):
         return raw
-    t.problem("address_base", f'expected 0, 1 or "modicon", got {show(raw)}')
+    t.problem("address_base", "cfg.expected", what=text("cfg.what.address_base"), got=show(raw))
     return default
 
 
@@ -249,7 +273,7 @@ def _unique(registers: list[tuple[RegisterSpec, Table]]) -> list[RegisterSpec]:
     for spec, rt in registers:
         for metric in [spec.name] + [f"{spec.name}.{flag}" for _, flag in spec.flags]:
             if metric in names:
-                rt.problem("name", f"{show(metric)} is already used by {names[metric]}")
+                rt.problem("name", "cfg.name_used", name=show(metric), other=names[metric])
             names.setdefault(metric, rt.path)
         specs.append(spec)
     return specs
@@ -280,36 +304,41 @@ def _load_profile(t: Table) -> _Profile | None:
     """The profile named by the device's ``profile`` key, or None (none asked, or unusable)."""
     profiles_dir = None
     if t.has("profiles_dir"):
-        own_dir = t.str("profiles_dir", pattern=r"/.*",
-                        what='an absolute directory path, e.g. "/etc/clinic-agent/profiles"')
+        own_dir = t.str("profiles_dir", pattern=r"/.*", what=text("cfg.what.profiles_dir"))
         why = modbus_profiles.check_profiles_dir(own_dir) if own_dir else None
         if why:
-            t.problem("profiles_dir", why)
+            t.problem("profiles_dir", why.id, **why.args)
         profiles_dir = own_dir if own_dir and not why else None
         if not t.has("profile"):
-            t.problem("profiles_dir", 'is only used with profile = "..."')
+            t.problem("profiles_dir", "cfg.modbus.profiles_dir_alone")
     if not t.has("profile"):
         return None
-    name = t.str("profile", pattern=PROFILE_NAME_PATTERN,
-                 what='a profile name like "eastron-sdm630"')
+    name = t.str("profile", pattern=PROFILE_NAME_PATTERN, what=text("cfg.what.profile_name"))
     if name is None:
         return None
     try:
         found = modbus_profiles.read(name, profiles_dir)
     except modbus_profiles.ProfileNotReadable as exc:
-        t.problem("profile", str(exc))
+        t.problem("profile", "cfg.profile_unreadable", path=exc.path, error=exc.error)
         return None
     if found is None:
-        names = ", ".join(modbus_profiles.available(profiles_dir)) or "none"
-        where = f"shipped with the agent or in {profiles_dir}" if profiles_dir else \
-            "shipped with the agent"
-        t.problem("profile", f"no profile named {show(name)}; available ({where}): {names}")
+        available = modbus_profiles.available(profiles_dir)
+        args = {"name": show(name), "names": ", ".join(available) or "-"}
+        msg = "cfg.profile_missing"
+        if profiles_dir:
+            args["dir"] = profiles_dir
+            msg = "cfg.profile_missing_dir"
+        guess = closest(name, available)
+        if guess:
+            t.problem("profile", msg + "_did_you_mean", suggestion=show(guess), **args)
+        else:
+            t.problem("profile", msg, **args)
         return None
-    text, where, shipped = found
+    body, where, shipped = found
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:
-        t.problem("profile", f"{show(name)} ({where}) is not valid TOML: {exc}")
+        t.problem("profile", "cfg.profile_not_toml", name=show(name), where=where, error=str(exc))
         return None
 
     pt = _ProfileTable(t.problems, data, f"{t.key_path('profile')} {show(name)} ({where})")
@@ -333,13 +362,13 @@ def _load_profile(t: Table) -> _Profile | None:
 
 def _parse_source(st: Table) -> ProfileSource:
     """A profile's ``[source]``: the document its addresses were checked against."""
-    title = st.str("title", what="the document's title, as printed on it")
-    version = st.str("version", what="the document's version and/or date")
-    url = st.str("url", "", pattern=r"https?://\S+", what="an http(s) address")
+    title = st.str("title", what=text("cfg.what.doc_title"))
+    version = st.str("version", what=text("cfg.what.doc_version"))
+    url = st.str("url", "", pattern=r"https?://\S+", what=text("cfg.what.url"))
     path = st.str("path", "")
     notes = st.str("notes", "")
     if not url and not path and not st.has("url"):
-        st.problem("url", "is required (or path, for a map kept in this repository)")
+        st.problem("url", "cfg.profile_source_url")
     st.finish()
     return ProfileSource(title=title or "", version=version or "", url=url or "",
                          path=path or "", notes=notes or "")
@@ -350,11 +379,9 @@ def _parse_source(st: Table) -> ProfileSource:
 def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
                     default_order: tuple[str, str] = ("big", "big")) -> RegisterSpec | None:
     ok = True
-    name = rt.str("name", pattern=METRIC_NAME_PATTERN,
-                  what="a metric name of dotted lowercase words, e.g. \"battery.charge\"")
+    name = rt.str("name", pattern=METRIC_NAME_PATTERN, what=text("cfg.what.metric_name"))
     if name is not None and name.startswith(RESERVED_PREFIX):
-        rt.problem("name", f'names starting with "{RESERVED_PREFIX}" are reserved for the '
-                           f'poller\'s own metrics, got {show(name)}')
+        rt.problem("name", "cfg.modbus.reserved_name", prefix=RESERVED_PREFIX, got=show(name))
         ok = False
     ok &= name is not None
 
@@ -367,8 +394,7 @@ def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
     is_bit_table = table in BIT_TABLES
     type_ = rt.str("type", "bit" if is_bit_table else "int16", choices=TYPES)
     if is_bit_table and type_ not in (None, "bit"):
-        rt.problem("type", f'{table} addresses hold single bits: use type = "bit" or leave '
-                           f'type out, got {show(type_)}')
+        rt.problem("type", "cfg.modbus.bit_table_type", table=table, got=show(type_))
         type_ = None
     ok &= type_ is not None
 
@@ -379,7 +405,7 @@ def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
         ok &= length is not None
     elif rt.has("length"):
         rt.raw("length")
-        rt.problem("length", f'is only used with type = "string", got type = {show(type_)}')
+        rt.problem("length", "cfg.modbus.length_string_only", got=show(type_))
 
     bit = None
     if type_ == "bit" and not is_bit_table:
@@ -387,7 +413,7 @@ def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
         ok &= bit is not None
     elif rt.has("bit"):
         rt.raw("bit")
-        rt.problem("bit", 'is only used with type = "bit" in a holding or input register')
+        rt.problem("bit", "cfg.modbus.bit_only")
     if type_ in TYPE_WIDTH:
         count = TYPE_WIDTH[type_]
 
@@ -396,23 +422,21 @@ def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
     numeric = type_ in INTEGER_TYPES or type_ in ("float32", "float64")
     scale = rt.float("scale", 1.0)
     if scale is not None and scale == 0:
-        rt.problem("scale", "expected a number other than 0, got 0")
+        rt.problem("scale", "cfg.modbus.scale_zero")
     offset = rt.float("offset", 0.0)
     if not numeric and type_ is not None:
         for key in ("scale", "offset"):
             if rt.has(key):
-                rt.problem(key, f'is only used with number types, got type = {show(type_)}')
+                rt.problem(key, "cfg.modbus.numbers_only", got=show(type_))
     unit = rt.str("unit", "")
 
     enum = _parse_code_table(rt, "enum", type_, value_pattern=None)
     flags = _parse_code_table(rt, "flags", type_, value_pattern=FLAG_NAME_PATTERN)
     if enum and flags:
-        rt.problem("flags", "use either enum (the register holds one code) or flags (each bit "
-                            "means something), not both")
+        rt.problem("flags", "cfg.modbus.enum_and_flags")
 
     if address is not None and address + count > 65536:
-        rt.problem("address", f"the register's {count} address(es) run past the end of the "
-                              f"address space (65535), got {label}")
+        rt.problem("address", "cfg.modbus.past_end", count=count, label=label)
         ok = False
     if not ok:
         return None
@@ -442,11 +466,10 @@ def _parse_address(rt: Table, address_base: int | str, table: str | None,
         for first, last, tab in _MODICON:
             if first <= raw <= last:
                 if table_given and tab != table:
-                    rt.problem("table", f"address {raw} is a Modicon {tab} address, but table = "
-                                        f"{show(table)}; leave table out or fix the address")
+                    rt.problem("table", "cfg.modbus.modicon_table", address=raw, table_of=tab,
+                               got=show(table))
                 return raw - first, tab, str(raw)
-        rt.problem("address", "expected a Modicon address like 40001 (holding), 30001 (input), "
-                              f"10001 (discrete) or 1 (coil), got {raw}")
+        rt.problem("address", "cfg.modbus.modicon_address", got=raw)
         return None, table, ""
     lo = 1 if address_base == 1 else 0
     raw = rt.int("address", min=lo, max=65535 + lo)
@@ -461,10 +484,11 @@ def _parse_order(rt: Table, default: tuple[str, str] = ("big", "big")) -> tuple[
     ``default`` applies where neither is given: the device's (or profile's) own ``order``.
     """
     if rt.has("order"):
-        order = rt.str("order", choices=tuple(ORDERS))
+        # No guess: "ACBD" is as far from "ABCD" as from "CDAB", and a wrong order reads as data.
+        order = rt.str("order", choices=tuple(ORDERS), suggest=False)
         if rt.has("word_order") or rt.has("byte_order"):
             rt.raw("word_order"), rt.raw("byte_order")
-            rt.problem("order", "use either order or word_order/byte_order, not both")
+            rt.problem("order", "cfg.modbus.order_both")
         return ORDERS[order] if order else default
     word = rt.str("word_order", default[0], choices=("big", "little"))
     byte = rt.str("byte_order", default[1], choices=("big", "little"))
@@ -478,30 +502,29 @@ def _parse_code_table(rt: Table, key: str, type_: str | None,
         return ()
     raw = rt.raw(key)
     if type_ not in INTEGER_TYPES:
-        rt.problem(key, f"is only used with integer types (int16 ... uint64), got type = "
-                        f"{show(type_)}")
+        rt.problem(key, "cfg.modbus.integers_only", got=show(type_))
         return ()
     if not isinstance(raw, dict) or not raw:
-        rt.problem(key, f'expected a table of code = "text", e.g. {{ 0 = "online" }}, '
-                        f"got {show(raw)}")
+        rt.problem(key, "cfg.expected", what=text("cfg.what.code_table"), got=show(raw))
         return ()
     bits = TYPE_WIDTH[type_] * 16
     out: list[tuple[int, str]] = []
-    for code_text, text in raw.items():
+    for code_text, label in raw.items():
         where = f"{key}.{code_text}"
         if not re.fullmatch(r"-?[0-9]+", code_text):
-            rt.problem(where, f"expected an integer code, got {show(code_text)}")
+            rt.problem(where, "cfg.expected", what=text("cfg.what.integer_code"),
+                       got=show(code_text))
             continue
         code = int(code_text)
         if key == "flags" and not 0 <= code < bits:
-            rt.problem(where, f"expected a bit number 0-{bits - 1}, got {code}")
+            rt.problem(where, "cfg.expected", what=text("cfg.what.bit_number", hi=bits - 1),
+                       got=str(code))
             continue
-        if not isinstance(text, str) or not text:
-            rt.problem(where, f"expected a non-empty string, got {show(text)}")
+        if not isinstance(label, str) or not label:
+            rt.problem(where, "cfg.expected", what=text("cfg.what.non_empty"), got=show(label))
             continue
-        if value_pattern and not re.fullmatch(value_pattern, text):
-            rt.problem(where, f"expected a flag name of lowercase letters, digits and '_', "
-                              f"got {show(text)}")
+        if value_pattern and not re.fullmatch(value_pattern, label):
+            rt.problem(where, "cfg.expected", what=text("cfg.what.flag_name"), got=show(label))
             continue
-        out.append((code, text))
+        out.append((code, label))
     return tuple(sorted(out))

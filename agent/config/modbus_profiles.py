@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from agent.i18n import Text, text
+
 PROFILE_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
 FILE_PREFIX = "modbus-"
 SUFFIX = ".toml"
@@ -49,7 +51,12 @@ class ProfileInfo:
 
 
 class ProfileNotReadable(Exception):
-    """A profile file exists but cannot be read; the message says why in plain words."""
+    """A profile file exists but cannot be read; ``path`` and ``error`` say which and why."""
+
+    def __init__(self, path: str, error: str) -> None:
+        self.path = path
+        self.error = error
+        super().__init__(f"cannot read {path}: {error}")
 
 
 def shipped_dir() -> Path:
@@ -98,14 +105,14 @@ def read(name: str, profiles_dir: str | None = None) -> tuple[str, str, bool] | 
         try:
             return path.read_text(encoding="utf-8"), str(path), shipped
         except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileNotReadable(f"cannot read {path}: {exc}") from exc
+            raise ProfileNotReadable(str(path), str(exc)) from exc
     return None
 
 
-def check_profiles_dir(path: str) -> str | None:
+def check_profiles_dir(path: str) -> Text | None:
     """Why ``path`` cannot serve as a profiles_dir, or None when it can."""
     if not os.path.isdir(path):
-        return f"{path} is not a directory (create it, or leave profiles_dir out)"
+        return text("cfg.profiles_dir_missing", path=path)
     if not os.access(path, os.R_OK | os.X_OK):
-        return f"no permission to read {path}"
+        return text("cfg.profiles_dir_denied", path=path)
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.config.fields import Table
+from agent.i18n import text
 
 DEFAULT_TRUSTED_KEYS_DIR = "/etc/clinic-agent/trusted-keys"
 
@@ -26,7 +27,7 @@ def parse(t: Table) -> RemoteConfig:
     cfg = RemoteConfig(
         enabled=bool(t.bool("enabled", True)),
         trusted_keys_dir=t.str("trusted_keys_dir", DEFAULT_TRUSTED_KEYS_DIR, pattern=r".+",
-                               what="a directory path"),
+                               what=text("cfg.what.directory")),
         max_push_bytes=t.int("max_push_bytes", 256 * 1024, min=1024, max=16 * 1024 * 1024),
         confirm_timeout_s=t.float("confirm_timeout_s", 180.0, min=1.0, max=86400),
     )

@@ -38,6 +38,7 @@ from typing import Any
 
 from agent.config import snmp_profiles
 from agent.config.fields import Table, show
+from agent.i18n import Text, text
 from agent.config.secret import Secret
 from agent.config.snmp_profiles import DEFAULT_PROFILES, PROFILE_NAME_PATTERN, ProfileSet
 
@@ -64,6 +65,15 @@ IF_TYPES = {
 _V3_ONLY = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key")
 
 
+class UnknownIfType(ValueError):
+    """``type:`` followed by a name that is not an IANA ifType this module knows."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+        super().__init__(f"unknown ifType {word!r}: use its number (e.g. type:23) or one of "
+                         + ", ".join(sorted(IF_TYPES)))
+
+
 @dataclass(frozen=True)
 class InterfaceSelector:
     """Selects interfaces by exact name (ifName, ifDescr or ifAlias; any case), ``re:`` regex,
@@ -85,8 +95,7 @@ class InterfaceSelector:
                 return cls(text, if_type=int(word))
             if word.casefold() in IF_TYPES:
                 return cls(text, if_type=IF_TYPES[word.casefold()])
-            raise ValueError(f"unknown ifType {word!r}: use its number (e.g. type:23) or one of "
-                             + ", ".join(sorted(IF_TYPES)))
+            raise UnknownIfType(word)
         if text.startswith(ALIAS_PREFIX):
             return cls(text[len(ALIAS_PREFIX):], alias_only=True)
         return cls(text)
@@ -139,10 +148,9 @@ class SnmpSettings:
 
 def parse(t: Table) -> SnmpSettings:
     """Read the SNMP keys of one ``[[devices]]`` table, recording every problem on ``t``."""
-    host = t.str("host", pattern=r"[^\s/]+", what="a host name or IP address")
+    host = t.host("host")
     port = t.int("port", 161, min=1, max=65535)
-    version = t.str("version", "2c", choices=VERSIONS,
-                    what='one of "1", "2c", "3" (in quotes)') or "2c"
+    version = t.str("version", "2c", choices=VERSIONS, what=text("cfg.what.snmp_version")) or "2c"
     retries = t.int("retries", 1, min=0, max=10)
     max_repetitions = t.int("max_repetitions", 25, min=1, max=1000)
     interfaces = _selectors(t)
@@ -153,13 +161,13 @@ def parse(t: Table) -> SnmpSettings:
     names = t.str_list("profiles", DEFAULT_PROFILES) or ()
     for i, name in enumerate(names):
         if not re.fullmatch(PROFILE_NAME_PATTERN, name):
-            t.problem(f"profiles[{i}]", f"expected a profile name (lowercase, as in "
-                                        f"snmp-<name>.toml), got {show(name)}")
+            t.problem(f"profiles[{i}]", "cfg.expected", what=text("cfg.what.snmp_profile_name"),
+                      got=show(name))
     profiles = snmp_profiles.load(t, "profiles", tuple(n for n in names
                                                       if re.fullmatch(PROFILE_NAME_PATTERN, n)),
                                   profiles_dir)
     if not names:
-        t.problem("profiles", "expected at least one profile, e.g. [\"system\", \"if-mib\"]")
+        t.problem("profiles", "cfg.snmp.no_profiles")
 
     community = _secret(t, "community")
     v3 = {key: t.has(key) for key in _V3_ONLY}
@@ -167,19 +175,17 @@ def parse(t: Table) -> SnmpSettings:
     auth_key = priv_key = None
     if version == "3":
         if t.has("community"):
-            t.problem("community", 'is only used with version "1" or "2c"; v3 uses user and keys')
+            t.problem("community", "cfg.snmp.community_v3")
         user, auth_protocol, auth_key, priv_protocol, priv_key = _parse_v3(t)
     else:
         if community is None and not t.has("community"):
-            t.problem("community", f'is required for SNMP v{version} (the router\'s read-only '
-                                   'community; it may live in the secrets file)')
+            t.problem("community", "cfg.snmp.community_required", version=version)
         elif community is not None and community.reveal() == "public":
-            t.problem("community", '"public" is the factory default anyone can guess; set a '
-                                   "private read-only community on the router and here")
+            t.problem("community", "cfg.snmp.community_public")
         for key in _V3_ONLY:
             t.raw(key)
             if v3[key]:
-                t.problem(key, f'is only used with version = "3", not {show(version)}')
+                t.problem(key, "cfg.snmp.v3_only", version=show(version))
 
     return SnmpSettings(
         host=host or "", port=port or 161, version=version, community=community, user=user,
@@ -192,7 +198,7 @@ def parse(t: Table) -> SnmpSettings:
 
 def _parse_v3(t: Table) -> tuple[Any, ...]:
     user = t.str("user", pattern=r"[^\s]{1,%d}" % MAX_USER_LENGTH,
-                 what=f"a v3 user name of 1-{MAX_USER_LENGTH} characters without spaces")
+                 what=text("cfg.what.v3_user", n=MAX_USER_LENGTH))
     auth_key = _secret(t, "auth_key", min_length=MIN_KEY_LENGTH)
     priv_key = _secret(t, "priv_key", min_length=MIN_KEY_LENGTH)
     auth_protocol = _protocol(t, "auth_protocol", AUTH_PROTOCOLS, key_name="auth_key",
@@ -200,17 +206,18 @@ def _parse_v3(t: Table) -> tuple[Any, ...]:
     priv_protocol = _protocol(t, "priv_protocol", PRIV_PROTOCOLS, key_name="priv_key",
                               key_given=t.has("priv_key"))
     if auth_protocol not in (None, "none") and auth_key is None and not t.has("auth_key"):
-        t.problem("auth_key", f"is required with auth_protocol = {show(auth_protocol)}")
+        t.problem("auth_key", "cfg.snmp.key_required", protocol_key="auth_protocol",
+                  protocol=show(auth_protocol))
     if auth_protocol == "none" and t.has("auth_key"):
-        t.problem("auth_key", 'is set but auth_protocol is "none"')
+        t.problem("auth_key", "cfg.snmp.key_unused", protocol_key="auth_protocol")
     if priv_protocol not in (None, "none"):
         if priv_key is None and not t.has("priv_key"):
-            t.problem("priv_key", f"is required with priv_protocol = {show(priv_protocol)}")
+            t.problem("priv_key", "cfg.snmp.key_required", protocol_key="priv_protocol",
+                      protocol=show(priv_protocol))
         if auth_protocol == "none":
-            t.problem("priv_protocol", "SNMP v3 cannot encrypt without authentication; "
-                                       "set auth_protocol and auth_key too")
+            t.problem("priv_protocol", "cfg.snmp.priv_without_auth")
     if priv_protocol == "none" and t.has("priv_key"):
-        t.problem("priv_key", 'is set but priv_protocol is "none"')
+        t.problem("priv_key", "cfg.snmp.key_unused", protocol_key="priv_protocol")
     return user, auth_protocol, auth_key, priv_protocol, priv_key
 
 
@@ -221,7 +228,8 @@ def _protocol(t: Table, key: str, choices: tuple[str, ...], *, key_name: str,
         t.str(key, None)
         if key_given:
             # Guessing the protocol would turn a typo into "authentication failed" at 3 a.m.
-            t.problem(key, f"is required with {key_name} (one of {', '.join(choices[1:])})")
+            t.problem(key, "cfg.snmp.protocol_required", key_name=key_name,
+                      choices=", ".join(choices[1:]))
             return None
         return "none"
     return t.str(key, None, choices=choices)
@@ -234,11 +242,12 @@ def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
         return None
     raw = t.raw(key)
     if not isinstance(raw, str):
-        t.problem(key, "expected a string (in quotes)")
+        t.problem(key, "cfg.secret_string")
         return None
     if len(raw) < min_length:
-        what = "a non-empty string" if min_length <= 1 else f"at least {min_length} characters"
-        t.problem(key, f"expected {what}, got {len(raw)} character(s)")
+        what: Text = text("cfg.what.non_empty") if min_length <= 1 else \
+            text("cfg.what.min_chars", n=min_length)
+        t.problem(key, "cfg.expected_chars", what=what, n=len(raw))
         return None
     return Secret(raw)
 
@@ -253,17 +262,18 @@ def _selectors(t: Table) -> tuple[InterfaceSelector, ...]:
     return tuple(selectors)
 
 
-def _selector(t: Table, key: str, text: str | None) -> InterfaceSelector | None:
-    if text is None:
+def _selector(t: Table, key: str, written: str | None) -> InterfaceSelector | None:
+    if written is None:
         return None
-    if not text.strip() or text == REGEX_PREFIX:
-        t.problem(key, f'expected an interface name or "re:<regular expression>", got {show(text)}')
+    if not written.strip() or written == REGEX_PREFIX:
+        t.problem(key, "cfg.expected", what=text("cfg.what.interface"), got=show(written))
         return None
     try:
-        return InterfaceSelector.parse(text)
+        return InterfaceSelector.parse(written)
     except re.error as exc:
-        t.problem(key, f"expected a valid regular expression after \"re:\", got {show(text)} ({exc})")
+        t.problem(key, "cfg.snmp.bad_regex", got=show(written), error=str(exc))
         return None
-    except ValueError as exc:
-        t.problem(key, f"{exc}, got {show(text)}")
+    except UnknownIfType as exc:
+        t.problem(key, "cfg.snmp.unknown_iftype", word=repr(exc.word),
+                  names=", ".join(sorted(IF_TYPES)), got=show(written))
         return None

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.config.fields import Problems, Table, show
+from agent.config.fields import Problems, Table, closest, show
+from agent.i18n import text
 
 Oid = tuple[int, ...]
 
@@ -192,33 +193,41 @@ def load(t: Table, key: str, names: tuple[str, ...], profiles_dir: str | None) -
     for i, name in enumerate(names):
         where = f"{key}[{i}]"
         if name in names[:i]:
-            t.problem(where, f"{show(name)} is listed twice")
+            t.problem(where, "cfg.listed_twice", got=show(name))
             continue
         path = files.get(name)
         if path is None:
-            t.problem(where, f"no SNMP profile {show(name)} (available: {', '.join(sorted(files))}"
-                             + (f"; looked in {BUILTIN_DIR} and {profiles_dir}" if profiles_dir
-                                else f"; add files named {FILE_PREFIX}<name>.toml to a "
-                                     "profiles_dir") + ")")
+            guess = closest(name, files)
+            args = {"got": show(name), "names": ", ".join(sorted(files)),
+                    "suggestion": show(guess) if guess else ""}
+            if profiles_dir:
+                t.problem(where, "cfg.snmp.no_profile_dir", builtin=str(BUILTIN_DIR),
+                          dir=profiles_dir, **args)
+            else:
+                t.problem(where, "cfg.snmp.no_profile", prefix=FILE_PREFIX, **args)
             continue
         problems = Problems()
         profile = _parse_file(path, name, problems)
         for problem in problems.items:
-            t.problem(where, f"{path}: {problem}")
+            if problem.path:
+                t.problem(where, "cfg.in_file_key", file=str(path), key=problem.path,
+                          message=problem.text)
+            else:
+                t.problem(where, "cfg.in_file", file=str(path), message=problem.text)
         if profile is None:
             continue
         for metric in [s.metric for s in profile.scalars] + \
                 [f"{tb.prefix}.*.{m.metric}" for tb in profile.tables for m in tb.metrics]:
             if metric in metrics_seen and metrics_seen[metric] != name:
-                t.problem(where, f"{path}: metric {metric} is also defined by profile "
-                                 f"{show(metrics_seen[metric])}")
+                t.problem(where, "cfg.snmp.metric_twice", file=str(path), metric=metric,
+                          other=show(metrics_seen[metric]))
             metrics_seen[metric] = name
         scalars += profile.scalars
         tables += profile.tables
         if profile.interfaces is not None:
             if interfaces is not None:
-                t.problem(where, f"{path}: only one profile may have an [interfaces] section; "
-                                 f"{show(interfaces.profile)} has one too")
+                t.problem(where, "cfg.snmp.interfaces_twice", file=str(path),
+                          other=show(interfaces.profile))
             else:
                 interfaces = profile.interfaces
     return ProfileSet(names=tuple(names), scalars=tuple(scalars), tables=tuple(tables),
@@ -229,10 +238,10 @@ def _parse_file(path: Path, name: str, problems: Problems) -> ProfileSet | None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add("", f"cannot read the profile: {exc}")
+        problems.add("", text("cfg.profile_cannot_read", error=str(exc)))
         return None
     except tomllib.TOMLDecodeError as exc:
-        problems.add("", f"not valid TOML: {exc}")
+        problems.add("", text("cfg.not_toml", error=str(exc)))
         return None
     root = problems.root(data)
     root.str("description", "")
@@ -245,15 +254,15 @@ def _parse_file(path: Path, name: str, problems: Problems) -> ProfileSet | None:
 
 def parse_oid(t: Table, key: str, default: Any = ...) -> Oid | None:
     """A dotted numeric OID ("1.3.6.1.2.1.1.3", a leading dot allowed)."""
-    text = t.str(key) if default is ... else t.str(key, default)
-    if text is None:
+    written = t.str(key) if default is ... else t.str(key, default)
+    if written is None:
         return None
-    if not re.fullmatch(r"\.?\d+(\.\d+)+", text):
-        t.problem(key, f"expected a numeric OID such as \"1.3.6.1.2.1.1.3\", got {show(text)}")
+    if not re.fullmatch(r"\.?\d+(\.\d+)+", written):
+        t.problem(key, "cfg.expected", what=text("cfg.what.oid"), got=show(written))
         return None
-    oid = tuple(int(x) for x in text.strip(".").split("."))
+    oid = tuple(int(x) for x in written.strip(".").split("."))
     if any(x >= 2**32 for x in oid):
-        t.problem(key, f"OID sub-identifiers must be below 2^32, got {show(text)}")
+        t.problem(key, "cfg.snmp.oid_too_big", got=show(written))
         return None
     return oid
 
@@ -267,26 +276,26 @@ def _value_spec(t: Table, *, default_type: str = "number") -> ValueSpec:
     raw_enum = t.raw("enum")
     if raw_enum is not None:
         if not isinstance(raw_enum, dict):
-            t.problem("enum", 'expected a table of number = "label", e.g. { 1 = "unknown" }')
+            t.problem("enum", "cfg.snmp.enum_table")
         else:
             for k, v in raw_enum.items():
                 if not re.fullmatch(r"-?\d+", k) or not isinstance(v, str):
-                    t.problem(f"enum.{k}", f'expected number = "label", got {k} = {show(v)}')
+                    t.problem(f"enum.{k}", "cfg.snmp.enum_entry", key=k, got=show(v))
                 else:
                     enum.append((int(k), v))
         if kind != "number" or t.has("scale"):
-            t.problem("enum", "an enum labels raw numbers: leave out type and scale")
+            t.problem("enum", "cfg.snmp.enum_raw")
         kind = "string"
     true_if: list[Any] = []
     raw_true = t.raw("true_if")
     if raw_true is not None:
         if not isinstance(raw_true, list) or not raw_true or not all(
                 isinstance(x, (int, str)) and not isinstance(x, bool) for x in raw_true):
-            t.problem("true_if", "expected a list of numbers or strings that mean true")
+            t.problem("true_if", "cfg.snmp.true_if_list")
         else:
             true_if = list(raw_true)
         if t.has("type") and kind != "bool":
-            t.problem("true_if", 'goes with type = "bool" (or no type)')
+            t.problem("true_if", "cfg.snmp.true_if_bool")
         kind = "bool"
     elif kind == "bool":
         true_if = [1]      # TruthValue: true(1), false(2)
@@ -295,7 +304,7 @@ def _value_spec(t: Table, *, default_type: str = "number") -> ValueSpec:
 
 
 def _scalar(t: Table, profile: str) -> ScalarSpec | None:
-    metric = t.str("metric", pattern=METRIC_PATTERN, what="a dotted lowercase metric name")
+    metric = t.str("metric", pattern=METRIC_PATTERN, what=text("cfg.what.metric_dotted"))
     oid = parse_oid(t, "oid")
     role = t.str("role", None, choices=SCALAR_ROLES)
     on_change = t.bool("on_change", False)
@@ -304,58 +313,59 @@ def _scalar(t: Table, profile: str) -> ScalarSpec | None:
     if metric is None or oid is None:
         return None
     if oid[-1] == 0 and len(oid) > 2:
-        t.problem("oid", "name the object, without the instance .0 (it is added)")
+        t.problem("oid", "cfg.snmp.oid_instance")
         return None
     return ScalarSpec(metric, oid, value, role, bool(on_change), profile)
 
 
 def _table(t: Table, profile: str, i: int) -> TableSpec | None:
-    prefix = t.str("prefix", pattern=METRIC_PATTERN, what="a dotted lowercase metric prefix")
+    prefix = t.str("prefix", pattern=METRIC_PATTERN, what=text("cfg.what.metric_prefix"))
     entry = parse_oid(t, "oid")
     columns: dict[str, int] = {}
     raw = t.raw("columns")
     if not isinstance(raw, dict) or not raw:
-        t.problem("columns", "expected a table of name = column number, e.g. { voltage = 2 }")
+        t.problem("columns", "cfg.snmp.columns_table")
     else:
         for name, sub in raw.items():
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-                t.problem(f"columns.{name}", "column names are lowercase letters, digits and _")
+                t.problem(f"columns.{name}", "cfg.snmp.column_name")
             elif isinstance(sub, bool) or not isinstance(sub, int) or not 1 <= sub < 2**32:
-                t.problem(f"columns.{name}", f"expected a column number >= 1, got {show(sub)}")
+                t.problem(f"columns.{name}", "cfg.expected", what=text("cfg.what.column_number"),
+                          got=show(sub))
             else:
                 columns[name] = sub
     static = t.str_list("static", ()) or ()
     for name in static:
         if name not in columns:
-            t.problem("static", f"{show(name)} is not one of the columns")
+            t.problem("static", "cfg.snmp.not_a_column", got=show(name))
     where: list[tuple[str, tuple[Any, ...]]] = []
     raw_where = t.raw("where")
     if raw_where is not None:
         if not isinstance(raw_where, dict):
-            t.problem("where", 'expected a table of column = value, e.g. { type = "1.3.6..." }')
+            t.problem("where", "cfg.snmp.where_table")
         else:
             for name, wanted in raw_where.items():
                 values = wanted if isinstance(wanted, list) else [wanted]
                 if name not in columns:
-                    t.problem(f"where.{name}", "is not one of the columns")
+                    t.problem(f"where.{name}", "cfg.snmp.key_not_a_column")
                 elif not values or not all(isinstance(v, (int, str)) and not isinstance(v, bool)
                                            for v in values):
-                    t.problem(f"where.{name}", "expected a number, a string or a list of them")
+                    t.problem(f"where.{name}", "cfg.snmp.where_value")
                 else:
                     where.append((name, tuple(values)))
     row = t.str("row", "{index}")
     for name in ROW_FIELD.findall(row or ""):
         if name != "index" and name not in columns:
-            t.problem("row", f"{{{name}}} is neither {{index}} nor one of the columns")
+            t.problem("row", "cfg.snmp.row_field", field="{" + name + "}")
     collapse = t.bool("collapse_single_row", False)
     metrics = []
     for mt in t.tables("metrics", required=True):
-        metric = mt.str("metric", pattern=METRIC_PATTERN, what="a dotted lowercase metric name")
+        metric = mt.str("metric", pattern=METRIC_PATTERN, what=text("cfg.what.metric_dotted"))
         expr = _expr(mt, "value", tuple(columns))
         per_row = mt.bool("per_row", True)
         summary = mt.str("summary", None, choices=SUMMARIES)
         if not per_row and summary is None:
-            mt.problem("per_row", "per_row = false reports nothing without a summary")
+            mt.problem("per_row", "cfg.snmp.per_row")
         value = _value_spec(mt)
         mt.finish()
         if metric and expr:
@@ -375,36 +385,37 @@ _ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant
 
 def _expr(t: Table, key: str, columns: tuple[str, ...]) -> Expr | None:
     """A column name or + - * / arithmetic over columns and numbers; nothing else parses."""
-    text = t.str(key)
-    if text is None:
+    written = t.str(key)
+    if written is None:
         return None
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = ast.parse(written, mode="eval")
     except SyntaxError:
-        t.problem(key, f"expected a column name or arithmetic such as \"used * units\", got {show(text)}")
+        t.problem(key, "cfg.expected", what=text("cfg.what.expression"), got=show(written))
         return None
     names: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES) or (
                 isinstance(node, ast.Constant) and (isinstance(node.value, bool)
                                                     or not isinstance(node.value, (int, float)))):
-            t.problem(key, f"only column names, numbers and + - * / are allowed, got {show(text)}")
+            t.problem(key, "cfg.snmp.expr_allowed", got=show(written))
             return None
         if isinstance(node, ast.Name):
             if node.id not in columns:
-                t.problem(key, f"{show(node.id)} is not one of the columns ({', '.join(columns)})")
+                t.problem(key, "cfg.snmp.expr_column", got=show(node.id),
+                          columns=", ".join(columns))
                 return None
             names.append(node.id)
-    code = compile(tree, f"<{text}>", "eval")
+    code = compile(tree, f"<{written}>", "eval")
 
     def evaluate(row: dict[str, float]) -> float:
         return float(eval(code, {"__builtins__": {}}, row))   # noqa: S307 - checked AST above
-    return Expr(text, tuple(dict.fromkeys(names)), evaluate)
+    return Expr(written, tuple(dict.fromkeys(names)), evaluate)
 
 
 def _interfaces(t: Table, profile: str) -> InterfaceSpec | None:
-    prefix = t.str("prefix", "if", pattern=METRIC_PATTERN, what="a metric prefix")
-    wan_key = t.str("wan_key", "wan", pattern=r"[a-z0-9_]+", what="lowercase letters, digits, _")
+    prefix = t.str("prefix", "if", pattern=METRIC_PATTERN, what=text("cfg.what.metric_prefix"))
+    wan_key = t.str("wan_key", "wan", pattern=r"[a-z0-9_]+", what=text("cfg.what.lower_word"))
     count = parse_oid(t, "count", None)
     ct = t.table("columns", required=True)
     columns: list[tuple[str, Oid]] = []
@@ -413,21 +424,22 @@ def _interfaces(t: Table, profile: str) -> InterfaceSpec | None:
         if oid is not None:
             columns.append((role, oid))
         elif role in INTERFACE_REQUIRED and not ct.has(role):
-            ct.problem(role, "is required (the interface status column)")
+            ct.problem(role, "cfg.snmp.status_column")
     ct.finish()
     mt = t.table("metrics")
-    metrics = [(role, mt.str(role, default, pattern=r"[a-z0-9_]+", what="a metric name")
+    metrics = [(role, mt.str(role, default, pattern=r"[a-z0-9_]+",
+                             what=text("cfg.what.lower_word"))
                 or default) for role, default in INTERFACE_METRICS.items()]
     mt.finish()
     wt = t.table("wan")
     wan_types = []
     raw_types = wt.raw("types", [])
     if not isinstance(raw_types, list):
-        wt.problem("types", "expected a list of ifType numbers")
+        wt.problem("types", "cfg.expected", what=text("cfg.what.iftype_list"), got=show(raw_types))
         raw_types = []
     for n, v in enumerate(raw_types):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            wt.problem(f"types[{n}]", f"expected an ifType number, got {show(v)}")
+            wt.problem(f"types[{n}]", "cfg.expected", what=text("cfg.what.iftype"), got=show(v))
         else:
             wan_types.append(v)
     wan_names = wt.str_list("names", ()) or ()
@@ -435,13 +447,14 @@ def _interfaces(t: Table, profile: str) -> InterfaceSpec | None:
         try:
             re.compile(pattern)
         except re.error as exc:
-            wt.problem(f"names[{n}]", f"not a valid regular expression: {exc}")
+            wt.problem(f"names[{n}]", "cfg.bad_regex", error=str(exc))
     routes = []
     for rt in wt.tables("default_route"):
         oid = parse_oid(rt, "oid")
         index_prefix = rt.str("index_prefix", "")
         if index_prefix and not re.fullmatch(r"\d+(\.\d+)*", index_prefix):
-            rt.problem("index_prefix", f"expected dotted numbers, got {show(index_prefix)}")
+            rt.problem("index_prefix", "cfg.expected", what=text("cfg.what.dotted_numbers"),
+                       got=show(index_prefix))
             index_prefix = ""
         rt.finish()
         if oid is not None:
@@ -462,10 +475,9 @@ def check_dir(t: Table, key: str, path: str | None) -> str | None:
     if path is None:
         return None
     if not os.path.isabs(path):
-        t.problem(key, f"expected an absolute path (the agent does not run from the config's "
-                       f"folder), got {show(path)}")
+        t.problem(key, "cfg.expected_absolute", got=show(path))
         return None
     if not os.path.isdir(path):
-        t.problem(key, f"{show(path)} is not a folder")
+        t.problem(key, "cfg.not_a_folder", got=show(path))
         return None
     return path

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from agent.config.fields import Table, show
+from agent.i18n import text
 
 DEFAULT_TARGETS = ("1.1.1.1:53", "9.9.9.9:53")
 HOST_PATTERN = r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]"
@@ -64,18 +65,20 @@ def parse(t: Table) -> WanSettings:
     """Read the WAN keys of one ``[[devices]]`` table, recording every problem on ``t``."""
     texts = t.str_list("targets", DEFAULT_TARGETS) or ()
     targets: list[WanTarget] = []
-    for i, text in enumerate(texts):
-        target = parse_target(text)
+    for i, written in enumerate(texts):
+        target = parse_target(written)
         if target is None:
-            t.problem(f"targets[{i}]", f'expected "host:port" or "host", got {show(text)}')
+            t.problem(f"targets[{i}]", "cfg.expected", what=text("cfg.what.wan_target"),
+                      got=show(written))
         elif target.key in {x.key for x in targets}:
-            t.problem(f"targets[{i}]", f"{show(text)} is listed twice")
+            t.problem(f"targets[{i}]", "cfg.listed_twice", got=show(written))
         else:
             targets.append(target)
     if not texts:
-        t.problem("targets", 'expected at least one target, e.g. ["1.1.1.1:53"]')
+        t.problem("targets", "cfg.wan.no_targets")
     window = t.int("window", 20, min=1, max=1000)
-    router = t.str("router", None, pattern=r"[a-z0-9][a-z0-9_-]{0,31}", what="a device name")
+    router = t.str("router", None, pattern=r"[a-z0-9][a-z0-9_-]{0,31}",
+                   what=text("cfg.what.device_name"))
     fallback = t.int("icmp_fallback_port", 443, min=1, max=65535)
     return WanSettings(targets=tuple(targets), window=window or 20, router=router,
                        icmp_fallback_port=fallback or 443)

@@ -21,9 +21,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from agent.clock import RELEASE_FLOOR
-from agent.config import AgentConfig, BrokerAddress, load_config
+from agent.config import AgentConfig, BrokerAddress, load_config, salvage_config
 from agent.control.server import ControlClient, ControlError, NoPermission, socket_path
 from agent.errors import ConfigError, PublishError
+from agent.i18n import Text, text
 
 CERT_WARN_DAYS = 30
 DNS_TIMEOUT_S = 5.0
@@ -49,7 +50,7 @@ class Check:
     msg: str
     params: dict[str, Any] = field(default_factory=dict)
     hint: str | None = None
-    details: list[str] = field(default_factory=list)   # e.g. each config problem
+    details: list[Any] = field(default_factory=list)   # e.g. each config problem (fields.Problem)
 
 
 PollDirect = Callable[[AgentConfig, list], list[dict[str, Any]]]
@@ -68,7 +69,12 @@ def run(config_path: str, *, poll_direct: PollDirect,
     except ConfigError as exc:
         yield Check("config", config_path, "fail", "doctor.config.invalid",
                     {"path": config_path, "n": len(exc.problems)}, "hint.config",
-                    details=list(exc.problems))
+                    details=list(exc.details))
+        # No dead end: check everything the faulty file still says clearly.
+        cfg, skipped = _salvage(config_path)
+        if cfg is not None and skipped:
+            yield Check("config", config_path, "warn", "doctor.config.partial",
+                        {"devices": ", ".join(skipped)}, "hint.config_partial")
 
     sock = socket_path(cfg) if cfg is not None else fallback_socket()
     client: ControlClient | None = None
@@ -79,6 +85,8 @@ def run(config_path: str, *, poll_direct: PollDirect,
     if cfg is None:
         yield Check("mqtt", "", "skip", "doctor.skip.no_config")
         return
+    if not cfg.mqtt.brokers:
+        yield Check("mqtt", "", "skip", "doctor.skip.no_broker")
     try:
         for broker in cfg.mqtt.brokers:
             yield from _broker_checks(cfg, broker)
@@ -112,9 +120,10 @@ def _agent_check(sock: str) -> tuple[Check, ControlClient | None]:
     if broker.get("connected"):
         return Check("agent", sock, "ok", "doctor.agent.running_connected",
                      {"pid": snap.get("pid"), "broker": broker.get("broker", "")}), client
+    coded = Text.from_doc(broker.get("last_error_code"))
     return Check("agent", sock, "warn", "doctor.agent.running_disconnected",
-                 {"pid": snap.get("pid"), "error": broker.get("last_error") or "-"},
-                 "hint.agent_disconnected"), client
+                 {"pid": snap.get("pid"), "error": coded or broker.get("last_error") or "-"},
+                 "hint.agent_disconnected_below"), client
 
 
 def _clock_check(now: float | None = None) -> Check:
@@ -386,8 +395,9 @@ def device_check(res: dict[str, Any], kind: str, via: str) -> Check:
     """A device's poll result as a check, with the hint for its kind and status."""
     name, status = res["device"], res["status"]
     values = [r for r in res["readings"] if not r["metric"].startswith("poll.")]
-    params = {"device": name, "kind": kind, "status": status, "reason": res.get("reason") or "",
-              "n": len(values), "via": via}
+    reason = Text.from_doc(res.get("reason_code")) or res.get("reason") or ""
+    params = {"device": name, "kind": kind, "status": text(f"devstatus.{status}")
+              if status in DEVICE_STATUSES else status, "reason": reason, "n": len(values), "via": via}
     if status == "ok" and values:
         return Check("device", name, "ok", "doctor.device.ok", params)
     if status == "ok":
@@ -409,6 +419,14 @@ def _poll_budget(devices: list) -> float:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+DEVICE_STATUSES = ("ok", "timeout", "refused", "bad_answer", "error", "unknown", "disabled")
+
+
+def _salvage(config_path: str) -> tuple[AgentConfig | None, list[str]]:
+    """The usable part of a config with problems, and the devices left out of it."""
+    return salvage_config(config_path)
+
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,10 @@
+"""The message catalogue beyond the CLI's own words (agent.i18n): one module per subject.
+
+    config   every config problem (agent.config), and the phrases they are built from
+    devices  device failure reasons (agent.sources), broker and TLS errors (agent.publish)
+    cli      the command line's help, the config commands, argparse's own words
+"""
+
+from agent.catalogue import cli, config
+
+CATALOGUES = (config.MESSAGES, cli.MESSAGES)

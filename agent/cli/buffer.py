@@ -1,0 +1,151 @@
+"""``clinic-agent buffer [export]``: what waits for the broker, read from the buffer file itself
+(read-only, beside the running agent); ``export`` writes a time range as CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from agent.cli.common import (DEFAULT_CONFIG, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common,
+                              add_lang, age, print_json, term as make_term)
+from agent.control.server import ControlClient, ControlError, NoPermission
+from agent.errors import StoreError
+from agent.i18n import Messages
+from agent.term import ago, size
+
+
+def register(p: argparse.ArgumentParser, t: Messages) -> None:
+    add_common(p, t)
+    p.set_defaults(func=cmd_buffer)
+    bsub = p.add_subparsers(metavar="export", title=t("help.title.actions"))
+    e = bsub.add_parser("export", help=t("help.buffer.export"), description=t("help.buffer.export"))
+    e.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
+                   help=t("help.opt.config", default=DEFAULT_CONFIG))
+    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=t("help.opt.json"))
+    add_lang(e, t)
+    e.add_argument("--from", dest="start", metavar="ISO", help=t("help.export.from"))
+    e.add_argument("--to", dest="end", metavar="ISO", help=t("help.export.to"))
+    e.add_argument("--csv", required=True, metavar=t("help.meta.file"), help=t("help.export.csv"))
+    e.add_argument("--rejected", action="store_true", help=t("help.export.rejected"))
+    e.set_defaults(func=cmd_buffer_export)
+
+
+def cmd_buffer(args: argparse.Namespace) -> int:
+    from agent.store.outbox import summarize
+    term = make_term(args)
+    t = term.t
+    loc = Located(args.config)
+    try:
+        summary = summarize(loc.buffer_path)
+    except StoreError as exc:
+        term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
+        term.print("  " + t("hint.buffer_unreadable"), err=True)
+        return EXIT_PROBLEM
+    now = time.time()
+    doc: dict[str, Any] = {"path": summary.path, "depth": summary.depth,
+                           "oldest_ts": summary.oldest_ts,
+                           "oldest_age_s": age(now, summary.oldest_ts),
+                           "dropped_total": summary.dropped_total, "rejected": summary.rejected,
+                           "file_bytes": summary.file_bytes, "last_seq": summary.last_seq,
+                           "agent_running": False, "held_in_memory": 0}
+    try:
+        client = ControlClient.connect(loc.socket, timeout=10)
+    except NoPermission:
+        client = None
+    if client is not None:
+        with client:
+            try:
+                live = client.request("buffer")
+                doc.update(agent_running=True, held_in_memory=live.get("held_in_memory", 0))
+            except (ControlError, OSError):
+                pass
+    if args.json:
+        print_json(term, doc)
+        return EXIT_OK
+    term.print(term.paint(t("buffer.title", path=summary.path), "bold"))
+    oldest = t("buffer.oldest_value", age=ago(doc["oldest_age_s"], t),
+               when=_utc(summary.oldest_ts)) if summary.oldest_ts is not None else "-"
+    rows: list[list[Any]] = [
+        [t("buffer.waiting"), t("buffer.readings", n=summary.depth)],
+        [t("buffer.oldest"), oldest],
+        [t("buffer.dropped"), t("buffer.dropped_value", n=summary.dropped_total)],
+        [t("buffer.rejected"), t("buffer.rejected_value", n=summary.rejected)],
+        [t("buffer.size"), size(summary.file_bytes)]]
+    if doc["held_in_memory"]:
+        rows.append([t("buffer.in_memory"), (t("buffer.readings", n=doc["held_in_memory"]), "fail")])
+    term.table(rows)
+    return EXIT_OK
+
+
+def cmd_buffer_export(args: argparse.Namespace) -> int:
+    from agent.store.outbox import readings_between
+    term = make_term(args)
+    t = term.t
+    loc = Located(getattr(args, "config", DEFAULT_CONFIG))
+    try:
+        start = _parse_when(args.start) if args.start else None
+        end = _parse_when(args.end) if args.end else None
+    except ValueError as exc:
+        term.print(t("export.bad_time", text=str(exc)), err=True)
+        return EXIT_CONFIG
+    to_stdout = args.csv == "-"
+    try:
+        rows = readings_between(loc.buffer_path, start, end, rejected=args.rejected)
+        out = sys.stdout if to_stdout else open(args.csv, "w", newline="", encoding="utf-8")
+    except (StoreError, OSError) as exc:
+        term.print(t("buffer.unreadable", path=loc.buffer_path if isinstance(exc, StoreError)
+                     else args.csv, error=str(exc)), err=True)
+        return EXIT_PROBLEM
+    n = 0
+    try:
+        writer = csv.writer(out)
+        header = ["seq", "time_utc", "ts", "device", "metric", "value", "unit", "flags"]
+        writer.writerow(header + (["why"] if args.rejected else []))
+        for reading, why in rows:
+            value = reading.value
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            row = [reading.seq, _utc_iso(reading.ts), f"{reading.ts:.3f}", reading.device,
+                   reading.metric, "" if value is None else value, reading.unit, reading.flags]
+            writer.writerow(row + ([why] if args.rejected else []))
+            n += 1
+    except StoreError as exc:
+        term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
+        return EXIT_PROBLEM
+    finally:
+        if not to_stdout:
+            out.close()
+        else:
+            out.flush()
+    if getattr(args, "json", False):
+        term.print(json.dumps({"exported": n, "csv": args.csv}), err=to_stdout)
+    else:
+        term.print(t("export.done", n=n, file=args.csv if not to_stdout else "stdout"), err=True)
+    return EXIT_OK
+
+
+def _parse_when(text: str) -> float:
+    """ISO 8601 date or date-time; without a zone it is the PC's local time."""
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(text) from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    return dt.timestamp()
+
+
+def _utc(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _utc_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")

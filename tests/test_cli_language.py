@@ -91,13 +91,17 @@ def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 60) -
     return b"".join(chunks).decode("utf-8", errors="replace")
 
 
+COMMAND_NAMES = set(__import__("agent.cli", fromlist=["COMMANDS"]).COMMANDS)
+
+
 def english_left(output: str, config: Path) -> set[str]:
     text = output.replace(str(config.parent), "")
     text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
     # Metric names and config keys are identifiers, the same in every language (docs/mqtt.md).
     # So are command and option names (poll-once, --timeout, -h/--help).
     text = re.sub(r"[A-Za-z0-9_-]*[._-][A-Za-z0-9_.-]*", " ", text)
-    return {w.lower() for w in re.findall(r"[A-Za-zÁÉÍÓÚáéíóúñÑü]{4,}", text)} & ENGLISH
+    words = {w.lower() for w in re.findall(r"[A-Za-zÁÉÍÓÚáéíóúñÑü]{4,}", text)} & ENGLISH
+    return words - COMMAND_NAMES   # command names are identifiers too (clinic-agent events)
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -66,5 +66,5 @@ def test_every_command_has_its_own_module():
     assert {m for m, _ in COMMANDS.values()} == {
         "agent.cli.run", "agent.cli.validate", "agent.cli.status", "agent.cli.doctor",
         "agent.cli.poll", "agent.cli.tail", "agent.cli.buffer", "agent.cli.scan",
-        "agent.cli.config", "agent.cli.fleet"}
+        "agent.cli.config", "agent.cli.fleet", "agent.cli.events"}
     assert not (CLI / "tech.py").exists()

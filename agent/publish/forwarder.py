@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -42,7 +43,9 @@ log = logging.getLogger(__name__)
 LIVE_WINDOW = 8          # live messages in flight at once
 BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket queue short
 BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
-EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
+NOT_AUTHORIZED = 0x87     # MQTT 5 reason code: the broker's ACL refuses the topic
+EVENTS_BATCH = 50
+STABLE_S = 30.0           # a connection that lasted this long resets the reconnect pause         # events per message (a message per event would do; they are rare)
 
 
 class TokenBucket:
@@ -130,6 +133,8 @@ class Forwarder:
         self._broker_index = 0
         self._resends: list[_ResendRequest] = []
         self._events_dirty = True
+        self._refused_topics: set[str] = set()
+        self._quick_drops = 0
         self._heartbeat = Heartbeat()
 
     def notify(self) -> None:
@@ -175,9 +180,24 @@ class Forwarder:
                 self.state.connected = False
                 self.link = None
             self._fail_resends("the connection to the broker was lost")
+            await self._pause_after(link)
             log.warning("broker %s: %s; readings stay in the buffer until it is back",
                         self.state.broker, link.lost_reason or "connection closed")
             await link.close()
+
+    async def _pause_after(self, link: MqttLink) -> None:
+        """A connection that dropped soon after it came up (a broker refusing something, a
+        flapping path) is not retried at once: the pause doubles, with full jitter, until a
+        connection stays up for ``STABLE_S``, so a fleet never hammers its broker in lockstep."""
+        lasted = time.monotonic() - link.connected_at
+        if lasted >= STABLE_S:
+            self._quick_drops = 0
+            return
+        self._quick_drops += 1
+        cap = min(self.cfg.mqtt.reconnect_max_s, 2.0 ** self._quick_drops)
+        pause = random.uniform(cap / 2, cap)
+        log.debug("the connection lasted %.1f s; waiting %.1f s before the next", lasted, pause)
+        await self._heartbeat.sleep(pause)
 
     async def _connect_with_backoff(self) -> MqttLink:
         retrying = AsyncRetrying(
@@ -430,24 +450,48 @@ class Forwarder:
                            ack_event: asyncio.Event) -> None:
         from agent.events.wire import encode_active, encode_events, encode_summary
         site = self.cfg.site_id
-        while True:
+        while self.topics.events not in self._refused_topics:
             events = [e for e in await self.store.unsent_events(EVENTS_BATCH) if e.id not in sent]
             if not events:
                 break
             fut = link.publish(self.topics.events, encode_events(events, site=site,
                                                                  boot=self.boot_id))
             fut.add_done_callback(lambda _f: ack_event.set())
+            fut.add_done_callback(self._refusal_watch(self.topics.events))
             ids = tuple(e.id for e in events)
             sent.update(ids)
             flights.append(_Flight(None, "events", fut, time.monotonic(), event_ids=ids))
         # The active set, retained: a dashboard that connects later sees what is on now.
         active = encode_active(self.store.active_events(), site=site, ts=time.time())
-        link.publish(self.topics.events_active, active, retain=True)
+        self._publish_optional(link, self.topics.events_active, active, retain=True)
+        if self.topics.summary in self._refused_topics:
+            return
         for doc in await self.store.unsent_summaries():
             fut = link.publish(self.topics.summary, encode_summary(doc))
+            fut.add_done_callback(self._refusal_watch(self.topics.summary))
             fut.add_done_callback(lambda _f: ack_event.set())
             flights.append(_Flight(None, "summary", fut, time.monotonic(),
                                    summary_day=str(doc.get("day", ""))))
+
+    def _publish_optional(self, link: MqttLink, topic: str, payload: bytes, *,
+                          retain: bool = False) -> None:
+        """Publish on a topic the central broker's ACL may not allow yet (an older ACL): once
+        refused as not authorized, it is left alone until the agent restarts, because
+        Mosquitto drops the connection after each refusal and readings would stop too."""
+        if topic in self._refused_topics:
+            return
+        link.publish(topic, payload, retain=retain).add_done_callback(self._refusal_watch(topic))
+
+    def _refusal_watch(self, topic: str) -> Callable[[asyncio.Future[None]], None]:
+        def watch(fut: asyncio.Future[None]) -> None:
+            exc = None if fut.cancelled() else fut.exception()
+            if isinstance(exc, PublishRefused) and exc.code == NOT_AUTHORIZED:
+                if topic not in self._refused_topics:
+                    log.error("the broker does not let this site publish on %s (not authorized): "
+                              "its ACL needs the lines of conf/mosquitto-acl.example; that topic "
+                              "is left alone until the agent restarts", topic)
+                self._refused_topics.add(topic)
+        return watch
 
     # -- remote resends --------------------------------------------------------------------------
 

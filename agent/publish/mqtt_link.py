@@ -110,6 +110,7 @@ class MqttLink:
         self._early: dict[int, tuple[int, str]] = {}
         self._subscriptions: dict[str, Any] = {}
         self.last_ack_monotonic = time.monotonic()
+        self.connected_at = time.monotonic()
         self.max_packet_size: int | None = None   # announced by an MQTT 5 broker in CONNACK
 
     # -- connection ----------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class MqttLink:
             await asyncio.wait_for(asyncio.to_thread(self._open_socket), self.cfg.connect_timeout_s + 2)
             self.client.loop_start()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
+            self.connected_at = time.monotonic()
         except asyncio.TimeoutError as exc:
             self._stop_loop()
             raise PublishError(f"no answer from broker {where} within "

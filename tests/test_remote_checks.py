@@ -170,6 +170,8 @@ def test_invalid_config_toml_syntax(op, ctx):
     ('site_id = "SITE002"', "site_id"),
     ('state_dir = "/tmp/elsewhere"', "state_dir"),
     ('secrets_file = "/tmp/mine.toml"', "secrets_file"),
+    # The agent removes a stale socket at its path at start: a push must not aim it at the buffer.
+    ('control_socket = "/var/lib/clinic-agent/buffer.sqlite"', "control_socket"),
 ])
 def test_a_push_cannot_change_what_only_the_site_sets(op, ctx, line, word):
     rej = rejected(check_push(op.push(line + "\n" + GOOD, version=11, now=NOW), ctx),

@@ -216,6 +216,21 @@ def test_a_bad_push_is_rejected_with_its_reason_and_the_config_is_unchanged(site
     wait_until(lambda: max(seqs(site.recorder)) > last_seq + 10, what="readings after the rejection")
 
 
+@pytest.mark.parametrize("tail, problem", [
+    ("x = " + "[" * 1000 + "]" * 1000 + "\n", "nested more than 16 levels deep"),   # RecursionError
+    ("x = 0x" + "f" * 200 + "\n", "x: an integer outside the 64-bit range TOML allows"),
+])
+def test_a_signed_push_of_pathological_toml_gets_a_published_rejection(site, tail, problem):
+    # Once: a traceback in the push task and no rejection at all (the fixture checks the log).
+    since = time.time()
+    assert site.ops.publish(f"clinics/{SITE}/config/set",
+                            site.op.push(site.pushed + tail, version=101)) < 0x80
+    doc = wait_event(site.recorder, "rejected", since=since)
+    assert doc["event"]["reason"] == "invalid_config"
+    assert any(problem in p for p in doc["event"]["problems"]), doc["event"]
+    assert doc["state"] == "applied" and doc["config"]["version"] == 100
+
+
 # -- commit-confirmed --------------------------------------------------------------------------
 
 def test_a_push_to_an_unreachable_broker_is_rolled_back_and_reported(secure_broker, operator_recorder,

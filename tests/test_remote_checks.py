@@ -370,3 +370,14 @@ def test_fuzz_push_and_command_handlers_never_crash_and_never_accept_a_forgery(o
         assert push.config.site_id == "SITE001"
     if isinstance(command, CommandAccepted):
         assert command.key_id == op.key_id
+
+
+@pytest.mark.parametrize("name", ["a list nested 1000 deep", "a table header 1000 deep",
+                                  "an integer of 5000 digits",
+                                  "a hexadecimal integer of 20000 bits"])
+def test_a_signed_push_of_pathological_toml_is_rejected_as_invalid_config(op, ctx, name):
+    from test_config import PATHOLOGICAL, PATHOLOGICAL_PROBLEM
+    rej = rejected(check_push(op.push(GOOD + PATHOLOGICAL[name], version=11, now=NOW), ctx),
+                   Reason.INVALID_CONFIG)
+    assert any(PATHOLOGICAL_PROBLEM[name] in p for p in rej.problems), rej.problems
+    assert len(json.dumps(rej.to_dict())) < 2048, "the published rejection stays small"

@@ -19,11 +19,10 @@ import os
 import signal
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from agent.config import load_config
+from agent.config import load_config, parse_toml_text
 from agent.errors import ConfigError
 from agent.remote.push import LOCAL_ONLY_NAMES
 from agent.remote.state import RemoteState, StateStore
@@ -197,9 +196,9 @@ def _state_dir(config_path: str) -> str:
     except ConfigError:   # fall back to reading just this key
         pass
     try:
-        doc = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        doc = parse_toml_text(Path(config_path).read_text(encoding="utf-8"), source=config_path)
         if isinstance(doc.get("state_dir"), str):
             return doc["state_dir"]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, ConfigError):
         pass
     return "/var/lib/clinic-agent"

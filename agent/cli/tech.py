@@ -22,12 +22,11 @@ import logging
 import os
 import sys
 import time
-import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig, load_config, parse_toml_text
 from agent.diagnose.doctor import device_hint
 from agent.control.server import (ControlClient, ControlError, NoPermission, SOCKET_NAME, poll_result,
                       socket_path)
@@ -145,8 +144,9 @@ class Located:
 
     def _raw(self) -> dict[str, Any]:
         try:
-            data = tomllib.loads(Path(self.config_path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = parse_toml_text(Path(self.config_path).read_text(encoding="utf-8"),
+                                   source=self.config_path)
+        except (OSError, UnicodeDecodeError, ConfigError):
             return {}
         return {k: v for k, v in data.items() if isinstance(v, (str, dict))}
 

@@ -8,7 +8,6 @@ remote config pushes all go through ``parse_config``, so they report the same er
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from agent.config.fields import Problems, Table, show
 from agent.config.secret import Secret
 from agent.config.devices import DeviceConfig, parse_devices
 from agent.config.remote import RemoteConfig, parse as parse_remote
+from agent.config.toml_text import parse_bounded
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text"]
@@ -78,11 +78,9 @@ class AgentConfig:
 
 
 def parse_toml_text(text: str, *, source: str) -> dict[str, Any]:
-    """TOML text to a dict, or ``ConfigError`` with the line and column of the syntax error."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+    """TOML text to a dict, or ``ConfigError`` with the line and column of the syntax error, or
+    naming what is out of bounds (size, nesting, integers: ``agent.config.toml_text``)."""
+    return parse_bounded(text, source=source)
 
 
 def load_config(path: str | os.PathLike[str]) -> AgentConfig:
@@ -108,12 +106,8 @@ def load_secrets(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"secrets_file: cannot read {str(path)!r}: {exc.__class__.__name__}"],
                           source=str(path)) from exc
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # The message may quote a secret value: report the position only.
-        where = str(exc).rsplit("(", 1)[-1].rstrip(")") if "(" in str(exc) else "unknown position"
-        raise ConfigError([f"secrets file is not valid TOML ({where})"], source=str(path)) from None
+    # A syntax error's message may quote a secret value: the position only.
+    return parse_bounded(text, source=str(path), secret=True)
 
 
 def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str) -> dict[str, Any]:
@@ -188,7 +182,7 @@ def _parse_mqtt(t: Table, site_id: str) -> MqttConfig:
     if not tls and (ca_file or cert_file):
         t.problem("tls", "ca_file/cert_file are set but tls = false; set tls = true")
     username = t.str("username", None)
-    password_raw = t.str("password", None)
+    password_raw = t.secret("password", min_length=0)   # never t.str: its problems quote the value
     keepalive = t.int("keepalive_s", 60, min=2, max=3600)
     prefix = t.str("topic_prefix", "clinics", pattern=TOPIC_WORD_PATTERN,
                    what="topic words separated by '/', without '+' or '#'")

@@ -128,6 +128,21 @@ class Table:
             return None if default is _MISSING else default
         return raw
 
+    def secret(self, key: str, *, min_length: int = 1) -> str | None:
+        """A password, community or key: a string checked without ever echoing its value into a
+        problem (``password = 123456`` must not end up in the journal). None if absent or bad."""
+        raw = self.raw(key)
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            self.problem(key, "expected a string (in quotes)")
+            return None
+        if len(raw) < min_length:
+            what = "a non-empty string" if min_length <= 1 else f"at least {min_length} characters"
+            self.problem(key, f"expected {what}, got {len(raw)} character(s)")
+            return None
+        return raw
+
     def str_list(self, key: str, default: Any = _MISSING) -> Any:
         raw = self._get(key, default)
         if raw is _MISSING:

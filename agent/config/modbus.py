@@ -43,11 +43,12 @@ reads the number from the manual back in the error.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 
 from agent.config import modbus_profiles
 from agent.config.fields import Table, show
+from agent.config.toml_text import parse_bounded
+from agent.errors import ConfigError
 from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
@@ -307,9 +308,11 @@ def _load_profile(t: Table) -> _Profile | None:
         return None
     text, where, shipped = found
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        t.problem("profile", f"{show(name)} ({where}) is not valid TOML: {exc}")
+        data = parse_bounded(text, source=where)
+    except ConfigError as exc:
+        why = "; ".join(exc.problems)
+        t.problem("profile", f"{show(name)} ({where}) "
+                  + (f"is {why}" if why.startswith("not valid TOML") else f"is refused: {why}"))
         return None
 
     pt = _ProfileTable(t.problems, data, f"{t.key_path('profile')} {show(name)} ({where})")

@@ -229,18 +229,8 @@ def _protocol(t: Table, key: str, choices: tuple[str, ...], *, key_name: str,
 
 def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
     """A secret string, checked without ever echoing its value into a problem."""
-    if not t.has(key):
-        t.raw(key)
-        return None
-    raw = t.raw(key)
-    if not isinstance(raw, str):
-        t.problem(key, "expected a string (in quotes)")
-        return None
-    if len(raw) < min_length:
-        what = "a non-empty string" if min_length <= 1 else f"at least {min_length} characters"
-        t.problem(key, f"expected {what}, got {len(raw)} character(s)")
-        return None
-    return Secret(raw)
+    raw = t.secret(key, min_length=min_length)
+    return Secret(raw) if raw is not None else None
 
 
 def _selectors(t: Table) -> tuple[InterfaceSelector, ...]:

@@ -42,12 +42,13 @@ from __future__ import annotations
 import ast
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from agent.config.fields import Problems, Table, show
+from agent.config.toml_text import parse_bounded
+from agent.errors import ConfigError
 
 Oid = tuple[int, ...]
 
@@ -227,12 +228,13 @@ def load(t: Table, key: str, names: tuple[str, ...], profiles_dir: str | None) -
 
 def _parse_file(path: Path, name: str, problems: Problems) -> ProfileSet | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_bounded(path.read_text(encoding="utf-8"), source=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         problems.add("", f"cannot read the profile: {exc}")
         return None
-    except tomllib.TOMLDecodeError as exc:
-        problems.add("", f"not valid TOML: {exc}")
+    except ConfigError as exc:
+        for problem in exc.problems:
+            problems.add("", problem)
         return None
     root = problems.root(data)
     root.str("description", "")

@@ -59,7 +59,7 @@ def sessions() -> list[CommunitySession]:
 SESSIONS = sessions()
 
 
-@fuzz_settings(600)
+@fuzz_settings(400)
 @given(st.one_of(hostile(), st.binary(max_size=300)), st.integers(-2**31, 2**31 - 1))
 def test_any_datagram_is_an_answer_a_stale_answer_or_garbage(data, request_id):
     for session in SESSIONS:

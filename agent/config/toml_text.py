@@ -36,7 +36,8 @@ def parse_bounded(text: str, *, source: str, secret: bool = False) -> dict[str, 
         if secret:
             where = str(exc).rsplit("(", 1)[-1].rstrip(")") if "(" in str(exc) else "unknown position"
             raise ConfigError([f"secrets file is not valid TOML ({where})"], source=source) from None
-        raise ConfigError([f"not valid TOML: {exc}"], source=source) from exc
+        raise ConfigError([f"not valid TOML: {_short(str(exc), keep_tail=True)}"],
+                          source=source) from exc
     except RecursionError:
         raise ConfigError([f"lists or tables nested more than {MAX_DEPTH} levels deep"],
                           source=source) from None
@@ -73,5 +74,10 @@ def bounds_problems(doc: dict[str, Any]) -> list[str]:
     return problems[:MAX_PROBLEMS]
 
 
-def _short(path: str) -> str:
-    return path if len(path) <= _PATH_SHOWN else path[:_PATH_SHOWN] + "..."
+def _short(text: str, *, keep_tail: bool = False) -> str:
+    """At most about ``_PATH_SHOWN`` characters; ``keep_tail`` keeps tomllib's "(at line N,
+    column M)" (its message can quote a 10,000-character table name)."""
+    if len(text) <= _PATH_SHOWN:
+        return text
+    tail = text[text.rfind(" (at line"):] if keep_tail and " (at line" in text else ""
+    return text[:_PATH_SHOWN] + "..." + tail

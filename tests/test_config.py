@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def validate(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", "validate", str(path)],
+    return subprocess.run([sys.executable, "-m", "agent", "validate", "--lang", "en", str(path)],
                           capture_output=True, text=True, cwd=ROOT)
 
 
@@ -104,3 +104,70 @@ def test_duplicate_device_names_are_refused():
     with pytest.raises(ConfigError) as exc:
         parse_config(data)
     assert any(p.startswith("devices[1].name:") and "already used" in p for p in exc.value.problems)
+
+
+def test_a_password_written_as_a_number_is_never_printed(tmp_path):
+    path = example_config(tmp_path)
+    (tmp_path / "secrets.toml").write_text("[mqtt]\npassword = 918273645\n")
+    result = validate(path)
+    assert result.returncode == 2
+    assert "mqtt.password: expected a string (in quotes)" in result.stderr
+    assert "918273645" not in result.stderr + result.stdout
+    with pytest.raises(ConfigError) as exc:        # what a refused reload logs
+        load_config(path)
+    assert "918273645" not in str(exc.value)
+
+
+# Each once made tomllib (or code after it) raise RecursionError or ValueError: a traceback.
+PATHOLOGICAL = {
+    "a list nested 1000 deep": "x = " + "[" * 1000 + "]" * 1000 + "\n",
+    "an inline table nested 1000 deep": "x = " + "{a = " * 1000 + "1" + "}" * 1000 + "\n",
+    "a table header 1000 deep": "[" + ".".join(["a"] * 1000) + "]\nx = 1\n",
+    "an integer of 5000 digits": "x = " + "9" * 5000 + "\n",
+    "a hexadecimal integer of 20000 bits": "x = 0x" + "f" * 5000 + "\n",
+    "an integer just past 64 bits": f"x = {2**63}\n",
+}
+PATHOLOGICAL_PROBLEM = {
+    "a list nested 1000 deep": "nested more than 16 levels deep",
+    "an inline table nested 1000 deep": "nested more than 16 levels deep",
+    "a table header 1000 deep": "nested more than 16 levels deep",
+    "an integer of 5000 digits": "an integer of thousands of digits (TOML integers are 64-bit",
+    "a hexadecimal integer of 20000 bits": "x: an integer outside the 64-bit range TOML allows",
+    "an integer just past 64 bits": "x: an integer outside the 64-bit range TOML allows",
+}
+
+
+@pytest.mark.parametrize("name", list(PATHOLOGICAL))
+def test_pathological_toml_is_a_config_error_naming_the_limit(tmp_path, name):
+    path = tmp_path / "agent.toml"
+    path.write_text('site_id = "A1"\n' + PATHOLOGICAL[name])
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert any(PATHOLOGICAL_PROBLEM[name] in p for p in exc.value.problems), exc.value.problems
+
+
+@pytest.mark.parametrize("name", ["a list nested 1000 deep", "an integer of 5000 digits"])
+def test_validate_lists_pathological_toml_without_a_traceback(tmp_path, name):
+    path = tmp_path / "agent.toml"
+    path.write_text('site_id = "A1"\n' + PATHOLOGICAL[name])
+    result = validate(path)
+    assert result.returncode == 2
+    assert PATHOLOGICAL_PROBLEM[name] in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_pathological_secrets_file_is_a_config_error_that_shows_no_value(tmp_path):
+    path = example_config(tmp_path)
+    (tmp_path / "secrets.toml").write_text("[mqtt]\npassword = " + "7" * 5000 + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "7777" not in str(exc.value)
+    assert "integer of thousands of digits" in str(exc.value)
+
+
+def test_a_file_larger_than_the_limit_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('site_id = "A1"\n' + "# padding\n" * 120_000)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "more than the 1048576 a config may have" in exc.value.problems[0]

@@ -216,6 +216,21 @@ def test_a_bad_push_is_rejected_with_its_reason_and_the_config_is_unchanged(site
     wait_until(lambda: max(seqs(site.recorder)) > last_seq + 10, what="readings after the rejection")
 
 
+@pytest.mark.parametrize("tail, problem", [
+    ("x = " + "[" * 1000 + "]" * 1000 + "\n", "nested more than 16 levels deep"),   # RecursionError
+    ("x = 0x" + "f" * 200 + "\n", "x: an integer outside the 64-bit range TOML allows"),
+])
+def test_a_signed_push_of_pathological_toml_gets_a_published_rejection(site, tail, problem):
+    # Once: a traceback in the push task and no rejection at all (the fixture checks the log).
+    since = time.time()
+    assert site.ops.publish(f"clinics/{SITE}/config/set",
+                            site.op.push(site.pushed + tail, version=101)) < 0x80
+    doc = wait_event(site.recorder, "rejected", since=since)
+    assert doc["event"]["reason"] == "invalid_config"
+    assert any(problem in p for p in doc["event"]["problems"]), doc["event"]
+    assert doc["state"] == "applied" and doc["config"]["version"] == 100
+
+
 # -- commit-confirmed --------------------------------------------------------------------------
 
 def test_a_push_to_an_unreachable_broker_is_rolled_back_and_reported(secure_broker, operator_recorder,
@@ -345,3 +360,30 @@ def test_a_command_captured_and_replayed_after_a_restart_is_refused(
     assert first["ok"] is True
     assert second["ok"] is False and second["reason"] == "replay"
     assert agent.log().count(f"remote command poll_now ({payload['id']}") == 1
+
+
+def test_a_flood_of_refused_commands_gets_few_replies_and_the_site_keeps_working(site):
+    # Last in this module: it spends the site's budget of replies to refused messages.
+    from agent.remote.service import REPLY_BURST
+    forged = command_payload("poll_now", {}, sites=[SITE])
+    sealed = seal(forged, stranger_key())
+    last_seq = max(seqs(site.recorder))
+    for _ in range(2000):
+        site.ops.client.publish(f"clinics/{SITE}/cmd", sealed, qos=0)
+
+    def genuine_answered() -> bool:
+        # The agent drops what does not fit its queue: an operator sends again until answered.
+        payload = command_payload("poll_now", {"device": "pc"}, sites=[SITE])
+        site.ops.publish(f"clinics/{SITE}/cmd", seal(payload, site.op.key))
+        try:
+            wait_until(lambda: any(json.loads(m.payload).get("id") == payload["id"]
+                                   for m in site.recorder.snapshot()
+                                   if m.topic == f"clinics/{SITE}/cmd/result"), timeout=3)
+            return True
+        except AssertionError:
+            return False
+    wait_until(genuine_answered, timeout=60, what="a genuine command answered after the flood")
+    refused = [m for m in site.recorder.snapshot() if m.topic == f"clinics/{SITE}/cmd/result"
+               and json.loads(m.payload).get("id") == forged["id"]]
+    assert 1 <= len(refused) <= REPLY_BURST + 5, len(refused)
+    wait_until(lambda: max(seqs(site.recorder)) > last_seq + 10, what="readings after the flood")

@@ -170,6 +170,8 @@ def test_invalid_config_toml_syntax(op, ctx):
     ('site_id = "SITE002"', "site_id"),
     ('state_dir = "/tmp/elsewhere"', "state_dir"),
     ('secrets_file = "/tmp/mine.toml"', "secrets_file"),
+    # The agent removes a stale socket at its path at start: a push must not aim it at the buffer.
+    ('control_socket = "/var/lib/clinic-agent/buffer.sqlite"', "control_socket"),
 ])
 def test_a_push_cannot_change_what_only_the_site_sets(op, ctx, line, word):
     rej = rejected(check_push(op.push(line + "\n" + GOOD, version=11, now=NOW), ctx),
@@ -368,3 +370,14 @@ def test_fuzz_push_and_command_handlers_never_crash_and_never_accept_a_forgery(o
         assert push.config.site_id == "SITE001"
     if isinstance(command, CommandAccepted):
         assert command.key_id == op.key_id
+
+
+@pytest.mark.parametrize("name", ["a list nested 1000 deep", "a table header 1000 deep",
+                                  "an integer of 5000 digits",
+                                  "a hexadecimal integer of 20000 bits"])
+def test_a_signed_push_of_pathological_toml_is_rejected_as_invalid_config(op, ctx, name):
+    from test_config import PATHOLOGICAL, PATHOLOGICAL_PROBLEM
+    rej = rejected(check_push(op.push(GOOD + PATHOLOGICAL[name], version=11, now=NOW), ctx),
+                   Reason.INVALID_CONFIG)
+    assert any(PATHOLOGICAL_PROBLEM[name] in p for p in rej.problems), rej.problems
+    assert len(json.dumps(rej.to_dict())) < 2048, "the published rejection stays small"

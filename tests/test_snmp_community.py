@@ -176,3 +176,38 @@ def test_concurrent_first_requests_share_one_socket():
     answers, senders = asyncio.run(scenario())
     assert sorted(a[0].value for a in answers) == [1, 2, 3]
     assert len(senders) == 1          # one socket, not one left open per concurrent caller
+
+
+# Datagrams that made pyasn1 or pysnmp raise something other than PyAsn1Error/ValueError/TypeError.
+HOSTILE = {
+    "an 8-octet length (OverflowError)": b"\x30\x0c\x02\x88" + b"\xff" * 8 + b"\x01\x01",
+    "an indefinite-length varbind with extra parts (IndexError)": bytes.fromhex(
+        "3080020101040163a280020325f3870201000201003080308006082b060102010103004301000500003080"
+        "06082b060102010105000a036162630000000080000000"),
+    "an IpAddress of 1 octet (pysnmp ProtocolError)": bytes.fromhex(
+        "3025020101040163a21d0204008dd270020100020100300f300d06082b06010201010300400105"),
+}
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_malformed_datagram_does_not_lose_the_genuine_answer_behind_it(hostile):
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+        return [hostile, answer(request, [p.TimeTicks(4242)])]
+    varbinds, _ = asyncio.run(ask(reply))
+    assert [(vb.kind, vb.value) for vb in varbinds] == [(TIMETICKS, 4242)]
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_only_malformed_datagrams_are_a_protocol_error(hostile):
+    with pytest.raises(DeviceProtocolError, match="not an SNMP response"):
+        asyncio.run(ask(lambda request, seen: [hostile], timeout_s=0.3))
+
+
+def test_an_answer_with_trailing_bytes_is_refused():
+    # The fast reader refuses it; the pysnmp fallback must not accept it either.
+    def reply(request: bytes, seen: int) -> list[bytes]:
+        p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+        return [answer(request, [p.TimeTicks(1)]) + b"\x04\x00"]
+    with pytest.raises(DeviceProtocolError, match="not an SNMP response"):
+        asyncio.run(ask(reply, timeout_s=0.3))

@@ -11,6 +11,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cfg.value.table": {"en": "a table", "es": "una tabla"},
     "cfg.value.list": {"en": "a list", "es": "una lista"},
 
+    # -- bounds of any TOML document (docs/limits.md) -----------------------------------------------
+    "cfg.toml.too_big": {"en": "the file is {size} bytes, more than the {max} a config may have",
+                         "es": "el archivo tiene {size} bytes, más de los {max} que puede tener "
+                               "una configuración"},
+    "cfg.toml.too_deep": {"en": "lists or tables nested more than {max} levels deep",
+                          "es": "listas o tablas anidadas a más de {max} niveles"},
+    "cfg.toml.huge_int": {"en": "an integer of thousands of digits (TOML integers are 64-bit: "
+                                "{lo} to {hi})",
+                          "es": "un entero de miles de dígitos (los enteros de TOML son de 64 "
+                                "bits: de {lo} a {hi})"},
+    "cfg.toml.int64": {"en": "an integer outside the 64-bit range TOML allows ({lo} to {hi})",
+                       "es": "un entero fuera del rango de 64 bits de TOML ({lo} a {hi})"},
+
     # -- general ----------------------------------------------------------------------------------
     "cfg.required": {"en": "is required but missing", "es": "es obligatorio y falta"},
     "cfg.required_table": {"en": "is required but missing (add a [{key}] section)",

@@ -267,7 +267,7 @@ def _parse_mqtt(t: Table, site_id: str, *, present: bool = True) -> MqttConfig:
     if tls is False and (ca_file or cert_file):
         t.problem("tls", "cfg.mqtt.tls_off_with_files")
     username = t.str("username", None)
-    password_raw = t.str("password", None)
+    password_raw = t.secret("password", min_length=0)   # never t.str: its problems quote the value
     keepalive = t.int("keepalive_s", 60, min=2, max=3600)
     prefix = t.str("topic_prefix", "clinics", pattern=TOPIC_WORD_PATTERN,
                    what=text("cfg.what.topic_prefix"))

@@ -236,6 +236,22 @@ class Table:
             return None if default is _MISSING else default
         return raw
 
+    def secret(self, key: str, *, min_length: int = 1) -> str | None:
+        """A password, community or key: a string checked without ever echoing its value into a
+        problem (``password = 123456`` must not end up in the journal). None if absent or bad."""
+        raw = self.raw(key)
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            self.problem(key, "cfg.secret_string")
+            return None
+        if len(raw) < min_length:
+            what = text("cfg.what.non_empty") if min_length <= 1 else \
+                text("cfg.what.min_chars", n=min_length)
+            self.problem(key, "cfg.expected_chars", what=what, n=len(raw))
+            return None
+        return raw
+
     def str_list(self, key: str, default: Any = _MISSING) -> Any:
         raw = self._get(key, default)
         if raw is _MISSING:

@@ -43,11 +43,12 @@ reads the number from the manual back in the error.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 
 from agent.config import modbus_profiles
 from agent.config.fields import Table, closest, show
+from agent.config.toml_text import parse_bounded
+from agent.errors import ConfigError
 from agent.i18n import text
 from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
@@ -336,9 +337,10 @@ def _load_profile(t: Table) -> _Profile | None:
         return None
     body, where, shipped = found
     try:
-        data = tomllib.loads(body)
-    except tomllib.TOMLDecodeError as exc:
-        t.problem("profile", "cfg.profile_not_toml", name=show(name), where=where, error=str(exc))
+        data = parse_bounded(body, source=where)
+    except ConfigError as exc:
+        t.problem("profile", "cfg.profile_not_toml", name=show(name), where=where,
+                  error="; ".join(exc.problems))
         return None
 
     pt = _ProfileTable(t.problems, data, f"{t.key_path('profile')} {show(name)} ({where})")

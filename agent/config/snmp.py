@@ -237,19 +237,8 @@ def _protocol(t: Table, key: str, choices: tuple[str, ...], *, key_name: str,
 
 def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
     """A secret string, checked without ever echoing its value into a problem."""
-    if not t.has(key):
-        t.raw(key)
-        return None
-    raw = t.raw(key)
-    if not isinstance(raw, str):
-        t.problem(key, "cfg.secret_string")
-        return None
-    if len(raw) < min_length:
-        what: Text = text("cfg.what.non_empty") if min_length <= 1 else \
-            text("cfg.what.min_chars", n=min_length)
-        t.problem(key, "cfg.expected_chars", what=what, n=len(raw))
-        return None
-    return Secret(raw)
+    raw = t.secret(key, min_length=min_length)
+    return Secret(raw) if raw is not None else None
 
 
 def _selectors(t: Table) -> tuple[InterfaceSelector, ...]:

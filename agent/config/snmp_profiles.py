@@ -42,12 +42,13 @@ from __future__ import annotations
 import ast
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.config.fields import Problems, Table, closest, show
+from agent.config.fields import Problem, Problems, Table, closest, show
+from agent.config.toml_text import parse_bounded
+from agent.errors import ConfigError
 from agent.i18n import text
 
 Oid = tuple[int, ...]
@@ -236,12 +237,16 @@ def load(t: Table, key: str, names: tuple[str, ...], profiles_dir: str | None) -
 
 def _parse_file(path: Path, name: str, problems: Problems) -> ProfileSet | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_bounded(path.read_text(encoding="utf-8"), source=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         problems.add("", text("cfg.profile_cannot_read", error=str(exc)))
         return None
-    except tomllib.TOMLDecodeError as exc:
-        problems.add("", text("cfg.not_toml", error=str(exc)))
+    except ConfigError as exc:
+        for problem in exc.details:
+            if isinstance(problem, Problem):
+                problems.add(problem.path, problem.text)
+            else:
+                problems.add("", text("cfg.not_toml", error=str(problem)))
         return None
     root = problems.root(data)
     root.str("description", "")

@@ -17,6 +17,7 @@ import tomllib
 from typing import Any
 
 from agent.config.fields import Problem, show
+from agent.config.toml_text import INT64, MAX_DEPTH, MAX_TOML_BYTES, bounds_problems
 from agent.i18n import Text, text
 
 BOM = "\ufeff"
@@ -44,7 +45,12 @@ def parse_document(data: bytes, *, secret: bool = False) -> tuple[dict[str, Any]
 
 
 def parse_text(source_text: str, *, secret: bool = False) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """As ``parse_document``, for text already decoded."""
+    """As ``parse_document``, for text already decoded. Within the bounds of
+    ``agent.config.toml_text`` (size, nesting, 64-bit integers: docs/limits.md), so a hostile
+    file or push is a list of problems, never a ``RecursionError`` or ``ValueError``."""
+    size = len(source_text.encode("utf-8", "surrogatepass"))
+    if size > MAX_TOML_BYTES:
+        return None, [Problem("", text("cfg.toml.too_big", size=size, max=MAX_TOML_BYTES))]
     problems: list[Problem] = []
     lines = source_text.removeprefix(BOM).split("\n")
     for _ in range(MAX_SYNTAX_PROBLEMS):
@@ -57,7 +63,16 @@ def parse_text(source_text: str, *, secret: bool = False) -> tuple[dict[str, Any
                 break
             lines[line_no - 1] = fixed
             continue
-        return (doc if not problems else None), problems
+        except RecursionError:
+            return None, [Problem("", text("cfg.toml.too_deep", max=MAX_DEPTH))]
+        except ValueError:   # int(): more than sys.get_int_max_str_digits() (4300) digits
+            return None, [Problem("", text("cfg.toml.huge_int", lo=INT64[0], hi=INT64[1]))]
+        if problems:
+            return None, problems
+        bounds = [Problem(path, text("cfg.toml.too_deep" if kind == "deep" else "cfg.toml.int64",
+                                     max=MAX_DEPTH, lo=INT64[0], hi=INT64[1]))
+                  for path, kind in bounds_problems(doc)]
+        return (None, bounds) if bounds else (doc, [])
     return None, problems
 
 

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from agent.control.api import AgentControl, UnknownDevice
 from agent.readings import Reading
+from agent.control import requests as limits
+from agent.control.requests import BadRequest, parse_request, read_request
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, DeviceConfig
@@ -47,9 +49,8 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660
-MAX_REQUEST_BYTES = 64 * 1024
+MAX_REQUEST_BYTES = limits.MAX_REQUEST_BYTES
 TAIL_QUEUE_BATCHES = 1000         # a slow tail client loses readings; the agent never waits for it
-OPS = ("status", "poll_once", "tail", "buffer")
 
 
 def socket_path(cfg: "AgentConfig") -> str:
@@ -96,6 +97,14 @@ class ControlServer:
                 if _answers(path):
                     log.error("control socket %s: another agent is answering on it; this one "
                               "runs without a control socket", path)
+                    return
+                if not stat.S_ISSOCK(path.lstat().st_mode):
+                    # Never delete what is not a socket: a wrong control_socket could name the
+                    # buffer or the state file.
+                    log.error("control socket %s: something that is not a socket is there (%s); "
+                              "it is left alone and this agent runs without a control socket: "
+                              "move it away or set control_socket to another path",
+                              path, _file_kind(path))
                     return
                 path.unlink()   # left behind by an agent that was killed
             self._server = await asyncio.start_unix_server(self._serve, path=str(path),
@@ -145,19 +154,22 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._clients) >= limits.MAX_CLIENTS:
+            await _refuse(writer, _error("busy", f"already {limits.MAX_CLIENTS} connections "
+                                                 "to this agent; try again later"))
+            return
         self._clients.add(task)
         try:
             while True:
                 try:
-                    line = await reader.readline()
-                except ValueError:   # longer than MAX_REQUEST_BYTES
-                    await _send(writer, _error("bad_request", "request too long"))
-                    return
-                if not line:
-                    return
-                request = _parse(line)
-                if "error" in request:
-                    await _send(writer, request)
+                    line = await read_request(reader)
+                    if line is None:
+                        return
+                    request = parse_request(line)
+                except BadRequest as exc:
+                    await _send(writer, _error(exc.code, exc.message))
+                    if exc.fatal:
+                        return
                     continue
                 op = request["op"]
                 if op == "tail":
@@ -169,8 +181,8 @@ class ControlServer:
                     log.exception("control socket: %s failed", op)
                     answer = _error("internal", f"{op} failed inside the agent; see its log")
                 await _send(writer, answer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass          # TimeoutError: the client stopped reading its answers
         finally:
             self._clients.discard(task)
             writer.close()
@@ -222,23 +234,6 @@ class ControlServer:
             gone.cancel()
 
 
-def _parse(line: bytes) -> dict:
-    try:
-        request = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _error("bad_request", "not a JSON object")
-    if not isinstance(request, dict) or request.get("op") not in OPS:
-        return _error("unknown_op", f"op must be one of {', '.join(OPS)}")
-    device = request.get("device")
-    devices = request.get("devices")
-    if device is not None and not isinstance(device, str):
-        return _error("bad_request", "device must be a string")
-    if devices is not None and not (isinstance(devices, list)
-                                    and all(isinstance(d, str) for d in devices)):
-        return _error("bad_request", "devices must be a list of names")
-    return request
-
-
 def _error(code: str, message: str) -> dict:
     return {"ok": False, "error": code, "message": message}
 
@@ -249,7 +244,26 @@ def _line(doc: dict) -> bytes:
 
 async def _send(writer: asyncio.StreamWriter, doc: dict) -> None:
     writer.write(_line(doc))
-    await writer.drain()
+    async with asyncio.timeout(limits.WRITE_TIMEOUT_S):
+        await writer.drain()
+
+
+async def _refuse(writer: asyncio.StreamWriter, doc: dict[str, Any]) -> None:
+    """Answer once and close, without ever waiting long on the client."""
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        writer.write(_line(doc))
+        async with asyncio.timeout(1.0):
+            await writer.drain()
+    writer.close()
+
+
+def _file_kind(path: Path) -> str:
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
 
 
 def _answers(path: Path) -> bool:
@@ -285,17 +299,20 @@ class ControlClient:
 
     def __init__(self, path: str, *, timeout: float = 10.0) -> None:
         self.path = path
+        self._open(timeout)
+
+    def _open(self, timeout: float | None) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
-            self.sock.connect(path)
+            self.sock.connect(self.path)
         except PermissionError as exc:
             self.sock.close()
-            raise NoPermission(path) from exc
+            raise NoPermission(self.path) from exc
         except OSError as exc:
             self.sock.close()
             if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
-                raise NotRunning(path) from exc
+                raise NotRunning(self.path) from exc
             raise
         self._file = self.sock.makefile("rb")
 
@@ -311,8 +328,27 @@ class ControlClient:
         """Send one request and return its ``result``; raises ``ControlError``."""
         if timeout is not None:
             self.sock.settimeout(timeout)
-        self.sock.sendall(_line({"op": op, **args}))
-        return self._result(self._file.readline())
+        data = _line({"op": op, **args})
+        line = self._exchange(data)
+        if not line or _idle_close(line):
+            # The agent closes a connection idle for IDLE_TIMEOUT_S (doctor keeps one open while
+            # it checks the broker): connect again and ask once more.
+            timeout_now = self.sock.gettimeout()
+            self.close()
+            try:
+                self._open(timeout_now)
+            except NotRunning:
+                raise ControlError("closed", "the agent closed the connection (is it "
+                                   "stopping?)") from None
+            line = self._exchange(data)
+        return self._result(line)
+
+    def _exchange(self, data: bytes) -> bytes:
+        try:
+            self.sock.sendall(data)
+            return self._file.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
 
     def stream(self, op: str, **args: Any) -> Iterator[dict]:
         """Send a streaming request (tail) and yield each line after the first answer."""
@@ -341,6 +377,13 @@ class ControlClient:
         if not answer.get("ok"):
             raise ControlError(answer.get("error", "error"), answer.get("message", ""))
         return answer.get("result")
+
+
+def _idle_close(line: bytes) -> bool:
+    try:
+        return bool(json.loads(line).get("error") == "idle")
+    except (ValueError, AttributeError):
+        return False
 
 
 def is_socket(path: str) -> bool:

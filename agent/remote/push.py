@@ -9,7 +9,8 @@ local file it inherits from) comes in a ``PushContext``, and it touches no file,
 Applying the result is ``agent.remote.service``'s job.
 
 What a push inherits from the site's local file, and may not change (``LOCAL_ONLY``): the site id,
-the state directory, the secrets file, the buffer file and the ``[remote]`` table, so one push
+the state directory, the secrets file, the control socket, the buffer file and the ``[remote]``
+table, so one push
 can serve many sites
 and a bad push can neither move a site's identity nor take remote management away from the
 technician. MQTT credentials are never pushed: they stay in the local file or its secrets file.
@@ -32,7 +33,8 @@ from agent.remote.envelope import sha256_hex
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "remote")
+# control_socket: the agent deletes a stale socket there at start, so a push must not aim it at a file.
+LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "control_socket", "remote")
 # The buffer file holds readings not yet sent: moving it by push would strand them at the next start.
 LOCAL_ONLY_IN_TABLES = (("buffer", "path"),)
 LOCAL_ONLY_NAMES = (*LOCAL_ONLY[:-1], "buffer.path", "[remote]")

@@ -9,7 +9,8 @@
 The agent calls ``startup`` (before anything runs: a pushed config in effect is loaded from the
 state directory), ``on_connected`` (the forwarder's hook: subscribe, publish the config state),
 ``on_reload`` (SIGHUP: the local file, or the push still in effect) and ``close``. Pushes are
-handled one at a time, each to the end of its commit-confirmed wait; commands run as they come.
+handled one at a time, each to the end of its commit-confirmed wait; commands two at a time.
+Both wait in bounded queues (``agent.remote.inbox``), and replies to refused ones are rate-limited.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from agent.remote.checks import Ignored, Rejection
 from agent.remote.commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
 from agent.remote.confirm import commit_confirmed, wait_for_broker
 from agent.remote.envelope import load_trusted_keys, sha256_hex
+from agent.remote.inbox import Inbox
+from agent.remote.ratelimit import RateLimiter
 from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, load_effective
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 30.0
 LOG_REPEAT_S = 600.0            # a repeated rejection is logged at warning once per this long
+# A flood on the subscriptions (docs/limits.md): queued messages, handlers at once, replies sent.
+PUSH_QUEUE, COMMAND_QUEUE, COMMAND_WORKERS = 4, 32, 2
+QUEUED_BYTES = 4 * 1024 * 1024
+REPLY_BURST, REPLY_EVERY_S = 10, 6.0     # replies to refused messages: 10 at once, then 10/min
 
 
 class RemoteService:
@@ -59,6 +66,12 @@ class RemoteService:
         self._rejected: deque[str] = deque(maxlen=32)   # envelope hashes refused, in memory only
         self._commands_seen: dict[str, float] = {}      # command id -> its not_after (persisted)
         self._logged: dict[str, float] = {}
+        self._pushes = Inbox(self._handle_push, name="remote:push", capacity=PUSH_QUEUE,
+                             max_queued_bytes=QUEUED_BYTES)
+        self._commands = Inbox(self._handle_command, name="remote:command",
+                               capacity=COMMAND_QUEUE, max_queued_bytes=QUEUED_BYTES,
+                               workers=COMMAND_WORKERS)
+        self._replies = RateLimiter(burst=REPLY_BURST, every_s=REPLY_EVERY_S)
 
     # -- agent hooks ---------------------------------------------------------------------------
 
@@ -117,6 +130,8 @@ class RemoteService:
         return chosen
 
     async def close(self) -> None:
+        await self._pushes.close()
+        await self._commands.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -133,7 +148,7 @@ class RemoteService:
     # -- config pushes -------------------------------------------------------------------------
 
     def _push_received(self, topic: str, payload: bytes) -> None:
-        self._spawn(self._handle_push(payload), "remote:push")
+        self._pushes.offer(payload)
 
     async def _handle_push(self, payload: bytes) -> None:
         async with self._push_lock:
@@ -157,6 +172,8 @@ class RemoteService:
         self._rejected.append(envelope_sha)
         self._log_once(f"push:{rej.reason}", "config push refused (%s): %s%s; running config kept",
                        rej.reason, rej.detail, "".join(f"\n  {p}" for p in rej.problems))
+        if not self._replies.allow():
+            return      # a flood: neither a state write nor a publish for each (counted)
         event = {"type": "rejected", **rej.to_dict(), "at": time.time()}
         await self._update(lambda s: setattr(s, "last_event", event))
         self._publish_state()
@@ -271,7 +288,7 @@ class RemoteService:
     # -- commands ------------------------------------------------------------------------------
 
     def _command_received(self, topic: str, payload: bytes) -> None:
-        self._spawn(self._handle_command(payload), "remote:command")
+        self._commands.offer(payload)
 
     async def _handle_command(self, payload: bytes) -> None:
         cfg = self.agent.config
@@ -290,7 +307,8 @@ class RemoteService:
                            decision.reason, decision.detail)
             doc = decision.to_dict()
             doc["id"] = doc.pop("command_id", None)
-            self._publish_result({"ok": False, **doc})
+            if self._replies.allow():
+                self._publish_result({"ok": False, **doc})
             return
         self._commands_seen[decision.id] = decision.not_after
         await self._persist_command(decision.id, decision.not_after, now)

@@ -1,8 +1,11 @@
 """The only module that talks to pymodbus: one connection to one bus, behind a small interface.
 
 pymodbus both raises and returns errors (an exception response is a returned object, a missing
-answer is a raised ``ModbusIOException``), swallows the reason a connection failed, and renamed
-arguments between 3.x minor versions (``slave=`` became ``device_id=``). All of that stays here:
+answer is a raised ``ModbusIOException``), swallows the reason a connection failed, raises out of
+its protocol's ``data_received`` on a frame it cannot decode (asyncio logs a "Fatal error" and
+drops the connection), and renamed arguments between 3.x minor versions (``slave=`` became
+``device_id=``). This module is written for one version, ``PYMODBUS_VERSION``, with explicit
+arguments; tests/test_modbus_link.py fails when another is installed. All of that stays here:
 ``ModbusLink.read`` returns plain lists or raises ``agent.errors`` (plus ``ExceptionResponse``
 for a Modbus exception code, which the source turns into words about the register it asked for).
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import logging
 import os
 import socket
@@ -70,6 +72,13 @@ def _demote_pymodbus_logging() -> None:
 
 _demote_pymodbus_logging()
 
+# The pymodbus release this adapter was written and tested for (setup.cfg pins 3.16.x).
+PYMODBUS_VERSION = "3.16.1"
+
+# The function code of the answer must be the one asked: an input-register answer to a
+# holding-register read would report values from the wrong table as good.
+FUNCTION_CODES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
 # Upper bound handed to pymodbus; every request and connect has a shorter deadline of ours
 # (timeout_s is at most 600), so pymodbus's own "no response" path never fires.
 _BACKSTOP_TIMEOUT_S = 3600.0
@@ -123,7 +132,7 @@ class ModbusLink:
         self.params = params
         self._client: Any = None
         self._lost = asyncio.Event()
-        self._unit_kw = "device_id"
+        self._garbled = False            # pymodbus could not decode what came for this request
         # Bytes received since the current request was sent (pymodbus drops what it cannot
         # match to the request; we keep it to tell "silent" from "talking nonsense").
         self._received = b""
@@ -166,7 +175,6 @@ class ModbusLink:
             client.close()
             raise await self._why_not_connected(timeout)
         self._client, self._lost = client, lost
-        self._unit_kw = _unit_keyword(client)
 
     async def read(self, table: str, address: int, count: int, *, unit: int,
                    timeout: float) -> list[int] | list[bool]:
@@ -177,7 +185,8 @@ class ModbusLink:
         call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
                 "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
         self._received = b""
-        request = asyncio.ensure_future(call(address, count=count, **{self._unit_kw: unit}))
+        self._garbled = False
+        request = asyncio.ensure_future(call(address, count=count, device_id=unit))
         self._pending = request          # a lost connection cancels it (see _make_client)
         try:
             await asyncio.wait({request}, timeout=timeout)
@@ -187,6 +196,8 @@ class ModbusLink:
                 # pymodbus releases its own lock as the cancellation unwinds.
                 request.cancel()
         if not request.done() or request.cancelled():
+            if self._garbled:
+                raise DeviceProtocolError(self._nonsense_reason(unit))
             if self._lost.is_set():
                 raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
                                     f"{unit} answered; did the gateway restart?")
@@ -205,6 +216,12 @@ class ModbusLink:
                                       f"{self.params.where}: {exc}") from exc
         if response is None:
             raise DeviceTimeout(self._no_answer_reason(unit))
+        expected = FUNCTION_CODES[table]
+        if int(response.function_code) & 0x7F != expected:
+            raise DeviceProtocolError(
+                f"garbage from unit {unit} at {self.params.where}: function code "
+                f"{int(response.function_code) & 0x7F} in answer to a {table} read (code "
+                f"{expected}); check that no other master shares the bus and the unit id")
         if response.isError():
             raise ExceptionResponse(int(getattr(response, "exception_code", 0) or 0))
         if table in ("coil", "discrete"):
@@ -246,14 +263,43 @@ class ModbusLink:
                 self._received = bytes(data)
             return data
 
-        common = dict(name=f"modbus {p.where}", timeout=_BACKSTOP_TIMEOUT_S, retries=0,
-                      reconnect_delay=0, trace_connect=on_connect, trace_packet=on_packet)
+        client: AsyncModbusSerialClient | AsyncModbusTcpClient
         if p.is_serial:
-            return _construct(AsyncModbusSerialClient, p.serial_port, framer=FramerType.RTU,
-                              baudrate=p.baudrate, parity=p.parity, stopbits=p.stopbits,
-                              bytesize=p.bytesize, **common)
-        framer = FramerType.RTU if p.transport == "rtu_over_tcp" else FramerType.SOCKET
-        return _construct(AsyncModbusTcpClient, p.host, port=p.port, framer=framer, **common)
+            client = AsyncModbusSerialClient(
+                str(p.serial_port), framer=FramerType.RTU, baudrate=p.baudrate, parity=p.parity,
+                stopbits=p.stopbits, bytesize=p.bytesize, name=f"modbus {p.where}",
+                timeout=_BACKSTOP_TIMEOUT_S, retries=0, reconnect_delay=0,
+                trace_connect=on_connect, trace_packet=on_packet)
+        else:
+            client = AsyncModbusTcpClient(
+                str(p.host), port=int(p.port or 502),
+                framer=FramerType.RTU if p.transport == "rtu_over_tcp" else FramerType.SOCKET,
+                name=f"modbus {p.where}", timeout=_BACKSTOP_TIMEOUT_S, retries=0,
+                reconnect_delay=0, trace_connect=on_connect, trace_packet=on_packet)
+        self._guard_frames(client, lost)
+        return client
+
+    def _guard_frames(self, client: Any, lost: asyncio.Event) -> None:
+        """Make a frame pymodbus cannot decode (a bad MBAP length, an unknown function code) a
+        garbled answer to the current request, instead of an exception out of the protocol's
+        ``data_received`` (asyncio's "Fatal error" traceback, and a dropped connection that
+        reads as "did the gateway restart?")."""
+        manager = client.ctx
+        handle = manager.callback_data
+
+        def guarded(data: bytes, addr: tuple[str, int] | None = None) -> int:
+            try:
+                return int(handle(data, addr))
+            except Exception as exc:  # noqa: BLE001 - any decoding failure of hostile bytes
+                log.debug("modbus bus %s: undecodable frame %s: %s", self.params.where,
+                          bytes(data[:16]).hex(" "), exc)
+                if self._lost is lost:
+                    self._garbled = True
+                    if self._pending is not None:
+                        self._pending.cancel()     # fail now, not at the timeout
+                return len(data)                   # drop it all: the stream is out of step
+
+        manager.callback_data = guarded
 
     def _no_answer_reason(self, unit: int) -> str:
         p = self.params
@@ -305,18 +351,3 @@ class ModbusLink:
         writer.close()
         return DeviceTimeout(f"could not connect to {p.where} (it accepted a second try; "
                              f"will retry next poll)")
-
-
-def _construct(cls: type, target: Any, **kwargs: Any) -> Any:
-    """Call a pymodbus client constructor with the keyword arguments this version accepts."""
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(target, **{k: v for k, v in kwargs.items() if k in accepted})
-
-
-def _unit_keyword(client: Any) -> str:
-    """pymodbus 3.10 renamed ``slave=`` to ``device_id=`` (and 2.x called it ``unit=``)."""
-    params = inspect.signature(client.read_holding_registers).parameters
-    for name in ("device_id", "slave", "unit"):
-        if name in params:
-            return name
-    return "device_id"

@@ -8,7 +8,8 @@ So it can only be faster than the library, never more lenient: tests/test_snmp_b
 against pysnmp on generated messages, and on truncated and corrupted ones.
 
 Refused on purpose (the library decides those): indefinite lengths, long-form tags, lengths of
-more than 4 octets, non-minimal OID sub-identifiers, integers out of their type's range.
+more than 4 octets, non-minimal OID sub-identifiers, OID sub-identifiers of more than 20
+continuation octets (as pyasn1), integers out of their type's range.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _VALUE_TAGS: dict[int, tuple[str, int, int]] = {
 }
 _V2_ONLY_TAGS = frozenset({0x46, 0x80, 0x81, 0x82})
 _INT32 = (-2**31, 2**31 - 1)
+# pyasn1 refuses an OID arc of more than 20 continuation octets (140-bit arcs); so does this reader.
+MAX_ARC_CONTINUATION_OCTETS = 20
 
 
 class BerError(ValueError):
@@ -129,16 +132,22 @@ def _oid(data: bytes, start: int, end: int) -> Oid:
         raise BerError("empty or unterminated OID")
     arcs: list[int] = []
     value = 0
-    fresh = True
+    continued = 0
     for pos in range(start, end):
         byte = data[pos]
-        if fresh and byte == 0x80:
-            raise BerError("non-minimal OID sub-identifier")
-        value = (value << 7) | (byte & 0x7F)
-        fresh = not byte & 0x80
-        if fresh:
-            arcs.append(value)
+        if byte & 0x80:
+            if continued == 0 and byte == 0x80:
+                raise BerError("non-minimal OID sub-identifier")
+            continued += 1
+            # pyasn1's limit; without it one long arc makes a huge int, shifted per octet:
+            # quadratic CPU on the event loop for a single datagram.
+            if continued > MAX_ARC_CONTINUATION_OCTETS:
+                raise BerError("OID sub-identifier too long")
+            value = (value << 7) | (byte & 0x7F)
+        else:
+            arcs.append((value << 7) | byte)
             value = 0
+            continued = 0
     first = arcs[0]
     if first < 40:
         head = (0, first)

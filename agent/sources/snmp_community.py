@@ -18,13 +18,13 @@ import socket
 from collections import deque
 
 from pyasn1.codec.ber import decoder, encoder
-from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api
 
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
 from agent.sources.snmp_ber import BerError, decode_response
 from agent.sources.snmp_client import GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+from agent.sources.snmp_ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ class CommunitySession:
             p.apiBulkPDU.set_max_repetitions(pdu, max_repetitions)
         else:
             p.apiPDU.set_defaults(pdu)
+        # pysnmp's default id is a counter from ``random``: predictable, so forgeable answers.
+        p.apiPDU.set_request_id(pdu, new_id())
         p.apiPDU.set_varbinds(pdu, [(oid, p.null) for oid in oids])
         message = p.Message()
         p.apiMessage.set_defaults(message)
@@ -181,7 +183,9 @@ class CommunitySession:
     def _decode_with_pysnmp(self, data: bytes, request_id: int) -> Answer | None | object:
         p = self._proto
         try:
-            message, _rest = decoder.decode(data, asn1Spec=p.Message())
+            message, rest = decoder.decode(data, asn1Spec=p.Message())
+            if rest:
+                return None            # trailing bytes: refused here as on the fast path
             if int(p.apiMessage.get_version(message)) != (0 if self.settings.version == "1" else 1):
                 return None
             pdu = p.apiMessage.get_pdu(message)
@@ -192,7 +196,9 @@ class CommunitySession:
             status = int(p.apiPDU.get_error_status(pdu))
             index = int(pdu.getComponentByPosition(2))   # raw: the client checks its range
             varbinds = [to_varbind(oid, value) for oid, value in p.apiPDU.get_varbinds(pdu)]
-        except (PyAsn1Error, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - hostile bytes make pyasn1 raise OverflowError,
+            # IndexError, ... besides PyAsn1Error: all mean "not an answer", and the genuine
+            # answer may still be on its way.
             log.debug("%s: undecodable datagram: %s", self.address, exc)
             return None
         return Answer(status, index, varbinds)

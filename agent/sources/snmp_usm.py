@@ -22,6 +22,7 @@ from pyasn1.type import univ
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
 from agent.sources.snmp_client import AUTH_FAILED, GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+from agent.sources.snmp_ids import use_system_ids_in_pysnmp
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class UsmSession:
             # pysnmp binds its socket to the loop that opened it; a new loop needs a new engine.
             await self.close()
         if self._engine is None:
+            use_system_ids_in_pysnmp()     # request-ids and msgIDs nobody can predict
             self._engine = SnmpEngine()
             self._loop = loop
         if self._target is None:

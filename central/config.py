@@ -30,6 +30,7 @@ class MqttConfig:
     password: str | None = None      # never logged
     client_id: str = ""
     group: str = "central"
+    shared: bool = True           # $share/<group>/...: several ingests split the load
     topic_prefix: str = "clinics"
     keepalive_s: int = 30
     session_expiry_s: int = 86400
@@ -95,6 +96,7 @@ def parse_config(data: dict[str, object], *, source: str = "config", base: Path 
         client_id=m.str("client_id", f"clinic-central-{socket.gethostname()}",
                         pattern=r"[A-Za-z0-9_.:-]{1,64}", what="1-64 letters, digits, _ . : -"),
         group=m.str("group", "central", pattern=r"[A-Za-z0-9_-]{1,32}", what="1-32 letters, digits, _ -"),
+        shared=m.bool("shared", True),
         topic_prefix=m.str("topic_prefix", "clinics", pattern=r"[^#+]+(/[^#+]+)*",
                            what="a topic without wildcards"),
         keepalive_s=m.int("keepalive_s", 30, min=5, max=3600),

@@ -27,8 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def subscriptions(cfg: MqttConfig) -> list[str]:
-    """Readings, backlog, events, summaries shared among the group; retained state read by each."""
-    shared = [f"$share/{cfg.group}/{cfg.topic_prefix}/+/{leaf}" for leaf in CENTRAL_SHARED_LEAVES]
+    """Readings, backlog, events, summaries shared among the group; retained state read by each.
+
+    Mosquitto 2.0 does not restore shared subscriptions from its persistence file: what sites
+    publish between a broker restart and the ingests' reconnection is not queued for them. Sites
+    that release their buffer on the central ack send it again; with sites that release on the
+    broker's PUBACK, run one ingest with ``shared = false`` (docs/central.md).
+    """
+    share = f"$share/{cfg.group}/" if cfg.shared else ""
+    shared = [f"{share}{cfg.topic_prefix}/+/{leaf}" for leaf in CENTRAL_SHARED_LEAVES]
     return shared + [f"{cfg.topic_prefix}/+/{leaf}" for leaf in CENTRAL_STATE_LEAVES]
 
 

@@ -165,7 +165,8 @@ def _commit_readings(conn: psycopg.Connection[Any], work: BatchWork, sites: list
                             THEN u.boot ELSE sites.boot END,
                 boot_seen = CASE WHEN u.boot IS DISTINCT FROM sites.boot AND u.max_seq >= sites.max_seq
                             AND u.boot IS NOT NULL THEN now() ELSE sites.boot_seen END,
-                drained_seq = GREATEST(sites.drained_seq, u.drained)
+                drained_seq = GREATEST(sites.drained_seq, u.drained),
+                ack_due = sites.ack_due OR u.dup > 0
            FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
                        %s::float8[], %s::text[], %s::bigint[])
                 AS u(site, max_seq, stored, dup, aside, ts, boot, drained)
@@ -275,6 +276,7 @@ class AckCandidate:
     site: str
     acked_seq: int
     drained_seq: int
+    ack_due: bool
     covered: list[Range]      # stored ranges and final gaps, merged
 
 
@@ -282,12 +284,13 @@ def ack_candidates(conn: psycopg.Connection[Any]) -> tuple[Any, list[AckCandidat
     """Sites whose ack may move, with what covers their seqs; and the time of this snapshot."""
     with conn.transaction():
         now = conn.execute("SELECT clock_timestamp()").fetchone()[0]   # type: ignore[index]
-        rows = conn.execute("SELECT site, acked_seq, drained_seq FROM sites WHERE max_seq > acked_seq").fetchall()
+        rows = conn.execute("SELECT site, acked_seq, drained_seq, ack_due FROM sites "
+                            "WHERE max_seq > acked_seq OR ack_due").fetchall()
         sites = [r[0] for r in rows]
         cover = ranges_of(conn, sites)
         for site, lo, hi in conn.execute("SELECT site, lo, hi FROM gaps WHERE site = ANY(%s)", (sites,)):
             cover[site].append((lo, hi))
-    return now, [AckCandidate(s, a, d, seqranges.merge(cover[s])) for s, a, d in rows]
+    return now, [AckCandidate(s, a, d, due, seqranges.merge(cover[s])) for s, a, d, due in rows]
 
 
 def record_gaps(conn: psycopg.Connection[Any], site: str, holes: Iterable[Range]) -> list[tuple[Range, str]]:
@@ -325,9 +328,10 @@ def flushed_before(conn: psycopg.Connection[Any], stale_s: float) -> Any:
 
 def set_acked(conn: psycopg.Connection[Any], acks: dict[str, int]) -> None:
     if acks:
-        conn.execute("""UPDATE sites SET acked_seq = u.seq, acked_at = now()
+        conn.execute("""UPDATE sites SET acked_seq = GREATEST(acked_seq, u.seq), acked_at = now(),
+                               ack_due = false
                           FROM unnest(%s::text[], %s::bigint[]) AS u(site, seq)
-                         WHERE sites.site = u.site AND u.seq > sites.acked_seq""",
+                         WHERE sites.site = u.site""",
                      (list(acks), list(acks.values())))
 
 

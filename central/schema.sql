@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS sites (
     set_aside_total bigint NOT NULL DEFAULT 0,   -- readings refused (see set_aside)
     acked_seq       bigint NOT NULL DEFAULT 0,   -- last end-to-end ack published
     acked_at        timestamptz,
+    ack_due         boolean NOT NULL DEFAULT false, -- readings came again: the site missed the ack
     drained_seq     bigint NOT NULL DEFAULT 0    -- seq of the newest buffer.depth = 0 reading
 );
 

@@ -197,8 +197,8 @@ class Ingest:
                             log.warning("site %s: readings %d..%d lost (%s)", c.site, lo, hi, why)
                     covered = seqranges.merge(covered + final)
                 wm = seqranges.watermark(covered)
-                if wm > c.acked_seq:
-                    acks[c.site] = wm
+                if wm > c.acked_seq or (c.ack_due and wm > 0):
+                    acks[c.site] = wm   # again when the site resends: it missed the retained ack
             if len(self._hole_seen) > 100_000:
                 self._hole_seen.clear()
             if acks:

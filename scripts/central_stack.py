@@ -195,7 +195,7 @@ class CentralBroker:
 
 
 def ingest_config(*, broker_port: int, password: str, vm_url: str, pg_dsn: str, client_id: str = "ingest-1",
-                  sites: Sequence[str] | None = None, extra: str = "") -> str:
+                  sites: Sequence[str] | None = None, extra: str = "", shared: bool = True) -> str:
     inventory = "" if sites is None else "[inventory]\nsites = [" + ", ".join(f'"{s}"' for s in sites) + "]\n"
     return f"""log_level = "info"
 [mqtt]
@@ -204,6 +204,7 @@ port = {broker_port}
 username = "{INGEST_USER}"
 password = "{password}"
 client_id = "{client_id}"
+shared = {"true" if shared else "false"}
 [victoriametrics]
 url = "{vm_url}"
 [postgres]
@@ -223,6 +224,7 @@ class CentralStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sites = list(sites)
         self.ingest_extra = ingest_extra
+        self.mqtt_shared = True
         self.broker = CentralBroker(self.workdir, self.sites)
         self.vm = victoria_metrics(self.workdir)
         self.pg = Postgres()
@@ -253,7 +255,7 @@ class CentralStack:
         path = self.workdir / f"{client_id}.toml"
         path.write_text(ingest_config(broker_port=self.broker.port, password=self.broker.passwords[INGEST_USER],
                                       vm_url=self.vm_url, pg_dsn=self.pg_dsn, client_id=client_id,
-                                      extra=self.ingest_extra))
+                                      extra=self.ingest_extra, shared=self.mqtt_shared))
         path.chmod(0o600)
         return path
 

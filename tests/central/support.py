@@ -35,6 +35,8 @@ class FakeClinic:
         self._lock = threading.Lock()
         self.client.message_callback_add(self.topics.ack, self._on_ack)
         self.client.subscribe(self.topics.ack, qos=1)
+        # Again after every reconnection: a broker killed with -9 may come back without the session.
+        self.client.on_connect = lambda c, *a: c.subscribe(self.topics.ack, qos=1)
 
     def _on_ack(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         seq = decode_ack(bytes(msg.payload))

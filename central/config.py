@@ -108,7 +108,7 @@ def parse_config(data: dict[str, object], *, source: str = "config", base: Path 
     vm_url = v.str("url", "http://127.0.0.1:8428", pattern=r"https?://[^\s/]+(/\S*)?", what="an http(s) URL")
     v.finish()
     p = root.table("postgres", required=True)
-    pg_dsn = p.str("dsn", None)
+    pg_dsn = p.str("dsn")
     p.finish()
 
     i = root.table("ingest")

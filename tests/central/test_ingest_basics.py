@@ -101,3 +101,40 @@ def test_a_gap_that_stays_after_the_backlog_drained_is_loss_with_the_agents_reas
     clinic.publish(clinic.readings([("buffer.dropped_total", 10), ("buffer.depth", 0)], device="agent"))
     wait_until(lambda: clinic.acked == 24, timeout=20, what="the ack past the final gap")
     assert pg_query(central, "SELECT lo, hi, reason FROM gaps WHERE site = 'SITE003'") == [(11, 20, "dropped_by_cap")]
+
+
+def test_status_shows_the_ingest_sites_and_gaps(central, capsys):
+    from central.cli import main
+    central.start_ingest()
+    clinic = FakeClinic(mqtt_client(central, "SITE001"), "SITE001")
+    clinic.publish(clinic.readings([("input.voltage", 127.0)]))
+    wait_until(lambda: clinic.acked == 1, timeout=20, what="the ack")
+    cfg = central.ingest_config("ingest-1")
+    assert main(["status", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "ingest ingest-1: running, broker connected" in out
+    assert "1 known, 1 seen in the last 5 min" in out
+    assert "gaps:      0 (0 readings lost)" in out
+    central.ingests[0].stop()
+    # A silent ingest is a problem: exit 1 once its figures are stale.
+    wait_until(lambda: main(["status", "-c", str(cfg)]) == 1, timeout=30, interval=1, what="status to notice")
+
+
+def test_a_clinic_cannot_forge_another_clinics_readings_nor_its_own_ack(central):
+    central.start_ingest()
+    own = FakeClinic(mqtt_client(central, "SITE002"), "SITE002")
+    forger = mqtt_client(central, "SITE001")
+    forged = json.dumps({"v": 1, "site": "SITE002", "boot": "b",
+                         "g": [{"s": 1, "d": "ups", "t": 1790000000, "m": [["on_battery", True]]}]})
+    forger.publish("clinics/SITE002/readings", forged, qos=1)                    # not its topic
+    forger.publish("clinics/SITE001/ack", b'{"v":1,"seq":1000}', qos=1, retain=True)  # only the ingest may
+    own.publish(own.readings([("on_battery", False)], ts=1790000000.0))
+    wait_until(lambda: own.acked == 1, timeout=20, what="SITE002's own reading")
+    assert [s["values"] for s in vm_export(central) if s["metric"]["site"] == "SITE002"] == [[0]]
+    watcher = mqtt_client(central, "operator")
+    acks = {}
+    watcher.on_message = lambda c, u, m: acks.__setitem__(m.topic, decode_ack(m.payload))
+    watcher.subscribe("clinics/+/ack", qos=1)
+    wait_until(lambda: "clinics/SITE002/ack" in acks, timeout=10, what="the retained acks")
+    assert "clinics/SITE001/ack" not in acks
+    assert pg_query(central, "SELECT count(*) FROM set_aside") == [(0,)]

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   socat                                # serial (RS-485) links over pseudo-terminals
   iproute2 libfaketime tmux            # network namespaces, clock tests, CLI tests
   systemd                              # systemd-analyze for the unit file checks
+  victoria-metrics postgresql          # the central side's stores (clinic-central, tests, demo)
 )
 
 missing=()
@@ -34,9 +35,9 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
 fi
-echo "==> installing the agent and test tools into .venv"
+echo "==> installing the agent, clinic-central and test tools into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,central]"
 # snmpsim serves the real-device SNMP recordings to the tests. It needs pysmi, which must stay
 # out of .venv (with pysmi present, pysnmp compiles MIBs on the agent's first request): own venv.
 if [ ! -x .venv-snmpsim/bin/snmpsim-command-responder ]; then

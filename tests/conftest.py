@@ -12,4 +12,5 @@ pytest_plugins = [
     "fixtures.agent_proc",
     "fixtures.secure_broker",
     "fixtures.proxy",
+    "fixtures.central",
 ]

@@ -67,3 +67,26 @@ class Topics:
     def summary(self) -> str:
         """The daily summary of the site (outages, voltage extremes, drops)."""
         return self._t("summary")
+
+    @property
+    def ack(self) -> str:
+        """Retained, centre -> agent: highest seq durably stored at the centre, all below it too."""
+        return self._t("ack")
+
+
+# What the central ingest reads, per site. Readings, backlog, events and summaries are shared
+# among the ingest processes; the retained state topics are read by every process, because a
+# broker does not send retained messages to a new shared subscription (MQTT 5, 4.8.2).
+CENTRAL_SHARED_LEAVES = ("readings", "backlog", "events", "summary")
+CENTRAL_STATE_LEAVES = ("status", "meta", "config/state", "events/active")
+
+
+def split_topic(topic: str, prefix: str) -> tuple[str, str] | None:
+    """``PREFIX/SITE/leaf...`` to ``(site, leaf)``; None for a topic outside the prefix."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    site, sep, leaf = topic[len(head):].partition("/")
+    if not site or not sep or not leaf:
+        return None
+    return site, leaf

@@ -1,0 +1,95 @@
+"""``clinic-central``: the central ingest and its status.
+
+Exit codes: 0 fine, 1 something is wrong (an ingest silent, ...), 2 bad config or command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Sequence
+
+from agent.errors import ConfigError
+from central import __version__
+from central.config import load_config
+
+EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CONFIG = "/etc/clinic-central/central.toml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clinic-central", description=(
+        "The central side of the clinic agents: every reading into VictoriaMetrics and every event, "
+        "site status and loss into PostgreSQL, exactly once, acknowledged to the clinics end to end."))
+    p.add_argument("--version", action="version", version=f"clinic-central {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    ing = sub.add_parser("ingest", help="subscribe to every site and store what arrives (the systemd service)")
+    ing.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    ing.set_defaults(func=cmd_ingest)
+
+    st = sub.add_parser("status", help="lag, readings/s, sites seen, gaps; exit 1 when something is wrong")
+    st.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_status)
+
+    val = sub.add_parser("validate", help="check a config file and list every problem")
+    val.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    val.set_defaults(func=cmd_validate)
+    return p
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per request otherwise
+    from central.service import Ingest
+    Ingest(cfg).run()
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    from central import pg, status
+    from central.vm import StoreUnavailable
+    try:
+        conn = pg.connect(cfg.pg_dsn)
+    except StoreUnavailable as exc:
+        print(f"clinic-central status: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    with conn:
+        st = status.collect(conn, live_s=cfg.ingest.ack_interval_s * 5 + 10)
+    text, ok = status.render(st, live_s=cfg.ingest.ack_interval_s * 5 + 10)
+    if args.json:
+        print(json.dumps(st.as_dict(), default=str, indent=2))
+    else:
+        print(text)
+    return EXIT_OK if ok else EXIT_PROBLEM
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    sites = "any site" if cfg.sites is None else f"{len(cfg.sites)} site(s) in the inventory"
+    print(f"{args.config}: OK: ingest {cfg.ingest_id}, broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
+          f"group {cfg.mqtt.group}, prefix {cfg.mqtt.topic_prefix}, {sites}")
+    return EXIT_OK

@@ -1,0 +1,119 @@
+-- clinic-central's PostgreSQL schema (docs/central.md). Idempotent: the ingest applies it at start.
+-- Times from the clinics (edge times) are timestamptz converted from the agent's epoch seconds.
+
+CREATE TABLE IF NOT EXISTS sites (
+    site            text PRIMARY KEY,
+    first_seen      timestamptz NOT NULL DEFAULT now(),
+    last_seen       timestamptz,             -- last message of any kind from the site (central time)
+    last_reading_at timestamptz,             -- edge time of the newest reading stored
+    boot            text,                    -- the agent process's boot id (changes at each start)
+    boot_seen       timestamptz,
+    status          text,                    -- online / offline (retained status topic)
+    status_at       timestamptz,
+    agent_version   text,
+    config_state    jsonb,                   -- the retained config/state document, as published
+    config_version  text,
+    units           jsonb,                   -- {"device": {"metric": "unit"}} from the retained meta topic
+    max_seq         bigint NOT NULL DEFAULT 0,
+    stored_total    bigint NOT NULL DEFAULT 0,   -- readings written to VictoriaMetrics
+    duplicates_total bigint NOT NULL DEFAULT 0,  -- readings received again and ignored
+    set_aside_total bigint NOT NULL DEFAULT 0,   -- readings refused (see set_aside)
+    acked_seq       bigint NOT NULL DEFAULT 0,   -- last end-to-end ack published
+    acked_at        timestamptz,
+    ack_due         boolean NOT NULL DEFAULT false, -- readings came again: the site missed the ack
+    drained_seq     bigint NOT NULL DEFAULT 0    -- seq of the newest buffer.depth = 0 reading
+);
+
+-- Which seqs of each site are accounted for (stored, or set aside with a reason): the
+-- de-duplication state, shared by every ingest process. Few rows per site: adjacent ranges merge.
+CREATE TABLE IF NOT EXISTS seq_ranges (
+    site text NOT NULL,
+    lo   bigint NOT NULL,
+    hi   bigint NOT NULL,
+    PRIMARY KEY (site, lo)
+);
+
+-- Seqs that never arrived although the site's backlog drained after them: loss, with the
+-- agent's reason when it gave one (dropped_by_cap, buffer_replaced), else "unknown".
+CREATE TABLE IF NOT EXISTS gaps (
+    site     text NOT NULL,
+    lo       bigint NOT NULL,
+    hi       bigint NOT NULL,
+    reason   text NOT NULL,
+    found_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, lo)
+);
+
+-- The agent's own loss reports (device "agent"): buffer.dropped_total rising, alarm.buffer_replaced.
+-- One row per distinct report (a dropped_total value, a boot that replaced its buffer), with the
+-- lowest seq that carried it: the first reading after the loss.
+CREATE TABLE IF NOT EXISTS loss_markers (
+    site text NOT NULL,
+    kind text NOT NULL,             -- dropped_by_cap | buffer_replaced
+    key  text NOT NULL,             -- the dropped_total value, or the boot id
+    seq  bigint NOT NULL,
+    PRIMARY KEY (site, kind, key)
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    site        text NOT NULL,
+    id          bigint NOT NULL,
+    kind        text NOT NULL,      -- raise | clear | flapping
+    cond        text NOT NULL,
+    dev         text NOT NULL,
+    start_at    timestamptz NOT NULL,
+    end_at      timestamptz,
+    dur_s       double precision,
+    est         boolean NOT NULL DEFAULT false,   -- duration estimated (agent restarted meanwhile)
+    vals        jsonb NOT NULL DEFAULT '{}',
+    flags       integer NOT NULL DEFAULT 0,       -- clock flags, as on readings
+    boot        text,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, id)
+);
+CREATE INDEX IF NOT EXISTS events_by_start ON events (start_at);
+
+CREATE TABLE IF NOT EXISTS events_active (
+    site        text PRIMARY KEY,
+    at          timestamptz,
+    active      jsonb NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS daily_summaries (
+    site        text NOT NULL,
+    day         date NOT NULL,
+    doc         jsonb NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, day)
+);
+
+-- Every series written per site, for the per-site series cap.
+CREATE TABLE IF NOT EXISTS series (
+    site text NOT NULL,
+    key  text NOT NULL,
+    PRIMARY KEY (site, key)
+);
+
+-- What the ingest refused, with why: never silently dropped.
+CREATE TABLE IF NOT EXISTS set_aside (
+    id        bigserial PRIMARY KEY,
+    dedup_key text UNIQUE,          -- a redelivered message is set aside once
+    at        timestamptz NOT NULL DEFAULT now(),
+    site      text,
+    topic     text NOT NULL,
+    reason    text NOT NULL,        -- too_large, truncated, not_json, foreign, unknown_site, series_cap, ...
+    detail    text,
+    readings  bigint NOT NULL DEFAULT 0,
+    payload   bytea                 -- the message (or the readings refused), at most 64 KiB
+);
+CREATE INDEX IF NOT EXISTS set_aside_by_time ON set_aside (at);
+
+-- Each ingest process's own counters, refreshed every few seconds (clinic-central status).
+CREATE TABLE IF NOT EXISTS ingest_stats (
+    ingest_id  text PRIMARY KEY,
+    started_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    flushed_at timestamptz,         -- its VictoriaMetrics writes committed before this are on disk
+    stats      jsonb NOT NULL
+);

@@ -70,8 +70,9 @@ def test_unknown_keys_devices_and_out_of_range_values_are_named():
                     "frequency": {"clear_dev_hz": 2.0},
                     "devices": {"upss": {"mains_lost": {"raise_after_s": -1}}},
                     "flap_transitions": 0})
-    assert 'events.voltage.nominal_ln_v: expected a number 50-500, got "127"' in got
-    assert "events.wan_down.raise_after: is not a known setting (misspelt?)" in got
+    assert ('events.voltage.nominal_ln_v: expected a number 50-500, got "127": write numbers '
+            'without quotes, nominal_ln_v = 127') in got
+    assert "events.wan_down.raise_after: is not a known setting; did you mean raise_after_s?" in got
     assert "events.frequency.clear_dev_hz: expected less than raise_dev_hz (0.8), got 2" in got
     assert "events.devices.upss.mains_lost.raise_after_s: expected a number 0-86400, got -1" in got
     assert "events.devices.upss: no device of that name in [[devices]]" in got

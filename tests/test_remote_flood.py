@@ -31,11 +31,13 @@ def service_for(tmp_path) -> tuple[RemoteService, FakeLink, Operator]:
     link = FakeLink()
     polled: list[str | None] = []
 
-    async def poll_now(device):
+    def poll_now(device):
         polled.append(device)
-    agent = SimpleNamespace(cfg=cfg, pollers={"pc": None}, poll_now=poll_now, polled=polled,
-                            forwarder=SimpleNamespace(link=link,
-                                                      state=SimpleNamespace(connected=True)))
+        return ["pc"] if device in (None, "pc") else []
+    agent = SimpleNamespace(config=cfg, config_path=None, device_names=lambda: frozenset({"pc"}),
+                            poll_now=poll_now, polled=polled,
+                            publish=lambda topic, payload, retain=False: link.publish(
+                                topic, payload, retain=retain))
     return RemoteService(agent), link, op
 
 

@@ -80,7 +80,8 @@ def test_the_config_lists_every_problem_by_key_path(tmp_path, capsys):
         "ingest.name_pattern: not a regular expression: missing ), unterminated subpattern at position 0",
         "ingest.batch_max_readings: expected an integer 1-1000000, got 0",
         "inventory.sites: not valid site ids: bad site",
-        "typo: is not a known setting (misspelt?)"}
+        "typo: is not a known setting (misspelt?); check its spelling against the example config, "
+        "or delete the line"}
     bad = tmp_path / "central.toml"
     bad.write_text("[mqtt]\nport = 0\n")
     assert main(["validate", str(bad)]) == 2

@@ -11,6 +11,7 @@ import json
 import tomllib
 from types import SimpleNamespace
 
+from helpers import run
 from agent.config import parse_config
 from agent.remote import service as service_mod
 from agent.remote.envelope import seal
@@ -63,7 +64,7 @@ def test_a_flood_of_refused_commands_is_bounded_in_tasks_queue_and_replies(tmp_p
         await service.close()
         return tasks_during_flood, queued
 
-    tasks_during_flood, queued = asyncio.run(scenario())
+    tasks_during_flood, queued = run(scenario())
     assert tasks_during_flood <= service_mod.COMMAND_WORKERS, "no task per message"
     assert queued <= service_mod.COMMAND_QUEUE
     refused = [r for r in results(link) if r["ok"] is False]
@@ -104,7 +105,7 @@ def test_a_failing_handler_does_not_stop_the_inbox():
         first, second = inbox.offer(big), inbox.offer(big)
         await inbox.close()
         return first, second, inbox.dropped
-    first, second, dropped = asyncio.run(scenario())
+    first, second, dropped = run(scenario())
     assert handled[0] == b"next"
     assert (first, second, dropped) == (True, False, 1)
 

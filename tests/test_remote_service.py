@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from helpers import run
 from agent.config import parse_config
 from agent.readings import Reading
 from agent.remote.confirm import commit_confirmed, wait_for_broker
@@ -70,7 +71,7 @@ def test_a_resend_command_goes_through_the_forwarder_and_its_outcome_is_publishe
         service = RemoteService(agent)
         await service._handle_command(op.command("resend", {"first_seq": 3, "last_seq": 12}))
 
-    asyncio.run(scenario())
+    run(scenario())
     assert agent.asked == [(3, 12)], "the resend is the forwarder's (its budget), not a side path"
     assert not [t for t, _, _ in link.published if t.endswith("/backlog")]
     result = [json.loads(p) for t, p, _ in link.published if t == "clinics/SITE001/cmd/result"]
@@ -93,7 +94,7 @@ def test_confirmed_as_soon_as_the_broker_is_reached():
         ok = await commit_confirmed(apply=apply, revert=revert, reached=lambda: bool(connected),
                                     wake=wake, timeout_s=10)
         return ok, reverted, time.monotonic() - start
-    ok, reverted, took = asyncio.run(scenario())
+    ok, reverted, took = run(scenario())
     assert ok and not reverted and took < 5
 
 
@@ -109,7 +110,7 @@ def test_reverted_when_the_broker_is_not_reached_in_time():
         ok = await commit_confirmed(apply=apply, revert=revert, reached=lambda: False, wake=wake,
                                     timeout_s=0.2)
         return ok, reverted
-    assert asyncio.run(scenario()) == (False, [None])
+    assert run(scenario()) == (False, [None])
 
 
 def test_reverted_at_once_when_the_config_cannot_even_be_applied():
@@ -124,7 +125,7 @@ def test_reverted_at_once_when_the_config_cannot_even_be_applied():
         ok = await commit_confirmed(apply=apply, revert=revert, reached=lambda: True,
                                     wake=asyncio.Event(), timeout_s=60)
         return ok, reverted
-    assert asyncio.run(scenario()) == (False, ["could not apply it: OSError: serial port vanished"])
+    assert run(scenario()) == (False, ["could not apply it: OSError: serial port vanished"])
 
 
 def test_a_wake_up_between_looking_and_waiting_is_not_lost():
@@ -138,7 +139,7 @@ def test_a_wake_up_between_looking_and_waiting_is_not_lost():
                 return False
             return True
         return await wait_for_broker(reached, wake, 5)
-    assert asyncio.run(scenario()) is True
+    assert run(scenario()) is True
 
 
 # -- the fleet view ----------------------------------------------------------------------------

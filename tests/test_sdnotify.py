@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import wait_until, run
 from agent.runtime.sdnotify import Notifier, watchdog_loop
 
 
@@ -89,7 +89,7 @@ def test_outside_systemd_every_call_is_a_harmless_no_op():
     assert not n.enabled
     assert n.watchdog_interval_s is None
     assert n.ready() is False and n.watchdog() is False and n.stopping() is False
-    asyncio.run(asyncio.wait_for(watchdog_loop(n), 1))   # returns at once: no watchdog asked for
+    run(asyncio.wait_for(watchdog_loop(n), 1))   # returns at once: no watchdog asked for
 
 
 def test_messages_reach_a_socket_path(notify_socket):

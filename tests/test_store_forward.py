@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from consumer import readings_from, unique_by_seq
-from helpers import wait_until
+from helpers import wait_until, run
 from test_pipeline import committed_seqs, host_config, seqs
 
 
@@ -258,7 +258,7 @@ def test_a_refused_batch_is_halved_and_a_refused_single_reading_set_aside(tmp_pa
         writing.cancel()
         return [r.seq for r in raw.fetch(0, 100)]
 
-    remaining = asyncio.run(scenario())
+    remaining = run(scenario())
     assert remaining == [1, 3, 4], "only the refused reading left the queue"
     why = raw._db.execute("SELECT seq, why FROM rejected").fetchall()
     assert why == [(2, "refused by the broker: payload format invalid")]

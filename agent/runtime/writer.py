@@ -27,7 +27,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from agent.errors import StoreError
 from agent.readings import Reading
@@ -131,7 +131,7 @@ class StoreWriter:
             self._first_ack_at = time.monotonic()
         self._wake.set()
 
-    def ack_events(self, ids: list[int], days: list[str] = []) -> None:   # noqa: B006
+    def ack_events(self, ids: Sequence[int], days: Sequence[str] = ()) -> None:
         """The broker has these events (and daily summaries): recorded with the next write."""
         self._event_acks.extend(ids)
         self._summary_acks.extend(days)

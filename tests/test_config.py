@@ -171,3 +171,13 @@ def test_a_file_larger_than_the_limit_is_refused_before_parsing(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(path)
     assert "more than the 1048576 a config may have" in exc.value.problems[0]
+
+
+def test_a_problem_quotes_at_most_a_short_piece_of_a_hostile_line():
+    """Found by tests/fuzz/test_fuzz_remote.py: a 10,000-character table name written twice
+    used to be quoted whole in the published rejection."""
+    from agent.config.syntax import parse_text
+    name = ".".join(["site_id"] * 1500)
+    doc, problems = parse_text(f'site_id = "A"\n[{name}]\nx = 1\n[{name}]\nx = 2\n')
+    assert doc is None and problems
+    assert all(len(str(p)) < 400 for p in problems), [len(str(p)) for p in problems]

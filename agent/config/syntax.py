@@ -22,6 +22,7 @@ from agent.i18n import Text, text
 
 BOM = "\ufeff"
 MAX_SYNTAX_PROBLEMS = 20
+SHOWN_MAX = 120                 # characters of a line or a name quoted back in a problem
 _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 _KEY_VALUE = re.compile(r"^(?P<indent>\s*)(?P<key>[^=\[#]+?)\s*=\s*(?P<value>.*)$")
 
@@ -58,7 +59,7 @@ def parse_text(source_text: str, *, secret: bool = False) -> tuple[dict[str, Any
             doc = tomllib.loads("\n".join(lines))
         except tomllib.TOMLDecodeError as exc:
             problem, line_no, fixed = explain(str(exc), lines, secret=secret)
-            problems.append(problem)
+            problems.append(_capped(problem))
             if line_no is None:
                 break
             lines[line_no - 1] = fixed
@@ -74,6 +75,14 @@ def parse_text(source_text: str, *, secret: bool = False) -> tuple[dict[str, Any
                   for path, kind in bounds_problems(doc)]
         return (None, bounds) if bounds else (doc, [])
     return None, problems
+
+
+def _capped(problem: Problem) -> Problem:
+    """A problem quotes the line it is about: a hostile line (a 10,000-character table name in
+    a push) is shortened, so a rejection stays small (docs/limits.md)."""
+    args = {k: (v[:SHOWN_MAX] + "..." if isinstance(v, str) and len(v) > SHOWN_MAX else v)
+            for k, v in problem.text.args.items()}
+    return Problem(problem.path, Text(problem.text.id, args), problem.label)
 
 
 def explain(message: str, lines: list[str], *, secret: bool = False) -> tuple[Problem, int | None, str]:

@@ -107,12 +107,21 @@ def test_several_agents_every_reading_once_in_the_stores(central, tmp_path, inge
         assert len([1 for (site, _) in w if site == s]) == max(q for (site, q) in w if site == s), \
             f"{s}: the broker delivered a numbering with holes"
     expected = Counter(series_key(site, r) for (site, _), r in w.items())
-    got = Counter()
-    for series in vm_export(central):
-        m = series["metric"]
-        for ts in series["timestamps"]:
-            got[(m["__name__"], m["site"], m["device"], m["metric"], m.get("value"), ts)] += 1
-    assert got == expected
+
+    def exported() -> Counter:
+        got: Counter = Counter()
+        for series in vm_export(central):
+            m = series["metric"]
+            for ts in series["timestamps"]:
+                got[(m["__name__"], m["site"], m["device"], m["metric"], m.get("value"), ts)] += 1
+        return got
+    # Samples flushed to disk become searchable a moment later (VictoriaMetrics' in-memory parts):
+    # wait for them, then compare exactly (a duplicate would still show).
+    try:
+        wait_until(lambda: exported() == expected, timeout=20, what="every sample searchable")
+    except AssertionError:
+        pass
+    assert exported() == expected
     assert pg_query(central, "SELECT count(*) FROM gaps") == [(0,)]
     assert pg_query(central, "SELECT reason, count(*) FROM set_aside GROUP BY reason") == []
     stats = dict(pg_query(central, "SELECT ingest_id, (stats->>'messages')::int FROM ingest_stats"))

@@ -211,8 +211,8 @@ Instalación:
     "inst.bad.private_key": {
         "en": "{path} is a private key: only the operators' public keys (*.pub) may be on this PC; remove it and tell the central team",
         "es": "{path} es una llave privada: en esta PC solo pueden estar las llaves públicas de los operadores (*.pub); quítela y avise al equipo central"},
-    "inst.bad.not_ed25519": {"en": "{path} is not an Ed25519 public key in PEM (clinic-central keygen makes them)",
-                             "es": "{path} no es una llave pública Ed25519 en PEM (clinic-central keygen las genera)"},
+    "inst.bad.not_ed25519": {"en": "{path} is not an Ed25519 public key in PEM (clinic-agent fleet keygen makes them)",
+                             "es": "{path} no es una llave pública Ed25519 en PEM (clinic-agent fleet keygen las genera)"},
     "inst.bad.no_keys": {"en": "no *.pub key in {path}", "es": "no hay ninguna llave *.pub en {path}"},
     "inst.bad.timezone": {"en": "{got} is not a time zone this PC knows (e.g. America/Mexico_City; list: timedatectl list-timezones)",
                           "es": "{got} no es una zona horaria que conozca esta PC (p. ej. America/Mexico_City; lista: timedatectl list-timezones)"},

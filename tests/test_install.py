@@ -268,6 +268,69 @@ def test_install_with_the_clinics_settings_ends_validated_and_checked_by_doctor(
     assert "doctor encontró problemas" in out and res.returncode == 0
 
 
+def on_a_terminal(cmd: list, answers: list[tuple[str, str]], *, cwd: Path,
+                  timeout: float = 120) -> tuple[int, str]:
+    """Run ``cmd`` on a pseudo-terminal, typing each answer once its question has appeared;
+    (exit code, everything the terminal showed)."""
+    import pty
+    import select
+    import time
+    main, side = pty.openpty()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", *LOCALE_VARS)}
+    proc = subprocess.Popen([str(c) for c in cmd], stdin=side, stdout=side, stderr=side, cwd=cwd,
+                            env=env, start_new_session=True)
+    os.close(side)
+    shown, typed_up_to, pending = b"", 0, list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:      # the other side closed: the installer ended
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if pending and pending[0][0].encode() in shown[typed_up_to:]:
+                typed_up_to = len(shown)
+                os.write(main, pending.pop(0)[1].encode() + b"\n")
+        assert not pending, f"never asked {pending[0][0]!r}:\n{shown.decode(errors='replace')}"
+        return proc.wait(timeout=max(deadline - time.monotonic(), 1)), shown.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+
+
+def test_on_a_terminal_the_installer_asks_for_each_setting_and_hides_the_password(
+        bundle, site_files, tmp_path):
+    root = tmp_path / "root"
+    port = free_port()
+    code, shown = on_a_terminal(
+        ["bash", bundle / "install.sh", "--root", root, "--python", sys.executable], [
+            ("Clave CLUES de la clínica", "DF SSA"),
+            ("Clave CLUES de la clínica", "DFSSA001234"),
+            ("Bróker central", f"127.0.0.1:{port}"),
+            ("Archivo de la CA del bróker", "ca.crt"),
+            ("¿Cómo entra la clínica al bróker?", "1"),
+            ("Usuario MQTT", "DFSSA001234"),
+            ("Contraseña MQTT", "pw-Tecleada-9"),
+            ("La misma contraseña otra vez", "pw-Tecleada-9"),
+            ("llaves públicas de los operadores", "keys"),
+            ("Zona horaria de la clínica [America/Mexico_City]", ""),
+        ], cwd=site_files)
+    assert code == 0, shown
+    assert '"DF SSA" no es un id de sitio' in shown
+    assert "pw-Tecleada-9" not in shown
+    secrets = tomllib.loads((root / "etc/clinic-agent/secrets.toml").read_text())
+    assert secrets["mqtt"]["password"] == "pw-Tecleada-9"
+    assert "correcto: sitio DFSSA001234" in shown
+    assert f"[FALLA]    TCP          127.0.0.1:{port} rechazó la conexión" in shown
+
+
 def test_wrong_settings_are_all_explained_and_nothing_is_installed(bundle, site_files, tmp_path):
     (site_files / "keys" / "operators.key").write_text(
         "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n")

@@ -110,6 +110,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ ! -t 0 ] || [ ! -t 1 ]; then INTERACTIVE=0; fi
+LANG_BAD=""
+case "$LANG_OPT" in ""|es|en) ;; *) LANG_BAD=$LANG_OPT; LANG_OPT="" ;; esac
 
 # -- Python, the agent's files and its messages -------------------------------------------------
 
@@ -151,6 +153,7 @@ LANG_GIVEN=0
 if [ -n "$LANG_OPT" ]; then LANG_GIVEN=1; fi
 
 if [ "$HELP" = 1 ]; then m inst.usage; echo; exit 0; fi
+if [ -n "$LANG_BAD" ]; then die "$(m inst.bad.lang got="$LANG_BAD")"; fi
 if [ ${#OPTION_ERROR[@]} -gt 0 ]; then die "$(m "${OPTION_ERROR[@]}")"; fi
 if [ "$PURGE" = 1 ] && [ "$ACTION" != uninstall ]; then die "$(m inst.purge_alone)"; fi
 if [ -n "$ROOT" ]; then

@@ -110,6 +110,7 @@ def cmd_write(args: argparse.Namespace) -> int:
 def cmd_rooted(args: argparse.Namespace) -> int:
     import tomllib
 
+    from agent.install.toml_edit import EditError
     from agent.install.write import rooted
     config = Path(args.config)
     raw = config.read_text(encoding="utf-8-sig")
@@ -120,7 +121,10 @@ def cmd_rooted(args: argparse.Namespace) -> int:
     if data is None:   # validate will explain the file's problems: show it as it is
         Path(args.out).write_text(raw, encoding="utf-8")
         return EXIT_OK
-    out = rooted(raw, data, root=Path(args.root), config_dir=config.parent, socket=args.socket)
+    try:
+        out = rooted(raw, data, root=Path(args.root), config_dir=config.parent, socket=args.socket)
+    except EditError:   # e.g. an inline [mqtt] table: check the file as it is
+        out = raw
     Path(args.out).write_text(out, encoding="utf-8")
     return EXIT_OK
 

@@ -135,7 +135,9 @@ mv "$WHEELHOUSE" "$STAGE/wheelhouse"
 install -m 0755 "$SRC/scripts/install.sh" "$STAGE/install.sh"
 install -m 0644 "$SRC/systemd/clinic-agent.service" "$STAGE/systemd/"
 if [ -d "$SRC/conf" ]; then cp -R "$SRC/conf" "$STAGE/conf"; fi
-if [ -f "$SRC/docs/systemd.md" ]; then cp "$SRC/docs/systemd.md" "$STAGE/docs/"; fi
+for doc in systemd.md install.md checklist-tecnico.md; do
+    if [ -f "$SRC/docs/$doc" ]; then cp "$SRC/docs/$doc" "$STAGE/docs/"; fi
+done
 COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
     COMMIT=$COMMIT-modified     # built from a work tree with uncommitted changes
@@ -149,13 +151,18 @@ machine=$MACHINE
 built=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 EOF
 cat > "$STAGE/README.txt" <<EOF
-Clinic agent $VERSION, offline bundle for Python $TARGET_PYTHON on $MACHINE PCs
-(Debian 12 has Python 3.11).
+Agente de la clínica $VERSION, paquete sin internet para Python $TARGET_PYTHON en PCs $MACHINE
+(Debian 12 trae Python 3.11). Lista del técnico: docs/checklist-tecnico.md
 
-Install or upgrade (no internet needed):
+Instalar o actualizar (no hace falta internet); pregunta los datos de la clínica:
     sudo ./install.sh
-Remove (keeps settings and unsent readings):
+    sudo ./install.sh --help        (cada dato como opción: --site-id, --broker, --ca-file, ...)
+Quitar (conserva la configuración y las lecturas sin enviar):
     sudo ./install.sh --uninstall
+
+Clinic agent $VERSION, offline bundle for Python $TARGET_PYTHON on $MACHINE PCs.
+Install or upgrade: sudo ./install.sh --lang en (asks for the clinic's settings; --help lists
+them as options). Remove, keeping settings and unsent readings: sudo ./install.sh --uninstall
 EOF
 (cd "$STAGE" && find . -type f -printf '%P\n' | sort | xargs -d '\n' sha256sum) > "$WORK/SHA256SUMS"
 mv "$WORK/SHA256SUMS" "$STAGE/SHA256SUMS"

@@ -1,5 +1,6 @@
-"""Installing on a clinic PC: the offline bundle, install.sh into a temporary root (--root), an
-upgrade that keeps the clinic's settings and readings, uninstall and purge, and the systemd unit.
+"""Installing on a clinic PC: the offline bundle, install.sh into a temporary root (--root) with
+the clinic's settings given as options (checked, written, then validate and doctor), an upgrade
+that keeps the clinic's settings and readings, uninstall and purge, and the systemd unit.
 
 Building a virtualenv is the slow part, so the module builds the bundle once and installs it once;
 tests that change the installation work on a copy of that root (a second install builds the
@@ -14,11 +15,16 @@ import stat
 import subprocess
 import sys
 import tarfile
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from helpers import require_binary
+from agent.config import load_config
+from agent.install.write import rooted
+from agent.remote.envelope import generate_keypair, load_trusted_keys
+from helpers import free_port, require_binary
+from pki import make_ca
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT_SRC = ROOT / "systemd" / "clinic-agent.service"
@@ -35,9 +41,15 @@ OWNERS = {   # what install.sh records (and applies, outside --root) for each pa
 }
 
 
-def run(cmd: list, *, check: bool = True, timeout: float = 180,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+LOCALE_VARS = ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")
+
+
+def run(cmd: list, *, check: bool = True, timeout: float = 180, cwd: Path | None = None,
+        locale: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``cmd``'s output; ``locale`` replaces the locale variables when given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")
+           and not (locale is not None and k in LOCALE_VARS)}
+    env.update(locale or {})
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, cwd=cwd, env=env)
     if check and proc.returncode != 0:
@@ -45,9 +57,12 @@ def run(cmd: list, *, check: bool = True, timeout: float = 180,
     return proc
 
 
-def install(bundle: Path, root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def install(bundle: Path, root: Path, *args: str, check: bool = True, english: bool = True,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """install.sh into ``root``, under an English locale; else as on a clinic PC with no locale
+    set, where the installer speaks Spanish (the default of a clinic install)."""
     return run(["bash", bundle / "install.sh", "--root", root, "--python", sys.executable, *args],
-               check=check)
+               check=check, cwd=cwd, locale={"LANG": "en_US.UTF-8"} if english else {})
 
 
 def mode(path: Path) -> str:
@@ -124,8 +139,8 @@ def test_install_puts_every_file_in_place_with_its_mode(installed):
     manifest = (opt / "install-manifest").read_text().splitlines()
     recorded = {line.split(" ", 2)[2]: line.rsplit(" ", 1)[0] for line in manifest[1:]}
     assert recorded == OWNERS
-    for n in range(1, 9):
-        assert f"==> [{n}/8]" in output
+    for n in range(1, 11):
+        assert f"==> [{n}/10]" in output
     assert "still the example" in output, "an unedited example must not be started"
 
 
@@ -141,12 +156,14 @@ def test_the_virtualenv_runs_the_agent(installed, tmp_path):
 
 # -- upgrade ------------------------------------------------------------------------------------
 
-VALID_CONFIG = """# edited by the technician
+# The broker is a closed loopback port: the installer's closing doctor run stays on this machine.
+VALID_CONFIG = f"""# edited by the technician
 site_id = "KE-KSM-014"
 state_dir = "/var/lib/clinic-agent"
 secrets_file = "secrets.toml"
 [mqtt]
-host = "broker.invalid"
+host = "127.0.0.1"
+port = {free_port()}
 [[devices]]
 name = "pc"
 kind = "host"
@@ -180,6 +197,180 @@ def test_second_install_keeps_settings_passwords_and_readings(installed, bundle,
     assert run([root / "opt/clinic-agent/venv/bin/clinic-agent", "--version"]).returncode == 0
     assert "OK: site KE-KSM-014, 1 device(s)" in res.stdout, "the kept config is validated"
     assert "unit file unchanged" in res.stdout
+
+
+# -- the clinic's settings ------------------------------------------------------------------------
+
+@pytest.fixture
+def site_files(tmp_path) -> Path:
+    """What the central team gives the technician: the broker's CA, the operators' public key,
+    the MQTT password in a file; in a folder like a USB stick's."""
+    usb = tmp_path / "usb"
+    (usb / "keys").mkdir(parents=True)
+    make_ca(usb, "ca")
+    _, pub, _ = generate_keypair(tmp_path / "central", "operators")
+    shutil.copy(pub, usb / "keys" / "operators.pub")
+    (usb / "password.txt").write_text("pw-Clinica-7\n")
+    return usb
+
+
+def doctor_lines(output: str) -> list[str]:
+    """The check lines of the doctor run at the end of the installer's output."""
+    tail = output.split("clinic-agent doctor", 1)[1]
+    return [line.strip() for line in tail.splitlines() if line.strip().startswith("[")]
+
+
+def test_install_with_the_clinics_settings_ends_validated_and_checked_by_doctor(bundle, site_files,
+                                                                                 tmp_path):
+    root = tmp_path / "root"
+    port = free_port()     # nothing listens there: the central broker is out of reach today
+    res = install(bundle, root, "--site-id", "DFSSA001234", "--broker", f"127.0.0.1:{port}",
+                  "--ca-file", "ca.crt", "--trusted-keys", "keys",
+                  "--mqtt-user", "DFSSA001234", "--mqtt-password-file", "password.txt",
+                  "--timezone", "America/Mexico_City", english=False, cwd=site_files)
+    out = res.stdout
+    etc = root / "etc/clinic-agent"
+    # Spanish on a PC with no locale, every step said, every setting echoed but the password.
+    for n in range(1, 11):
+        assert f"==> [{n}/10]" in out
+    assert "id de sitio (CLUES): DFSSA001234" in out
+    assert "contraseña MQTT: indicada (no se muestra)" in out
+    assert "pw-Clinica-7" not in out + res.stderr
+    assert "pw-Clinica-7" not in (root / "var/log/clinic-agent-install.log").read_text()
+    # The files given are copied next to the config, with their modes, and recorded.
+    assert (etc / "ca.crt").read_bytes() == (site_files / "ca.crt").read_bytes()
+    assert mode(etc / "ca.crt") == "0640" and mode(etc / "agent.toml") == "0640"
+    assert mode(etc / "secrets.toml") == "0600"
+    assert [p.name for p in (etc / "trusted-keys").iterdir()] == ["operators.pub"]
+    manifest = (root / "opt/clinic-agent/install-manifest").read_text()
+    assert "0640 root:clinic-agent /etc/clinic-agent/trusted-keys/operators.pub" in manifest
+    assert (root / "etc/timezone").read_text() == "America/Mexico_City\n"
+    assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/America/Mexico_City"
+    # The config validates (step 8) and says what was given, seen from inside the root.
+    assert "correcto: sitio DFSSA001234" in out
+    text = (etc / "agent.toml").read_text()
+    view = tmp_path / "view.toml"
+    view.write_text(rooted(text, tomllib.loads(text), root=root, config_dir=etc,
+                           socket=str(tmp_path / "none.sock")))
+    cfg = load_config(view)
+    assert (cfg.site_id, cfg.language) == ("DFSSA001234", "es")
+    assert (cfg.mqtt.brokers[0].host, cfg.mqtt.brokers[0].port) == ("127.0.0.1", port)
+    assert cfg.mqtt.ca_file == str(etc / "ca.crt") and cfg.mqtt.tls
+    assert cfg.mqtt.username == "DFSSA001234" and cfg.mqtt.password.reveal() == "pw-Clinica-7"
+    keys, problems = load_trusted_keys(cfg.remote.trusted_keys_dir)
+    assert len(keys) == 1 and problems == []
+    # Doctor (step 10) names only the unreachable broker; the install still succeeds.
+    lines = doctor_lines(out)
+    failed = [line for line in lines if line.startswith("[FALLA]")]
+    assert failed == [f"[FALLA]    TCP          127.0.0.1:{port} rechazó la conexión"], lines
+    assert any(line.startswith("[OK]") and "pc (host) responde" in line for line in lines)
+    assert "1 revisión(es) fallaron" in out
+    assert "doctor encontró problemas" in out and res.returncode == 0
+
+
+def on_a_terminal(cmd: list, answers: list[tuple[str, str]], *, cwd: Path,
+                  timeout: float = 120) -> tuple[int, str]:
+    """Run ``cmd`` on a pseudo-terminal, typing each answer once its question has appeared;
+    (exit code, everything the terminal showed)."""
+    import pty
+    import select
+    import time
+    main, side = pty.openpty()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", *LOCALE_VARS)}
+    proc = subprocess.Popen([str(c) for c in cmd], stdin=side, stdout=side, stderr=side, cwd=cwd,
+                            env=env, start_new_session=True)
+    os.close(side)
+    shown, typed_up_to, pending = b"", 0, list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:      # the other side closed: the installer ended
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if pending and pending[0][0].encode() in shown[typed_up_to:]:
+                typed_up_to = len(shown)
+                os.write(main, pending.pop(0)[1].encode() + b"\n")
+        assert not pending, f"never asked {pending[0][0]!r}:\n{shown.decode(errors='replace')}"
+        return proc.wait(timeout=max(deadline - time.monotonic(), 1)), shown.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+
+
+def test_on_a_terminal_the_installer_asks_for_each_setting_and_hides_the_password(
+        bundle, site_files, tmp_path):
+    root = tmp_path / "root"
+    port = free_port()
+    code, shown = on_a_terminal(
+        ["bash", bundle / "install.sh", "--root", root, "--python", sys.executable], [
+            ("Clave CLUES de la clínica", "DF SSA"),
+            ("Clave CLUES de la clínica", "DFSSA001234"),
+            ("Bróker central", f"127.0.0.1:{port}"),
+            ("Archivo de la CA del bróker", "ca.crt"),
+            ("¿Cómo entra la clínica al bróker?", "1"),
+            ("Usuario MQTT", "DFSSA001234"),
+            ("Contraseña MQTT", "pw-Tecleada-9"),
+            ("La misma contraseña otra vez", "pw-Tecleada-9"),
+            ("llaves públicas de los operadores", "keys"),
+            ("Zona horaria de la clínica [America/Mexico_City]", ""),
+        ], cwd=site_files)
+    assert code == 0, shown
+    assert '"DF SSA" no es un id de sitio' in shown
+    assert "pw-Tecleada-9" not in shown
+    secrets = tomllib.loads((root / "etc/clinic-agent/secrets.toml").read_text())
+    assert secrets["mqtt"]["password"] == "pw-Tecleada-9"
+    assert "correcto: sitio DFSSA001234" in shown
+    assert f"[FALLA]    TCP          127.0.0.1:{port} rechazó la conexión" in shown
+
+
+def test_wrong_settings_are_all_explained_and_nothing_is_installed(bundle, site_files, tmp_path):
+    (site_files / "keys" / "operators.key").write_text(
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n")
+    (site_files / "not-a-cert.crt").write_text("hello\n")
+    root = tmp_path / "root"
+    res = install(bundle, root, "--site-id", "DF SSA", "--broker", "192.168.1.300",
+                  "--ca-file", "not-a-cert.crt", "--trusted-keys", "keys",
+                  "--timezone", "America/Mexico_city", english=False, cwd=site_files, check=False)
+    assert res.returncode == 1
+    problems = [line.strip() for line in res.stderr.splitlines() if line.startswith("    --")]
+    assert [p.split(":")[0] for p in problems] == [
+        "--site-id", "--broker", "--ca-file", "--trusted-keys", "--timezone"]
+    assert "¿quiso decir America/Mexico_City?" in problems[4]
+    assert "operators.key es una llave privada" in problems[3]
+    assert "no se cambió nada" in res.stderr
+    assert list(root.iterdir()) == []
+
+
+def test_an_upgrade_with_new_settings_edits_only_those_keys_and_keeps_the_file_before(
+        installed, bundle, site_files, tmp_path):
+    root = copy_root(installed[0], tmp_path / "root")
+    etc = root / "etc/clinic-agent"
+    (etc / "agent.toml").write_text(VALID_CONFIG)
+    (etc / "secrets.toml").write_text('# kept\n[mqtt]\npassword = "old"\n')
+    port = free_port()
+    res = install(bundle, root, "--broker", f"127.0.0.1:{port}", "--ca-file", "ca.crt",
+                  "--mqtt-user", "kmk014", "--mqtt-password-file", "password.txt", cwd=site_files)
+    after = (etc / "agent.toml").read_text()
+    assert after.startswith("# edited by the technician\nsite_id = \"KE-KSM-014\"")
+    assert f'port = {port}\n' in after and 'ca_file = "/etc/clinic-agent/ca.crt"' in after
+    assert 'username = "kmk014"' in after and "language" not in after
+    (backup,) = etc.glob("agent.toml.before-*")
+    assert backup.read_text() == VALID_CONFIG
+    assert (etc / "secrets.toml").read_text() == '# kept\n[mqtt]\npassword = "pw-Clinica-7"\n'
+    (old_secrets,) = etc.glob("secrets.toml.before-*")
+    assert mode(old_secrets) == "0600"
+    assert "updated /etc/clinic-agent/agent.toml: mqtt.host, mqtt.port, mqtt.ca_file, mqtt.username" \
+        in res.stdout
+    assert "OK: site KE-KSM-014, 1 device(s)" in res.stdout
+    assert "pw-Clinica-7" not in res.stdout + res.stderr
 
 
 def test_a_failed_upgrade_leaves_the_installed_program_untouched(installed, bundle, tmp_path):

@@ -3,8 +3,9 @@
     config   every config problem (agent.config), and the phrases they are built from
     devices  device failure reasons (agent.sources), broker and TLS errors (agent.publish)
     cli      the command line's help, the config commands, argparse's own words
+    install  the installer's words (scripts/install.sh, agent.install)
 """
 
-from agent.catalogue import cli, config
+from agent.catalogue import cli, config, install
 
-CATALOGUES = (config.MESSAGES, cli.MESSAGES)
+CATALOGUES = (config.MESSAGES, cli.MESSAGES, install.MESSAGES)

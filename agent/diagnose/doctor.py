@@ -406,11 +406,9 @@ def device_check(res: dict[str, Any], kind: str, via: str) -> Check:
 
 
 def device_hint(kind: str, status: str) -> str:
-    """The hint id for a device of ``kind`` failing with ``status`` (agent.i18n has them all)."""
-    from agent.i18n import MESSAGES
-    specific = f"hint.device.{kind}.{status}"
-    return specific if specific in MESSAGES else f"hint.device.{status}" \
-        if f"hint.device.{status}" in MESSAGES else "hint.device.error"
+    """The hint id for a device of ``kind`` failing with ``status`` (from the kind registry)."""
+    from agent.kinds import device_hint as registered_hint
+    return registered_hint(kind, status)
 
 
 def _poll_budget(devices: list) -> float:

@@ -10,6 +10,7 @@ import time
 import psutil
 
 from agent.config import DeviceConfig
+from agent.config.host import HostSettings
 from agent.errors import SourceError
 from agent.readings import Sample
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 class HostSource:
     """Reads the agent's own machine. Every value is local; nothing here can time out."""
 
-    def __init__(self, device: DeviceConfig, *, state_dir: str) -> None:
+    def __init__(self, device: DeviceConfig[HostSettings], *, state_dir: str) -> None:
         self.name = device.name
         self.settings = device.settings
         self.disk_paths = tuple(self.settings.disk_paths) or (state_dir,)

@@ -176,7 +176,7 @@ class _OnceLog:
 class ModbusSource:
     """Reads one Modbus device (one unit id on one bus) per its compiled read plan."""
 
-    def __init__(self, device: DeviceConfig, buses: BusPool) -> None:
+    def __init__(self, device: DeviceConfig[ModbusSettings], buses: BusPool) -> None:
         settings: ModbusSettings = device.settings
         self.name = device.name
         self.settings = settings

@@ -211,7 +211,7 @@ class _Counter:
 class SnmpSource:
     """Polls one SNMP agent (router, UPS card...). See the module docstring for metrics."""
 
-    def __init__(self, device: DeviceConfig, *, client: SnmpClient | None = None,
+    def __init__(self, device: DeviceConfig[SnmpSettings], *, client: SnmpClient | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  latest: LatestSamples | None = None) -> None:
         settings: SnmpSettings = device.settings

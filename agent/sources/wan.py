@@ -142,7 +142,7 @@ async def icmp_probe(host: str, timeout_s: float) -> float | None:
 class WanSource:
     """Measures the clinic's internet link; see the module docstring for metrics."""
 
-    def __init__(self, device: DeviceConfig, *, latest: LatestSamples | None = None,
+    def __init__(self, device: DeviceConfig[WanSettings], *, latest: LatestSamples | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = device.name
         self.device = device

@@ -18,6 +18,7 @@ from typing import Callable
 from agent.clock import ClockGuard
 from agent.config import DeviceConfig
 from agent.errors import SourceError
+from agent.logs import OnceLog
 from agent.runtime.supervisor import Heartbeat
 from agent.readings import (DURATION_METRIC, REASON_METRIC, SKIPPED_METRIC, STATUS_METRIC, Reading,
                        Sample)
@@ -85,7 +86,8 @@ class DevicePoller:
         self.health = DeviceHealth()
         self.poll_now = asyncio.Event()
         self._skipped = 0
-        self._overrunning = False   # logged once per streak of overruns, like a failure
+        # A failure, or a streak of overruns, is said once when it starts and once when it ends.
+        self._log = OnceLog(log)
         self._poll_waiters: list[asyncio.Future[list[Reading]]] = []
 
     def stall_limit_s(self) -> float:
@@ -113,13 +115,11 @@ class DevicePoller:
                 next_tick += missed * interval
                 self.health.overruns += missed
                 self._skipped += missed
-                log.log(logging.DEBUG if self._overrunning else logging.WARNING,
-                        "%s: poll took longer than its %gs interval; skipping %d poll(s)",
-                        self.device.name, interval, missed)
-                self._overrunning = True
-            elif self._overrunning:
-                self._overrunning = False
-                log.info("%s: polls fit in their %gs interval again", self.device.name, interval)
+                self._log.problem("overrun", "%s: poll took longer than its %gs interval; "
+                                  "skipping %d poll(s)", self.device.name, interval, missed)
+            else:
+                self._log.ok("overrun", "%s: polls fit in their %gs interval again",
+                             self.device.name, interval)
             if not self._poll_waiters:   # asked for during that poll: poll again at once
                 self.poll_now.clear()
             try:
@@ -161,8 +161,7 @@ class DevicePoller:
         now = time.time()
         h.last_poll = now
         if status == "ok":
-            if h.consecutive_failures:
-                log.info("%s: answering again after %d failed poll(s)", self.device.name,
+            self._log.ok("poll", "%s: answering again after %d failed poll(s)", self.device.name,
                          h.consecutive_failures)
             h.last_ok = now
             h.consecutive_failures = 0
@@ -170,9 +169,7 @@ class DevicePoller:
             h.consecutive_failures += 1
             # Once per failure and per change of status; not per change of wording (a reason
             # may quote the bytes a device sent, which differ at every poll).
-            if h.consecutive_failures == 1 or status != h.status:
-                log.warning("%s: %s: %s", self.device.name, status, reason)
-            else:
-                log.debug("%s: still %s: %s", self.device.name, status, reason)
+            self._log.problem("poll", "%s: %s: %s", self.device.name, status, reason,
+                              change=status, again="%s: still %s: %s")
         h.status, h.reason = status, reason
         h.last_samples = [Sample(r.metric, r.value, r.unit) for r in readings]

@@ -26,6 +26,7 @@ from typing import Sequence
 from agent.config import DeviceConfig
 from agent.config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
+from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.modbus_decode import Garbage, to_samples
 from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
@@ -155,24 +156,6 @@ def bus_key(p: BusParams) -> tuple:
     return (p.transport, str(p.host).lower(), p.port)
 
 
-class _OnceLog:
-    """Logs a condition at warning when it starts (or changes), at debug while it lasts."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self._active: dict[str, str] = {}
-
-    def problem(self, key: str, message: str) -> None:
-        level = logging.DEBUG if self._active.get(key) == message else logging.WARNING
-        log.log(level, "%s: %s", self.device, message)
-        self._active[key] = message
-
-    def ok(self, key: str, message: str) -> None:
-        if self._active.pop(key, None) is not None:
-            log.info("%s: %s", self.device, message)
-
-
-
 class ModbusSource:
     """Reads one Modbus device (one unit id on one bus) per its compiled read plan."""
 
@@ -188,7 +171,7 @@ class ModbusSource:
                                            max_gap=settings.max_gap)
         # Registers the device said it does not have, with the reason; left out of later polls.
         self.bad_registers: dict[RegisterSpec, str] = {}
-        self._log = _OnceLog(device.name)
+        self._log = OnceLog(log)
         self._closed = False
 
     async def read(self) -> list[Sample]:
@@ -246,10 +229,11 @@ class ModbusSource:
         if not answered:
             raise _most_telling(failures + missing)
         if failures:
-            self._log.problem("partial", f"some registers could not be read: "
-                              f"{'; '.join(f.reason for f in failures)}")
+            partial = "; ".join(f.reason for f in failures)
+            self._log.problem("partial", "%s: some registers could not be read: %s", self.name,
+                              partial, change=partial)
         else:
-            self._log.ok("partial", "all registers read again")
+            self._log.ok("partial", "%s: all registers read again", self.name)
         if not samples and garbage:
             raise DeviceProtocolError("every value the device sent was garbage: "
                                       + "; ".join(garbage))
@@ -275,9 +259,10 @@ class ModbusSource:
             except Garbage as exc:
                 why = f"{spec.name} ({spec.label}) is {exc.reason}"
                 skipped.append(why)
-                self._log.problem(key, f"{why}; skipping it")
+                self._log.problem(key, "%s: %s; skipping it", self.name, why, change=why)
                 continue
-            self._log.ok(key, f"{spec.name} ({spec.label}) has a valid value again")
+            self._log.ok(key, "%s: %s (%s) has a valid value again", self.name, spec.name,
+                         spec.label)
         return out, skipped
 
     def _replace(self, old: ReadRequest, new: list[ReadRequest]) -> None:

@@ -50,6 +50,7 @@ from agent.config import DeviceConfig
 from agent.config.snmp import InterfaceSelector, SnmpSettings
 from agent.config.snmp_profiles import InterfaceSpec, ScalarSpec, TableSpec
 from agent.errors import DeviceProtocolError, SourceError
+from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.latest import LatestSamples
 from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, STRING, TIMETICKS,
@@ -250,7 +251,7 @@ class SnmpSource:
         self._wan_memory: tuple[str, int] | None = None
         self._skipped_now: dict[str, str] = {}
         self._skipped_reported: dict[str, str] = {}
-        self._warned: set[str] = set()
+        self._once = OnceLog(log)
         self.last_poll_requests = 0
 
     async def read(self) -> list[Sample]:
@@ -914,13 +915,10 @@ class SnmpSource:
         self._skipped_reported = skipped
         samples.append(Sample(SKIPPED_METRIC, format_skipped(skipped)))
 
-    def _warn_once(self, key: str, message: str, *args, exc_info: bool = False,
+    def _warn_once(self, key: str, message: str, *args: object, exc_info: bool = False,
                    level: int = logging.WARNING) -> None:
         """Log a device quirk at ``level`` the first time, then at DEBUG, so it cannot flood."""
-        if key in self._warned:
-            level = logging.DEBUG
-        self._warned.add(key)
-        log.log(level, message, *args, exc_info=exc_info)
+        self._once.problem(key, message, *args, level=level, exc_info=exc_info)
 
 
 def _is_counter(entry: tuple[VarBind, float] | None) -> bool:

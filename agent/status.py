@@ -18,7 +18,9 @@ class DeviceStatus:
     """The latest outcome of one device's polls."""
 
     status: str = "unknown"        # ok, timeout, refused, bad_answer, error, unknown
-    reason: str = ""
+    reason: str = ""                # in English (logs, scripts)
+    # The reason as {"code": catalogue id, "args": {...}}, rendered in the reader's language.
+    reason_code: dict[str, Any] | None = None
     last_poll: float | None = None
     last_ok: float | None = None
     overruns: int = 0

@@ -1,10 +1,10 @@
 """The message catalogue beyond the CLI's own words (agent.i18n): one module per subject.
 
     config   every config problem (agent.config), and the phrases they are built from
-    devices  device failure reasons (agent.sources), broker and TLS errors (agent.publish)
+    sources  device failure reasons (agent.sources: SourceError codes, poll.reason_code)
     cli      the command line's help, the config commands, argparse's own words
 """
 
-from agent.catalogue import cli, config
+from agent.catalogue import cli, config, sources
 
-CATALOGUES = (config.MESSAGES, cli.MESSAGES)
+CATALOGUES = (config.MESSAGES, cli.MESSAGES, sources.MESSAGES)

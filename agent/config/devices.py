@@ -67,7 +67,7 @@ def _check_wan_routers(tables: list[Table], devices: list[DeviceConfig[Any]]) ->
     otherwise: the router's view of the WAN would just never appear)."""
     by_name = {d.name: d.kind for d in devices}
     snmp_kind = kinds.SNMP.name
-    for t, dev in zip(tables, devices):
+    for t, dev in zip(tables, devices, strict=True):
         wan = kinds.WAN.settings_of(dev)
         router = wan.router if wan is not None else None
         if router is None or by_name.get(router) == snmp_kind:

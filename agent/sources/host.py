@@ -12,6 +12,7 @@ import psutil
 from agent.config import DeviceConfig
 from agent.config.host import HostSettings
 from agent.errors import SourceError
+from agent.i18n import text
 from agent.readings import Sample
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class HostSource:
                 Sample("agent.rss_bytes", self._process.memory_info().rss, "B"),
             ]
         except (OSError, psutil.Error) as exc:
-            raise SourceError(f"cannot read system statistics: {exc}") from exc
+            raise SourceError(text("src.host.stats", error=str(exc))) from exc
         for i, path in enumerate(self.disk_paths):
             key = "disk" if i == 0 else f"disk{i}"
             try:

@@ -50,6 +50,7 @@ from agent.config import DeviceConfig
 from agent.config.snmp import InterfaceSelector, SnmpSettings
 from agent.config.snmp_profiles import InterfaceSpec, ScalarSpec, TableSpec
 from agent.errors import DeviceProtocolError, SourceError
+from agent.i18n import text
 from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.latest import LatestSamples
@@ -344,8 +345,8 @@ class SnmpSource:
         except Exception as exc:  # noqa: BLE001 - garbage from a device must not stop the poller
             self._warn_once("decode", "%s: could not make sense of the device's answer",
                             self.name, exc_info=True)
-            raise DeviceProtocolError(f"could not decode the answer of {self.client.address}: "
-                                      f"{exc.__class__.__name__}: {exc}") from exc
+            raise DeviceProtocolError(text("src.snmp.undecodable", where=self.client.address,
+                                           error=f"{exc.__class__.__name__}: {exc}")) from exc
 
     def _interface_roles(self, discovering: bool) -> list[str]:
         roles = ["admin", "oper"]
@@ -398,8 +399,8 @@ class SnmpSource:
         first = True
         while first or pending:
             if result.requests >= MAX_REQUESTS_PER_WALK:
-                raise DeviceProtocolError(f"the device at {self.client.address} never ended a "
-                                          f"table after {result.requests} requests")
+                raise DeviceProtocolError(text("src.snmp.endless_table",
+                                               where=self.client.address, n=result.requests))
             non_repeaters = scalars if first else []
             answer = await self._walk_request(non_repeaters, [cursor[c] for c in pending],
                                               min((len(result.columns[c]) for c in pending),
@@ -416,8 +417,8 @@ class SnmpSource:
                     enough = count.value
             rows = answer[len(non_repeaters):]
             if pending and not rows:
-                raise DeviceProtocolError(f"the device at {self.client.address} answered a table "
-                                          "request without any values")
+                raise DeviceProtocolError(text("src.snmp.empty_table_answer",
+                                               where=self.client.address))
             finished: set[Oid] = set()
             for i, vb in enumerate(rows):
                 column = pending[i % len(pending)]

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# What a device's ``status`` can be (poll.status, plus the CLI's unknown and disabled).
+DEVICE_STATUSES = ("ok", "timeout", "refused", "bad_answer", "error", "unknown", "disabled")
+
+
 @dataclass(frozen=True)
 class DeviceStatus:
     """The latest outcome of one device's polls."""

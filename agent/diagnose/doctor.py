@@ -25,6 +25,7 @@ from agent.config import AgentConfig, BrokerAddress, load_config, salvage_config
 from agent.control.server import ControlClient, ControlError, NoPermission, socket_path
 from agent.errors import ConfigError, PublishError
 from agent.i18n import Text, text
+from agent.status import DEVICE_STATUSES as _DEVICE_STATUSES
 
 CERT_WARN_DAYS = 30
 DNS_TIMEOUT_S = 5.0
@@ -418,7 +419,7 @@ def _poll_budget(devices: list) -> float:
 
 # -- helpers -------------------------------------------------------------------------------------
 
-DEVICE_STATUSES = ("ok", "timeout", "refused", "bad_answer", "error", "unknown", "disabled")
+DEVICE_STATUSES = _DEVICE_STATUSES    # kept here too: older callers import it from doctor
 
 
 def _salvage(config_path: str) -> tuple[AgentConfig | None, list[str]]:

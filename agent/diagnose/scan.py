@@ -22,7 +22,8 @@ from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
 from agent.i18n import Text, text
-from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+from agent.sources.modbus_link import (GATEWAY_CODES, BusParams, ConnectionLost, ExceptionResponse,
+                                       ModbusLink)
 
 Progress = Callable[[int, int, str], None]      # done, total, what is being tried
 
@@ -30,7 +31,6 @@ COMMON_BAUDRATES = (9600, 19200, 4800, 38400, 2400, 57600, 115200)
 COMMON_PARITIES = ("N", "E", "O")
 COMMON_COMMUNITIES = ("public", "private")
 ALL_UNITS = tuple(range(1, 248))
-GATEWAY_CODES = (10, 11)   # "gateway path unavailable", "target device failed to respond": nobody there
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)

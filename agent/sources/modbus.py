@@ -30,15 +30,14 @@ from agent.i18n import Text, text
 from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.modbus_decode import Garbage, to_samples
-from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+from agent.sources.modbus_link import (GATEWAY_CODES, BusParams, ConnectionLost, ExceptionResponse,
+                                       ModbusLink)
 from agent.sources.modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
 
 log = logging.getLogger(__name__)
 
 # Exception codes meaning "not at this address": the read is split to find the culprit.
 _ADDRESS_CODES = (2, 3)
-# Exception codes a gateway sends when the unit behind it is silent: a timeout in all but name.
-_GATEWAY_CODES = (10, 11)
 
 
 class Bus:
@@ -291,7 +290,7 @@ class ModbusSource:
                                             function=function, at=at))
         if exc.code == 6:
             return DeviceProtocolError(text("src.modbus.busy", at=at))
-        if exc.code in _GATEWAY_CODES:
+        if exc.code in GATEWAY_CODES:
             return DeviceTimeout(text("src.modbus.gateway_silent", where=s.where, unit=unit,
                                       name=exc.name))
         return DeviceProtocolError(text("src.modbus.exception", name=exc.name, code=exc.code,

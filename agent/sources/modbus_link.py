@@ -94,6 +94,11 @@ class ExceptionResponse(Exception):
         super().__init__(f"Modbus exception {code} ({self.name})")
 
 
+# Exception codes a gateway sends when the unit behind it is silent ("gateway path unavailable",
+# "gateway target device failed to respond"): a timeout in all but name, nobody there.
+GATEWAY_CODES = (10, 11)
+
+
 class ConnectionLost(DeviceTimeout):
     """The connection closed under a request: the gateway restarted, or dropped us."""
 

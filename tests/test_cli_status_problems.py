@@ -37,6 +37,12 @@ def agent_socket(tmp_path):
     server.listen(4)
     stop = threading.Event()
     answer = json.loads(json.dumps(STATUS))   # each test may change its own copy
+    # Times relative to now, not to when the module was imported (a full run takes minutes).
+    now = time.time()
+    answer.update(started_at=now - 600)
+    answer["broker"]["last_ack"] = now - 3
+    answer["devices"]["ups"].update(last_ok=now - 5, last_poll=now - 5)
+    answer["problems"][0]["since"] = now - 300
 
     def serve() -> None:
         server.settimeout(0.2)

@@ -6,6 +6,8 @@ calls the library, with ``raise ... from exc`` so the cause is kept for debuggin
 
 from typing import Sequence
 
+from agent.i18n import Text
+
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
@@ -28,13 +30,19 @@ class ConfigError(AgentError):
 
 
 class SourceError(AgentError):
-    """A device poll failed. ``status`` is the short status published, ``reason`` the plain-words why."""
+    """A device poll failed. ``status`` is the short status published; ``code`` the why as a
+    catalogue id with its arguments (``agent.catalogue.sources``), rendered in the reader's
+    language where it is shown; ``reason`` its English rendering (the log, ``poll.reason``).
+
+    A plain string is accepted (tests, old code) and has no code: it is shown as it is.
+    """
 
     status = "error"
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    def __init__(self, reason: Text | str) -> None:
+        self.code: Text | None = reason if isinstance(reason, Text) else None
+        self.reason = str(reason)
+        super().__init__(self.reason)
 
 
 class DeviceTimeout(SourceError):

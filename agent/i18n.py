@@ -527,7 +527,8 @@ class Text:
     """A message id with its arguments, rendered in the reader's language where it is shown.
 
     Arguments may themselves be ``Text`` (e.g. "expected {what}, got {got}" with ``what`` a
-    phrase of its own). ``str()`` is the English rendering (logs, compatible text fields).
+    phrase of its own), or a list of them (shown joined by "; "). ``str()`` is the English
+    rendering (logs, compatible text fields).
     """
 
     id: str
@@ -541,16 +542,30 @@ class Text:
 
     def to_doc(self) -> dict[str, Any]:
         """Language-neutral form for JSON: {"code": id, "args": {...}}."""
-        return {"code": self.id,
-                "args": {k: v.to_doc() if isinstance(v, Text) else v for k, v in self.args.items()}}
+        return {"code": self.id, "args": {k: _arg_doc(v) for k, v in self.args.items()}}
 
     @classmethod
     def from_doc(cls, doc: Any) -> "Text | None":
         if not isinstance(doc, Mapping) or not isinstance(doc.get("code"), str):
             return None
         args = doc.get("args") if isinstance(doc.get("args"), Mapping) else {}
-        return cls(doc["code"], {k: cls.from_doc(v) or v if isinstance(v, Mapping) else v
-                                 for k, v in args.items()})
+        return cls(doc["code"], {k: _arg_from_doc(v) for k, v in args.items()})
+
+
+def _arg_doc(value: Any) -> Any:
+    if isinstance(value, Text):
+        return value.to_doc()
+    if isinstance(value, (list, tuple)):
+        return [_arg_doc(v) for v in value]
+    return value
+
+
+def _arg_from_doc(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return Text.from_doc(value) or value
+    if isinstance(value, list):
+        return [_arg_from_doc(v) for v in value]
+    return value
 
 
 def text(msg_id: str, **args: Any) -> Text:
@@ -569,11 +584,18 @@ class Messages:
         if entry is None:
             return msg_id   # a missing id shows itself (tests/test_i18n.py keeps them complete)
         text = entry.get(self.lang) or entry["en"]
-        params = {k: v.render(self) if isinstance(v, Text) else v for k, v in params.items()}
+        params = {k: self._arg(v) for k, v in params.items()}
         try:
             return text.format(**params)
         except (KeyError, IndexError, ValueError):
             return text
+
+    def _arg(self, value: Any) -> Any:
+        if isinstance(value, Text):
+            return value.render(self)
+        if isinstance(value, (list, tuple)):
+            return "; ".join(str(self._arg(v)) for v in value)
+        return value
 
     def known(self) -> Mapping[str, Mapping[str, str]]:
         """Every message id there is (for ids built at run time)."""

@@ -6,8 +6,11 @@ and the poll's UTC time into ``Reading``s; the store gives each a sequence numbe
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Union
+
+from agent.i18n import Text
 
 Value = Union[float, int, str, bool, None]
 
@@ -50,5 +53,24 @@ class StoredReading:
 # Metrics every poll records about itself (status, why, how long it took).
 STATUS_METRIC = "poll.status"
 REASON_METRIC = "poll.reason"
+# The reason as a language-neutral code with its arguments: compact JSON {"code": ..., "args": ...}
+# (agent.catalogue.sources), rendered in the reader's language by the CLI and the central page.
+REASON_CODE_METRIC = "poll.reason_code"
 DURATION_METRIC = "poll.duration_s"
 SKIPPED_METRIC = "poll.skipped"   # polls skipped because the previous one overran
+
+
+def encode_reason_code(code: Text) -> str:
+    """``poll.reason_code``'s value: the code and its arguments as compact JSON."""
+    return json.dumps(code.to_doc(), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def decode_reason_code(value: object) -> dict[str, object] | None:
+    """A ``poll.reason_code`` value back to its document ({"code", "args"}), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return None
+    return doc if Text.from_doc(doc) is not None else None

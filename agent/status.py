@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# What a device's ``status`` can be (poll.status, plus the CLI's unknown and disabled).
+DEVICE_STATUSES = ("ok", "timeout", "refused", "bad_answer", "error", "unknown", "disabled")
+
+
 @dataclass(frozen=True)
 class DeviceStatus:
     """The latest outcome of one device's polls."""
 
     status: str = "unknown"        # ok, timeout, refused, bad_answer, error, unknown
-    reason: str = ""
+    reason: str = ""                # in English (logs, scripts)
+    # The reason as {"code": catalogue id, "args": {...}}, rendered in the reader's language.
+    reason_code: dict[str, Any] | None = None
     last_poll: float | None = None
     last_ok: float | None = None
     overruns: int = 0

@@ -111,13 +111,8 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-DEVICE_REASON = pytest.mark.xfail(strict=True, reason="device failure reasons (agent.sources) are "
-                                  "not message codes yet: 'nothing listening at ...' stays English")
-
-
 @pytest.mark.parametrize("locale", ["es_MX.UTF-8", None], ids=["LANG=es_MX", "no-locale"])
-@pytest.mark.parametrize("args", [pytest.param(a, marks=DEVICE_REASON) if a[:2] == ["scan", "modbus"]
-                                  and "--help" not in a else a for a in COMMANDS],
+@pytest.mark.parametrize("args", COMMANDS,
                          ids=[" ".join(a[:2]) + (" --help" if "--help" in a[2:] else "")
                               for a in COMMANDS])
 def test_every_command_speaks_spanish_in_a_terminal(args, locale, tmp_path):

@@ -386,7 +386,8 @@ def test_failed_polls_become_status_readings_with_the_technicians_reason(snmpd, 
             return await poll_once(dev, source, ClockGuard())
         finally:
             await source.close()
-    readings, status, reason = asyncio.run(scenario())
+    outcome = asyncio.run(scenario())
+    readings, status, reason = outcome.readings, outcome.status, outcome.reason
 
     by_name = {r.metric: r.value for r in readings}
     assert by_name["poll.status"] == status == ("timeout" if case == "community" else "refused")

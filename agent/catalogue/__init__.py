@@ -1,11 +1,11 @@
 """The message catalogue beyond the CLI's own words (agent.i18n): one module per subject.
 
     config   every config problem (agent.config), and the phrases they are built from
-    devices  device failure reasons (agent.sources), broker and TLS errors (agent.publish)
+    sources  device failure reasons (agent.sources: SourceError codes, poll.reason_code)
     cli      the command line's help, the config commands, argparse's own words
     install  the installer's words (scripts/install.sh, agent.install)
 """
 
-from agent.catalogue import cli, config, install
+from agent.catalogue import cli, config, install, sources
 
-CATALOGUES = (config.MESSAGES, cli.MESSAGES, install.MESSAGES)
+CATALOGUES = (config.MESSAGES, cli.MESSAGES, install.MESSAGES, sources.MESSAGES)

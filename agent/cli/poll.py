@@ -88,7 +88,7 @@ async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[d
         for s in sources:
             await s.close()
         await factory.close()
-    return [poll_result(d, readings) for d, (readings, _, _) in zip(devices, outcomes)]
+    return [poll_result(d, outcome.readings) for d, outcome in zip(devices, outcomes)]
 
 
 def _render_poll(term: Term, results: list[dict[str, Any]]) -> None:

@@ -111,8 +111,7 @@ def cmd_scan_modbus(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     term.print(t("scan.modbus.tried", settings=", ".join(result.tried)))
     if result.unsupported:
-        term.print(term.paint(t("scan.modbus.unsupported", settings="; ".join(result.unsupported)),
-                              "warn"))
+        term.print(term.paint(t("scan.modbus.unsupported", settings=result.unsupported_why), "warn"))
     if not result.found:
         term.print(term.paint(t("scan.modbus.nothing"), "fail"))
         if result.noise:
@@ -142,7 +141,8 @@ def _bus_in_use(loc: Located, args: argparse.Namespace) -> str | None:
     "tcp" if it polls this gateway (allowed, but they share it)."""
     if loc.cfg is None:
         return None
-    mine = [d.settings for d in loc.cfg.devices if d.kind == "modbus" and d.enabled]
+    from agent.kinds import MODBUS
+    mine = [s for d in loc.cfg.devices if d.enabled and (s := MODBUS.settings_of(d)) is not None]
     if args.serial_port:
         target = os.path.realpath(args.serial_port)
         used = any(s.serial_port and os.path.realpath(s.serial_port) == target for s in mine)
@@ -175,8 +175,10 @@ def cmd_scan_snmp(args: argparse.Namespace) -> int:
     loc = Located(args.config)
     configured = []
     if loc.cfg is not None:
+        from agent.kinds import SNMP
         for d in loc.cfg.devices:
-            community = getattr(d.settings, "community", None) if d.kind == "snmp" else None
+            snmp = SNMP.settings_of(d)
+            community = snmp.community if snmp is not None else None
             if community is not None:
                 configured.append(community.reveal())
     communities = list(dict.fromkeys([*args.community, *configured, *scan.COMMON_COMMUNITIES]))

@@ -22,6 +22,7 @@ from agent.control.server import ControlClient, ControlError, NoPermission
 from agent.diagnose.doctor import device_hint
 from agent.errors import StoreError
 from agent.i18n import Messages, Text
+from agent.status import DEVICE_STATUSES
 from agent.term import Term, ago, size
 
 
@@ -127,8 +128,7 @@ def status_word(status: str, t: Messages) -> str:
     return t(f"devstatus.{status}") if f"devstatus.{status}" in _KNOWN_STATUS else status
 
 
-_KNOWN_STATUS = {f"devstatus.{s}" for s in ("ok", "timeout", "refused", "bad_answer", "error",
-                                             "unknown", "disabled")}
+_KNOWN_STATUS = {f"devstatus.{s}" for s in DEVICE_STATUSES}
 
 
 def reason_of(d: dict[str, Any], t: Messages) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, connect,
                               fmt_value, term as make_term)
 from agent.control.server import ControlError
-from agent.i18n import Messages
+from agent.i18n import Messages, Text
+from agent.readings import REASON_CODE_METRIC, decode_reason_code
 from agent.term import Term
 
 
@@ -69,4 +70,9 @@ def _tail_line(term: Term, r: dict[str, Any], width: int) -> str:
                            "ok" if r["value"] == "ok" else "fail")
     elif r["metric"] == "poll.reason":
         value = term.paint(value, "warn")
+    elif r["metric"] == REASON_CODE_METRIC:
+        # The same reason, in the reader's language (poll.reason above is in English).
+        coded = Text.from_doc(decode_reason_code(r["value"]))
+        if coded is not None:
+            value = term.paint(coded.render(term.t), "warn")
     return f"{term.paint(when, 'dim')}  {r['device']:<{width}}  {r['metric']:<28}  {value}"

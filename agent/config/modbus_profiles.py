@@ -15,16 +15,16 @@ same rules (and the same messages) as registers written in the config itself.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
+from agent.config.profiles import MODBUS_PROFILES, NAME_PATTERN, SUFFIX, shipped_dir
 from agent.i18n import Text, text
 
-PROFILE_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
-FILE_PREFIX = "modbus-"
-SUFFIX = ".toml"
+PROFILE_NAME_PATTERN = NAME_PATTERN
+FILE_PREFIX = MODBUS_PROFILES.prefix
+__all__ = ["FILE_PREFIX", "PROFILE_NAME_PATTERN", "SUFFIX", "ProfileInfo", "ProfileNotReadable",
+           "ProfileSource", "available", "check_profiles_dir", "file_name_to_profile",
+           "profile_file_name", "read", "shipped_dir"]
 
 
 @dataclass(frozen=True)
@@ -59,35 +59,19 @@ class ProfileNotReadable(Exception):
         super().__init__(f"cannot read {path}: {error}")
 
 
-def shipped_dir() -> Path:
-    """The directory of the profiles that ship with the agent (package data)."""
-    return Path(str(resources.files("agent") / "profiles"))
-
-
 def available(profiles_dir: str | None = None) -> dict[str, str]:
     """Every profile name there is, each with the file that would be used (profiles_dir wins)."""
-    found: dict[str, str] = {}
-    for directory in (shipped_dir(), Path(profiles_dir) if profiles_dir else None):
-        if directory is None or not directory.is_dir():
-            continue
-        for entry in sorted(directory.iterdir()):
-            name = file_name_to_profile(entry.name)
-            if name and entry.is_file():
-                found[name] = str(entry)
-    return dict(sorted(found.items()))
+    return {name: str(path) for name, path in MODBUS_PROFILES.available(profiles_dir).items()}
 
 
 def profile_file_name(name: str) -> str:
     """The file that holds profile ``name``: ``modbus-NAME.toml``."""
-    return f"{FILE_PREFIX}{name}{SUFFIX}"
+    return MODBUS_PROFILES.file_name(name)
 
 
 def file_name_to_profile(file_name: str) -> str | None:
     """The profile a file holds (``modbus-NAME.toml`` -> NAME), or None for other files."""
-    if not (file_name.startswith(FILE_PREFIX) and file_name.endswith(SUFFIX)):
-        return None
-    name = file_name[len(FILE_PREFIX):-len(SUFFIX)]
-    return name if re.fullmatch(PROFILE_NAME_PATTERN, name) else None
+    return MODBUS_PROFILES.name_of(file_name)
 
 
 def read(name: str, profiles_dir: str | None = None) -> tuple[str, str, bool] | None:
@@ -95,18 +79,14 @@ def read(name: str, profiles_dir: str | None = None) -> tuple[str, str, bool] | 
 
     Raises ``ProfileNotReadable`` for a file that exists but cannot be read as UTF-8 text.
     """
-    candidates: list[tuple[Path, bool]] = []
-    if profiles_dir:
-        candidates.append((Path(profiles_dir) / profile_file_name(name), False))
-    candidates.append((shipped_dir() / profile_file_name(name), True))
-    for path, shipped in candidates:
-        if not path.is_file():
-            continue
-        try:
-            return path.read_text(encoding="utf-8"), str(path), shipped
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileNotReadable(str(path), str(exc)) from exc
-    return None
+    found = MODBUS_PROFILES.find(name, profiles_dir)
+    if found is None:
+        return None
+    path, shipped = found
+    try:
+        return path.read_text(encoding="utf-8"), str(path), shipped
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileNotReadable(str(path), str(exc)) from exc
 
 
 def check_profiles_dir(path: str) -> Text | None:

@@ -47,15 +47,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agent.config.fields import Problem, Problems, Table, closest, show
+from agent.config.profiles import NAME_PATTERN, SNMP_PROFILES, shipped_dir
 from agent.config.toml_text import parse_bounded
 from agent.errors import ConfigError
 from agent.i18n import text
 
 Oid = tuple[int, ...]
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
-FILE_PREFIX = "snmp-"
-PROFILE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,47}"
+BUILTIN_DIR = shipped_dir()
+FILE_PREFIX = SNMP_PROFILES.prefix
+PROFILE_NAME_PATTERN = NAME_PATTERN      # one rule for both kinds' profiles (config/profiles.py)
 DEFAULT_PROFILES = ("system", "if-mib", "host-resources")
 VALUE_TYPES = ("number", "string", "bool")
 SUMMARIES = ("sum", "max", "min", "mean")
@@ -175,13 +176,7 @@ class ProfileSet:
 
 def available(profiles_dir: str | None) -> dict[str, Path]:
     """Profile name -> file: the shipped ones, replaced or extended by ``profiles_dir``."""
-    found: dict[str, Path] = {}
-    for folder in (BUILTIN_DIR, Path(profiles_dir) if profiles_dir else None):
-        if folder is None or not folder.is_dir():
-            continue
-        for path in sorted(folder.glob(f"{FILE_PREFIX}*.toml")):
-            found[path.name[len(FILE_PREFIX):-len(".toml")]] = path
-    return found
+    return SNMP_PROFILES.available(profiles_dir)
 
 
 def load(t: Table, key: str, names: tuple[str, ...], profiles_dir: str | None) -> ProfileSet:

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from agent.control.api import AgentControl, UnknownDevice
-from agent.readings import Reading
+from agent.readings import (REASON_CODE_METRIC, REASON_METRIC, STATUS_METRIC, Reading,
+                            decode_reason_code)
 from agent.control import requests as limits
 from agent.control.requests import BadRequest, parse_request, read_request
 
@@ -65,11 +66,16 @@ def reading_doc(r: Reading) -> dict[str, Any]:
 
 def poll_result(device: "DeviceConfig", readings: list[Reading]) -> dict[str, Any]:
     """One device's poll as the CLI shows it (the same shape whether polled here or directly)."""
-    status = next((r.value for r in readings if r.metric == "poll.status"), "unknown")
-    reason = next((r.value for r in readings if r.metric == "poll.reason"), "")
-    return {"device": device.name, "kind": device.kind, "status": status, "reason": reason,
-            "readings": [{"metric": r.metric, "value": r.value, "unit": r.unit}
-                         for r in readings]}
+    status = next((r.value for r in readings if r.metric == STATUS_METRIC), "unknown")
+    reason = next((r.value for r in readings if r.metric == REASON_METRIC), "")
+    result: dict[str, Any] = {
+        "device": device.name, "kind": device.kind, "status": status, "reason": reason,
+        "readings": [{"metric": r.metric, "value": r.value, "unit": r.unit} for r in readings]}
+    code = next((decode_reason_code(r.value) for r in readings
+                 if r.metric == REASON_CODE_METRIC), None)
+    if code is not None:
+        result["reason_code"] = code     # rendered in the reader's language by the CLI
+    return result
 
 
 # -- server ----------------------------------------------------------------------------------------

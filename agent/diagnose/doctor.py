@@ -25,6 +25,7 @@ from agent.config import AgentConfig, BrokerAddress, load_config, salvage_config
 from agent.control.server import ControlClient, ControlError, NoPermission, socket_path
 from agent.errors import ConfigError, PublishError
 from agent.i18n import Text, text
+from agent.status import DEVICE_STATUSES as _DEVICE_STATUSES
 
 CERT_WARN_DAYS = 30
 DNS_TIMEOUT_S = 5.0
@@ -406,11 +407,9 @@ def device_check(res: dict[str, Any], kind: str, via: str) -> Check:
 
 
 def device_hint(kind: str, status: str) -> str:
-    """The hint id for a device of ``kind`` failing with ``status`` (agent.i18n has them all)."""
-    from agent.i18n import MESSAGES
-    specific = f"hint.device.{kind}.{status}"
-    return specific if specific in MESSAGES else f"hint.device.{status}" \
-        if f"hint.device.{status}" in MESSAGES else "hint.device.error"
+    """The hint id for a device of ``kind`` failing with ``status`` (from the kind registry)."""
+    from agent.kinds import device_hint as registered_hint
+    return registered_hint(kind, status)
 
 
 def _poll_budget(devices: list) -> float:
@@ -420,7 +419,7 @@ def _poll_budget(devices: list) -> float:
 
 # -- helpers -------------------------------------------------------------------------------------
 
-DEVICE_STATUSES = ("ok", "timeout", "refused", "bad_answer", "error", "unknown", "disabled")
+DEVICE_STATUSES = _DEVICE_STATUSES    # kept here too: older callers import it from doctor
 
 
 def _salvage(config_path: str) -> tuple[AgentConfig | None, list[str]]:

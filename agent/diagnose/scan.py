@@ -21,7 +21,9 @@ from typing import Callable, Sequence
 from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
-from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+from agent.i18n import Text, text
+from agent.sources.modbus_link import (GATEWAY_CODES, BusParams, ConnectionLost, ExceptionResponse,
+                                       ModbusLink)
 
 Progress = Callable[[int, int, str], None]      # done, total, what is being tried
 
@@ -29,7 +31,6 @@ COMMON_BAUDRATES = (9600, 19200, 4800, 38400, 2400, 57600, 115200)
 COMMON_PARITIES = ("N", "E", "O")
 COMMON_COMMUNITIES = ("public", "private")
 ALL_UNITS = tuple(range(1, 248))
-GATEWAY_CODES = (10, 11)   # "gateway path unavailable", "target device failed to respond": nobody there
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
@@ -37,10 +38,10 @@ SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 
 
-def parse_units(text: str) -> tuple[int, ...]:
+def parse_units(written: str) -> tuple[int, ...]:
     """ "1-10,17,247" -> (1, ..., 10, 17, 247). Raises ValueError on anything else."""
     units: list[int] = []
-    for part in text.split(","):
+    for part in written.split(","):
         part = part.strip()
         lo, sep, hi = part.partition("-")
         first, last = int(lo), int(hi) if sep else int(lo)
@@ -73,7 +74,8 @@ class ModbusScan:
     found: list[ModbusFound] = field(default_factory=list)
     noise: list[str] = field(default_factory=list)          # settings where bytes came back garbled
     unsupported: list[str] = field(default_factory=list)    # settings the port cannot be set to
-    error: str | None = None                                # could not open the port / connect
+    unsupported_why: list[Text] = field(default_factory=list)   # the same, to show translated
+    error: Text | str | None = None                         # could not open the port / connect
 
 
 def serial_settings(port: str, baudrates: Sequence[int], parities: Sequence[str]) -> list[BusParams]:
@@ -139,9 +141,11 @@ async def _sweep(scan: ModbusScan, params: BusParams, units: Sequence[int], time
         except Exception as exc:  # noqa: BLE001 - pymodbus/termios: refused setting, busy port
             # Some adapters (and ptys) refuse some settings: try the others. Only a bus that
             # opens under no setting at all is the scan's error.
-            scan.unsupported.append(f"{label}: {getattr(exc, 'reason', None) or exc}")
+            why = _why(exc)
+            scan.unsupported_why.append(text("src.setting_failed", setting=label, error=why))
+            scan.unsupported.append(str(scan.unsupported_why[-1]))
             if len(scan.unsupported) == state["settings"]:
-                scan.error = getattr(exc, "reason", None) or str(exc)
+                scan.error = why
                 return False, True
             return False, False
         for unit in units:
@@ -160,6 +164,14 @@ async def _sweep(scan: ModbusScan, params: BusParams, units: Sequence[int], time
     finally:
         link.close()
     return found or any(f.params == params for f in scan.found), False
+
+
+def _why(exc: Exception) -> Text | str:
+    """Why the bus would not open: the error's code when it has one (shown in the reader's
+    language), else its words."""
+    if isinstance(exc, SourceError):
+        return exc.code or exc.reason
+    return str(getattr(exc, "reason", None) or exc)
 
 
 async def _probe_unit(link: ModbusLink, params: BusParams, unit: int,
@@ -240,7 +252,7 @@ class SnmpScan:
     port: int
     found: list[SnmpFound] = field(default_factory=list)
     v3: bool | None = None      # True: answers v3 discovery; False: silent; None: not tried
-    error: str | None = None
+    error: Text | None = None
 
 
 async def scan_snmp(target: str, port: int, communities: Sequence[str], *, timeout: float,
@@ -254,7 +266,7 @@ async def scan_snmp(target: str, port: int, communities: Sequence[str], *, timeo
     try:
         await asyncio.to_thread(socket.getaddrinfo, target, port, type=socket.SOCK_DGRAM)
     except OSError as exc:
-        scan.error = f"cannot resolve {target!r}: {exc.strerror or exc}"
+        scan.error = text("src.cannot_resolve", host=repr(target), error=exc.strerror or str(exc))
         return scan
     for i, (community, version) in enumerate(attempts):
         if community in answered:

@@ -311,7 +311,9 @@ class Agent:
         for name, p in self.pollers.items():
             h = p.health
             devices[name] = DeviceStatus(
-                status=h.status, reason=h.reason, last_poll=h.last_poll, last_ok=h.last_ok,
+                status=h.status, reason=h.reason,
+                reason_code=h.reason_code.to_doc() if h.reason_code is not None else None,
+                last_poll=h.last_poll, last_ok=h.last_ok,
                 overruns=h.overruns, kind=p.device.kind, interval_s=p.device.interval_s,
                 consecutive_failures=h.consecutive_failures)
         tasks = {t.name: TaskState(t.alive, t.restarts, t.last_error, t.idle_s)

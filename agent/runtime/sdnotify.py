@@ -20,6 +20,8 @@ import socket
 import time
 from typing import Callable, Mapping
 
+from agent.logs import OnceLog
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class Notifier:
         self.address = address
         self.watchdog_usec = watchdog_usec
         self._sock: socket.socket | None = None
-        self._failed = False
+        self._log = OnceLog(log)   # a vanished socket would otherwise log every ping
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Notifier":
@@ -72,13 +74,9 @@ class Notifier:
             addr = "\0" + self.address[1:] if self.address.startswith("@") else self.address
             self._sock.sendto("\n".join(assignments).encode(), addr)
         except OSError as exc:
-            if not self._failed:   # once: a vanished socket would otherwise log every ping
-                log.warning("cannot notify systemd at %s: %s", self.address, exc)
-            self._failed = True
+            self._log.problem("notify", "cannot notify systemd at %s: %s", self.address, exc)
             return False
-        if self._failed:
-            log.info("notifying systemd works again")
-        self._failed = False
+        self._log.ok("notify", "notifying systemd works again")
         return True
 
     def ready(self, status: str | None = None) -> bool:

@@ -10,7 +10,9 @@ import time
 import psutil
 
 from agent.config import DeviceConfig
+from agent.config.host import HostSettings
 from agent.errors import SourceError
+from agent.i18n import text
 from agent.readings import Sample
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 class HostSource:
     """Reads the agent's own machine. Every value is local; nothing here can time out."""
 
-    def __init__(self, device: DeviceConfig, *, state_dir: str) -> None:
+    def __init__(self, device: DeviceConfig[HostSettings], *, state_dir: str) -> None:
         self.name = device.name
         self.settings = device.settings
         self.disk_paths = tuple(self.settings.disk_paths) or (state_dir,)
@@ -42,7 +44,7 @@ class HostSource:
                 Sample("agent.rss_bytes", self._process.memory_info().rss, "B"),
             ]
         except (OSError, psutil.Error) as exc:
-            raise SourceError(f"cannot read system statistics: {exc}") from exc
+            raise SourceError(text("src.host.stats", error=str(exc))) from exc
         for i, path in enumerate(self.disk_paths):
             key = "disk" if i == 0 else f"disk{i}"
             try:

@@ -26,17 +26,18 @@ from typing import Sequence
 from agent.config import DeviceConfig
 from agent.config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
+from agent.i18n import Text, text
+from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.modbus_decode import Garbage, to_samples
-from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+from agent.sources.modbus_link import (GATEWAY_CODES, BusParams, ConnectionLost, ExceptionResponse,
+                                       ModbusLink)
 from agent.sources.modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
 
 log = logging.getLogger(__name__)
 
 # Exception codes meaning "not at this address": the read is split to find the culprit.
 _ADDRESS_CODES = (2, 3)
-# Exception codes a gateway sends when the unit behind it is silent: a timeout in all but name.
-_GATEWAY_CODES = (10, 11)
 
 
 class Bus:
@@ -103,7 +104,7 @@ class BusPool:
     def __init__(self) -> None:
         self._buses: dict[tuple, Bus] = {}
 
-    def acquire(self, settings: ModbusSettings, device: str) -> tuple[Bus, str | None]:
+    def acquire(self, settings: ModbusSettings, device: str) -> tuple[Bus, Text | None]:
         """The bus for ``settings``, and why ``device`` cannot use it (None when it can)."""
         params = bus_params(settings)
         key = bus_key(params)
@@ -112,9 +113,8 @@ class BusPool:
             bus = self._buses[key] = Bus(params)
         conflict = None
         if params.is_serial and params.line != bus.params.line:
-            conflict = (f"{params.serial_port} is already used by device {bus.users[0]} at "
-                        f"{bus.params.line}, but this device says {params.line}; all devices on "
-                        f"one serial bus must use the same baudrate, parity, stopbits, bytesize")
+            conflict = text("src.modbus.bus_conflict", port=str(params.serial_port),
+                            other=bus.users[0], used=bus.params.line, line=params.line)
         bus.users.append(device)
         return bus, conflict
 
@@ -155,28 +155,10 @@ def bus_key(p: BusParams) -> tuple:
     return (p.transport, str(p.host).lower(), p.port)
 
 
-class _OnceLog:
-    """Logs a condition at warning when it starts (or changes), at debug while it lasts."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self._active: dict[str, str] = {}
-
-    def problem(self, key: str, message: str) -> None:
-        level = logging.DEBUG if self._active.get(key) == message else logging.WARNING
-        log.log(level, "%s: %s", self.device, message)
-        self._active[key] = message
-
-    def ok(self, key: str, message: str) -> None:
-        if self._active.pop(key, None) is not None:
-            log.info("%s: %s", self.device, message)
-
-
-
 class ModbusSource:
     """Reads one Modbus device (one unit id on one bus) per its compiled read plan."""
 
-    def __init__(self, device: DeviceConfig, buses: BusPool) -> None:
+    def __init__(self, device: DeviceConfig[ModbusSettings], buses: BusPool) -> None:
         settings: ModbusSettings = device.settings
         self.name = device.name
         self.settings = settings
@@ -188,7 +170,8 @@ class ModbusSource:
                                            max_gap=settings.max_gap)
         # Registers the device said it does not have, with the reason; left out of later polls.
         self.bad_registers: dict[RegisterSpec, str] = {}
-        self._log = _OnceLog(device.name)
+        self._bad_codes: dict[RegisterSpec, Text | str] = {}   # the same, as catalogue codes
+        self._log = OnceLog(log)
         self._closed = False
 
     async def read(self) -> list[Sample]:
@@ -196,12 +179,12 @@ class ModbusSource:
         if self._conflict:
             raise SourceError(self._conflict)
         if not self.plan.requests:
-            raise DeviceProtocolError("none of the configured registers exist on the device: "
-                                      + "; ".join(self.bad_registers.values()))
+            raise DeviceProtocolError(text("src.modbus.no_registers",
+                                           reasons=list(self._bad_codes.values())))
         samples: list[Sample] = []
         failures: list[SourceError] = []
         missing: list[SourceError] = []      # registers found missing (logged when found)
-        garbage: list[str] = []
+        garbage: list[Text] = []
         answered = 0
         queue: deque[ReadRequest] = deque(self.plan.requests)
         while queue:
@@ -222,6 +205,7 @@ class ModbusSource:
                 if exc.code in _ADDRESS_CODES:
                     spec = req.registers[0]
                     self.bad_registers[spec] = error.reason
+                    self._bad_codes[spec] = error.code or error.reason
                     self._replace(req, [])
                     log.warning("%s: skipping %s until the agent restarts: %s", self.name,
                                 spec.name, error.reason)
@@ -246,13 +230,13 @@ class ModbusSource:
         if not answered:
             raise _most_telling(failures + missing)
         if failures:
-            self._log.problem("partial", f"some registers could not be read: "
-                              f"{'; '.join(f.reason for f in failures)}")
+            partial = "; ".join(f.reason for f in failures)
+            self._log.problem("partial", "%s: some registers could not be read: %s", self.name,
+                              partial, change=partial)
         else:
-            self._log.ok("partial", "all registers read again")
+            self._log.ok("partial", "%s: all registers read again", self.name)
         if not samples and garbage:
-            raise DeviceProtocolError("every value the device sent was garbage: "
-                                      + "; ".join(garbage))
+            raise DeviceProtocolError(text("src.modbus.all_garbage", values=garbage))
         return samples
 
     async def close(self) -> None:
@@ -264,20 +248,22 @@ class ModbusSource:
     # -- internals -----------------------------------------------------------------------------
 
     def _decode(self, req: ReadRequest,
-                data: Sequence[int | bool]) -> tuple[list[Sample], list[str]]:
+                data: Sequence[int | bool]) -> tuple[list[Sample], list[Text]]:
         """Samples from one read's answer, and why any value in it was skipped."""
         out: list[Sample] = []
-        skipped: list[str] = []
+        skipped: list[Text] = []
         for spec in req.registers:
             key = f"garbage {spec.name}"
             try:
                 out.extend(to_samples(spec, req.slice_for(spec, data)))
             except Garbage as exc:
-                why = f"{spec.name} ({spec.label}) is {exc.reason}"
+                why = text("src.modbus.garbage_value", name=spec.name, label=_label(spec),
+                           why=exc.code)
                 skipped.append(why)
-                self._log.problem(key, f"{why}; skipping it")
+                self._log.problem(key, "%s: %s; skipping it", self.name, why, change=str(why))
                 continue
-            self._log.ok(key, f"{spec.name} ({spec.label}) has a valid value again")
+            self._log.ok(key, "%s: %s (%s) has a valid value again", self.name, spec.name,
+                         spec.label)
         return out, skipped
 
     def _replace(self, old: ReadRequest, new: list[ReadRequest]) -> None:
@@ -292,26 +278,40 @@ class ModbusSource:
 
     def _exception_error(self, req: ReadRequest, exc: ExceptionResponse) -> SourceError:
         s, unit = self.settings, self.settings.unit_id
-        at = req.label()
+        at = _at(req)
         if exc.code == 2:
-            return DeviceProtocolError(f"illegal data address at {at} (the device does not "
-                                       f"have this register)")
+            return DeviceProtocolError(text("src.modbus.illegal_address", at=at))
         if exc.code == 3:
-            return DeviceProtocolError(f"illegal data value reading {at} (the device rejects "
-                                       f"this address or count)")
+            return DeviceProtocolError(text("src.modbus.illegal_value", at=at))
         if exc.code == 1:
-            function, what = {"coil": (1, "coils"), "discrete": (2, "discrete inputs"),
-                              "holding": (3, "holding registers"),
-                              "input": (4, "input registers")}[req.table]
-            return DeviceProtocolError(f"illegal function: unit {unit} does not support reading "
-                                       f"{what} (function {function}); check the table of {at}")
+            function = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}[req.table]
+            return DeviceProtocolError(text("src.modbus.illegal_function", unit=unit,
+                                            what=text(f"src.modbus.what.{req.table}"),
+                                            function=function, at=at))
         if exc.code == 6:
-            return DeviceProtocolError(f"server device busy reading {at}; try a longer "
-                                       f"interval_s")
-        if exc.code in _GATEWAY_CODES:
-            return DeviceTimeout(f"timeout: the gateway at {s.where} got no answer from unit "
-                                 f"{unit} ({exc.name}); check the RS-485 wiring and unit id")
-        return DeviceProtocolError(f"{exc.name} (Modbus exception {exc.code}) reading {at}")
+            return DeviceProtocolError(text("src.modbus.busy", at=at))
+        if exc.code in GATEWAY_CODES:
+            return DeviceTimeout(text("src.modbus.gateway_silent", where=s.where, unit=unit,
+                                      name=exc.name))
+        return DeviceProtocolError(text("src.modbus.exception", name=exc.name, code=exc.code,
+                                        at=at))
+
+
+def _at(req: ReadRequest) -> Text | str:
+    """The addresses a read covers, as the technician wrote them (``ReadRequest.label``)."""
+    first, last = req.registers[0], max(req.registers, key=lambda s: s.end)
+    if len(req.registers) == 1:
+        return _label(first)
+    return text("src.modbus.range", first=_label(first), last=_label(last))
+
+
+def _label(spec: RegisterSpec) -> Text | str:
+    """``spec.label`` in the reader's language: "input register 12" is built in English by the
+    config ("<table> register|bit <address>"); a Modicon address (40001) is a bare number."""
+    words = spec.label.split()
+    if len(words) == 3 and words[0] == spec.table and words[2].isdigit():
+        return text(f"src.modbus.label.{spec.table}", n=int(words[2]))
+    return spec.label
 
 
 def _most_telling(failures: list[SourceError]) -> SourceError:
@@ -319,4 +319,4 @@ def _most_telling(failures: list[SourceError]) -> SourceError:
     for f in failures:
         if isinstance(f, (DeviceTimeout, DeviceRefused)):
             return f
-    return failures[0] if failures else DeviceProtocolError("no answer")
+    return failures[0] if failures else DeviceProtocolError(text("src.modbus.no_reply"))

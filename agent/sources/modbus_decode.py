@@ -21,6 +21,7 @@ import struct
 from typing import Sequence
 
 from agent.config.modbus import INTEGER_TYPES, RegisterSpec
+from agent.i18n import Text, text
 from agent.readings import Sample, Value
 
 _STRUCT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q",
@@ -30,11 +31,13 @@ _WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64"
 
 
 class Garbage(ValueError):
-    """The registers hold no usable value; ``reason`` says why in plain words."""
+    """The registers hold no usable value; ``code`` says why (a catalogue id with arguments),
+    ``reason`` in English."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    def __init__(self, reason: Text) -> None:
+        self.code = reason
+        self.reason = str(reason)
+        super().__init__(self.reason)
 
 
 def words_to_bytes(words: Sequence[int], *, word_order: str = "big",
@@ -71,24 +74,25 @@ def decode_raw(type_: str, words: Sequence[int], *, word_order: str = "big",
         # Devices pad with NULs or spaces; some terminate with NUL and leave junk after it.
         raw = raw.split(b"\x00", 1)[0].rstrip(b" ")
         try:
-            text = raw.decode("utf-8")
+            decoded = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise Garbage(f"not text (bytes {raw.hex(' ')})") from None
-        if not text.isprintable():
-            raise Garbage(f"not text (bytes {raw.hex(' ')})")
-        return text
+            raise Garbage(text("src.modbus.garbage.not_text", data=raw.hex(" "))) from None
+        if not decoded.isprintable():
+            raise Garbage(text("src.modbus.garbage.not_text", data=raw.hex(" ")))
+        return decoded
     fmt = _STRUCT.get(type_)
     if fmt is None:
         raise ValueError(f"unknown register type {type_!r}")
     if len(words) != _WIDTH[type_]:
-        raise Garbage(f"{type_} needs {_WIDTH[type_]} register(s), got {len(words)}")
+        raise Garbage(text("src.modbus.garbage.width", type=type_, need=_WIDTH[type_],
+                           got=len(words)))
     value = struct.unpack(">" + fmt, words_to_bytes(words, word_order=word_order,
                                                     byte_order=byte_order))[0]
     if type_ in ("float32", "float64"):
         if math.isnan(value):
-            raise Garbage("NaN (the device marks the value as not available)")
+            raise Garbage(text("src.modbus.garbage.nan"))
         if math.isinf(value):
-            raise Garbage("infinite (the device marks the value as out of range)")
+            raise Garbage(text("src.modbus.garbage.inf"))
         if type_ == "float32":
             # A float32 carries ~7 significant digits; printing more only shows binary noise
             # (0.95 would read 0.949999988079071).
@@ -129,8 +133,8 @@ def to_samples(spec: RegisterSpec, data: Sequence[int | bool]) -> list[Sample]:
     raw = decode_raw(spec.type, data, word_order=spec.word_order, byte_order=spec.byte_order,
                      bit=spec.bit)
     if spec.enum:
-        text = dict(spec.enum).get(int(raw))
-        return [Sample(spec.name, text if text is not None else f"unknown ({raw})", "")]
+        word = dict(spec.enum).get(int(raw))
+        return [Sample(spec.name, word if word is not None else f"unknown ({raw})", "")]
     if spec.flags:
         bits = _WIDTH[spec.type] * 16
         word = int(raw) & ((1 << bits) - 1)

@@ -29,6 +29,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from agent.i18n import Text, text
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class ExceptionResponse(Exception):
         self.code = code
         self.name = EXCEPTION_NAMES.get(code, "unknown exception")
         super().__init__(f"Modbus exception {code} ({self.name})")
+
+
+# Exception codes a gateway sends when the unit behind it is silent ("gateway path unavailable",
+# "gateway target device failed to respond"): a timeout in all but name, nobody there.
+GATEWAY_CODES = (10, 11)
 
 
 class ConnectionLost(DeviceTimeout):
@@ -169,8 +175,8 @@ class ModbusLink:
             # `from exc` here), or every retry finds the port locked and says "in use".
             del client
             gc.collect()
-            raise DeviceRefused(f"{self.params.serial_port} does not accept {self.params.line} "
-                                f"({refused}): this adapter cannot use that baud rate or parity")
+            raise DeviceRefused(text("src.modbus.line_refused", port=str(self.params.serial_port),
+                                     line=self.params.line, error=refused))
         if not ok:
             client.close()
             raise await self._why_not_connected(timeout)
@@ -181,7 +187,7 @@ class ModbusLink:
         """Read ``count`` registers (or bits) of ``table`` at wire ``address`` from ``unit``."""
         client = self._client
         if client is None or not self.connected:
-            raise ConnectionLost(f"connection to {self.params.where} is closed")
+            raise ConnectionLost(text("src.modbus.closed", where=self.params.where))
         call = {"holding": client.read_holding_registers, "input": client.read_input_registers,
                 "coil": client.read_coils, "discrete": client.read_discrete_inputs}[table]
         self._received = b""
@@ -199,29 +205,27 @@ class ModbusLink:
             if self._garbled:
                 raise DeviceProtocolError(self._nonsense_reason(unit))
             if self._lost.is_set():
-                raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
-                                    f"{unit} answered; did the gateway restart?")
+                raise ConnectionLost(text("src.modbus.lost", where=self.params.where, unit=unit))
             if self._received:
                 raise DeviceProtocolError(self._nonsense_reason(unit))
             raise DeviceTimeout(self._no_answer_reason(unit))
         try:
             response = request.result()
         except ConnectionException as exc:
-            raise ConnectionLost(f"connection to {self.params.where} was closed before unit "
-                                f"{unit} answered; did the gateway restart?") from exc
+            raise ConnectionLost(text("src.modbus.lost", where=self.params.where,
+                                      unit=unit)) from exc
         except ModbusException as exc:
             # With our deadline shorter than pymodbus's, what is left is an answer pymodbus
             # could not match to the request (wrong unit or transaction id) or could not decode.
-            raise DeviceProtocolError(f"unusable answer from unit {unit} at "
-                                      f"{self.params.where}: {exc}") from exc
+            raise DeviceProtocolError(text("src.modbus.unusable", unit=unit,
+                                           where=self.params.where, error=str(exc))) from exc
         if response is None:
             raise DeviceTimeout(self._no_answer_reason(unit))
         expected = FUNCTION_CODES[table]
         if int(response.function_code) & 0x7F != expected:
-            raise DeviceProtocolError(
-                f"garbage from unit {unit} at {self.params.where}: function code "
-                f"{int(response.function_code) & 0x7F} in answer to a {table} read (code "
-                f"{expected}); check that no other master shares the bus and the unit id")
+            raise DeviceProtocolError(text(
+                "src.modbus.wrong_function", unit=unit, where=self.params.where,
+                got=int(response.function_code) & 0x7F, table=table, expected=expected))
         if response.isError():
             raise ExceptionResponse(int(getattr(response, "exception_code", 0) or 0))
         if table in ("coil", "discrete"):
@@ -301,30 +305,28 @@ class ModbusLink:
 
         manager.callback_data = guarded
 
-    def _no_answer_reason(self, unit: int) -> str:
+    def _no_answer_reason(self, unit: int) -> Text:
         p = self.params
         if p.is_serial:
-            return (f"timeout: no answer from unit {unit} on {p.serial_port} ({p.line}); check "
-                    f"wiring (A/B), baud rate and unit id")
-        return f"timeout: no answer from unit {unit} at {p.where}; check wiring/address/unit id"
+            return text("src.modbus.no_answer_serial", unit=unit, port=str(p.serial_port),
+                        line=p.line)
+        return text("src.modbus.no_answer", unit=unit, where=p.where)
 
-    def _nonsense_reason(self, unit: int) -> str:
+    def _nonsense_reason(self, unit: int) -> Text:
         p = self.params
         shown = self._received[:16].hex(" ") + (" ..." if len(self._received) > 16 else "")
-        hint = "the unit id, baud rate and parity" if p.is_serial or \
-            p.transport == "rtu_over_tcp" else "the unit id and that this is a Modbus TCP port"
-        return (f"garbage: {p.where} sent {len(self._received)} bytes that are no answer to a "
-                f"request for unit {unit} ({shown}); check {hint}")
+        rtu = p.is_serial or p.transport == "rtu_over_tcp"
+        return text("src.modbus.nonsense_rtu" if rtu else "src.modbus.nonsense_tcp", where=p.where,
+                    n=len(self._received), unit=unit, data=shown)
 
-    def _connect_timeout_reason(self) -> str:
+    def _connect_timeout_reason(self) -> Text:
         if self.params.is_serial:
-            return f"timeout: could not open {self.params.serial_port} in time"
-        return (f"timeout: no answer from {self.params.where} when connecting; check the "
-                f"network cable and the gateway's address")
+            return text("src.modbus.open_timeout", port=str(self.params.serial_port))
+        return text("src.modbus.connect_timeout", where=self.params.where)
 
-    def _short_answer(self, unit: int, asked: int, got: int, what: str) -> str:
-        return (f"garbage from unit {unit} at {self.params.where}: asked for {asked} {what}, "
-                f"got {got}")
+    def _short_answer(self, unit: int, asked: int, got: int, what: str) -> Text:
+        return text(f"src.modbus.short_{what}", unit=unit, where=self.params.where, asked=asked,
+                    got=got)
 
     async def _why_not_connected(self, timeout: float) -> Exception:
         """pymodbus only says "could not connect": find out why, to tell the technician."""
@@ -332,22 +334,21 @@ class ModbusLink:
         if p.is_serial:
             path = str(p.serial_port)
             if not os.path.exists(path):
-                return DeviceTimeout(f"serial port {path} does not exist; is the USB-RS485 "
-                                     f"adapter plugged in?")
+                return DeviceTimeout(text("src.modbus.no_port", port=path))
             if not os.access(path, os.R_OK | os.W_OK):
-                return DeviceRefused(f"no permission to open {path}; add the agent's user to "
-                                     f"the dialout group")
-            return DeviceRefused(f"cannot open {path}; is another program using it?")
+                return DeviceRefused(text("src.modbus.no_permission", port=path))
+            return DeviceRefused(text("src.modbus.port_busy", port=path))
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(p.host, p.port), timeout)
         except ConnectionRefusedError:
-            return DeviceRefused(f"nothing listening at {p.where}; is the Modbus TCP gateway on?")
+            return DeviceRefused(text("src.modbus.refused", where=p.where))
         except asyncio.TimeoutError:
             return DeviceTimeout(self._connect_timeout_reason())
         except socket.gaierror as exc:
-            return DeviceTimeout(f"cannot resolve the host name {p.host!r}: {exc.strerror}")
+            return DeviceTimeout(text("src.cannot_resolve", host=repr(p.host),
+                                      error=str(exc.strerror)))
         except OSError as exc:
-            return DeviceTimeout(f"cannot reach {p.where}: {exc.strerror or exc}")
+            return DeviceTimeout(text("src.modbus.unreachable", where=p.where,
+                                      error=exc.strerror or str(exc)))
         writer.close()
-        return DeviceTimeout(f"could not connect to {p.where} (it accepted a second try; "
-                             f"will retry next poll)")
+        return DeviceTimeout(text("src.modbus.second_try", where=p.where))

@@ -10,8 +10,14 @@ One poll:
       -> ``snmp.skipped`` when the set of metrics that could not be read changes
 
 Which OIDs are read and what the metrics are called comes from the profiles (TOML data files,
-``agent/config/snmp_profiles.py``); what stays in code is what needs state: counter rates with
-wraps, reboots and discontinuities, interface discovery and naming, and recognising the WAN.
+``agent/config/snmp_profiles.py``). This module orchestrates one poll and keeps the state between
+polls; the jobs live beside it:
+
+    snmp_walk.py        the multi-column walk over the client (GETBULK sizing, tooBig, v1)
+    snmp_interfaces.py  interface discovery, naming, selection, WAN recognition (pure)
+    snmp_rates.py       counter rates, wraps, resets, reboots, discontinuities
+    snmp_values.py      profile value conversion, tables, the skipped-metrics report
+    snmp_client.py      the client: SNMP messages, error-status translation
 
 Requests are kept few: every request carries all scalars and columns at once, ``max-repetitions``
 is sized to the rows seen last time, and what never changes (interface names and types, table
@@ -33,192 +39,111 @@ Interface metrics (names from the if-mib profile; units in ``Sample.unit``)::
     snmp.skipped              "metric: reason; ..." of what could not be read, sent when it changes
                               ("" once everything reads again)
 
-``<key>`` is ifName (else ifDescr, else ``if<ifIndex>``) lowercased, reduced to [a-z0-9_.-];
-a key already taken gets ``_<ifIndex>`` appended. A speed of 0 means the agent does not know.
+``<key>``: see ``snmp_interfaces``. A speed of 0 means the agent does not know.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from agent.config import DeviceConfig
-from agent.config.snmp import InterfaceSelector, SnmpSettings
+from agent.config.snmp import SnmpSettings
 from agent.config.snmp_profiles import InterfaceSpec, ScalarSpec, TableSpec
 from agent.errors import DeviceProtocolError, SourceError
+from agent.i18n import text
+from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.latest import LatestSamples
-from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, STRING, TIMETICKS,
-                          NoSuchName, Oid, SnmpClient, TooBig, VarBind)
-from agent.sources.snmp_values import (NOT_OFFERED, clean_text, convert, kind_words, row_matches,
-                          table_samples)
+from agent.sources.snmp_client import (
+    COUNTER64,
+    GAUGE,
+    INTEGER,
+    TIMETICKS,
+    Oid,
+    PlainValue,
+    SnmpClient,
+    VarBind,
+)
+from agent.sources.snmp_interfaces import (
+    STATUS_UP,
+    InterfacePlan,
+    Note,
+    WanMemory,
+    compile_interfaces,
+    interface_indices,
+    metric_key,
+    static_roles,
+)
+from agent.sources.snmp_rates import (
+    ABSOLUTE_MAX_BPS,
+    Counter,
+    CounterRates,
+    UptimeWatch,
+    counter_rate,
+    is_counter,
+    uptime_went_backwards,
+)
+from agent.sources.snmp_values import (
+    NOT_OFFERED,
+    clean_text,
+    convert,
+    format_skipped,
+    kind_words,
+    row_matches,
+    table_samples,
+)
+from agent.sources.snmp_walk import Walk, WalkClient, Walker, cell_request, dotted, scalar_request
+
+# Re-exported: tests and tools import them from here.
+__all__ = ["ABSOLUTE_MAX_BPS", "REBOOTED_METRIC", "SKIPPED_METRIC", "SnmpSource", "counter_rate",
+           "format_skipped", "metric_key", "scalar_request", "uptime_went_backwards"]
 
 log = logging.getLogger(__name__)
 
-_STATUS_UP = 1
-_LOOPBACK_TYPE = 24
 _SPEED_SATURATED = 2**32 - 1
-_TICKS_MODULUS = 2**32
-_MAX_SUBID = 2**32 - 1
-
 REDISCOVER_AFTER_S = 3600.0
-# A walk is bounded so an agent that never ends a column cannot keep a poll busy forever.
-MAX_REQUESTS_PER_WALK = 256
-MAX_REPETITIONS_LIMIT = 1000
-# Faster than any link a clinic could have; a counter "rate" above it is a counter reset.
-ABSOLUTE_MAX_BPS = 1e12
-# A wrap is believed only when the rate it implies fits the link (with slack for wrong speeds).
-WRAP_SPEED_SLACK = 1.5
 # Tables with at most this many cells (known rows x columns read every poll) are read cell by
 # cell, in the same request as the scalars, between discovery polls instead of walked.
 MAX_CELLS_PER_TABLE = 32
-# snmp.skipped is a status line, not a dump: past this many characters it says "and N more".
-SKIPPED_MAX_CHARS = 1500
 
 UNIT_BPS = "bit/s"
 SKIPPED_METRIC = "snmp.skipped"
 REBOOTED_METRIC = "system.rebooted"
-# Interface columns read on discovery polls only: names and types do not change between them.
-_STATIC_ROLES = ("descr", "name", "type", "alias")
-# How the WAN was recognised, most trusted first (lower rank wins over a remembered WAN).
-_RANK_ROUTE, _RANK_TYPE, _RANK_NAME = 1, 2, 3
-
-
-# -- pure helpers (unit-tested on their own) ----------------------------------------------------
-
-def counter_rate(prev: int, cur: int, dt_s: float, *, bits: int,
-                 link_bps: float | None = None) -> float | None:
-    """Bit/s between two readings of an octet counter, or None when no honest rate exists.
-
-    A negative delta is a wrap only if the wrapped delta is a rate the link could carry
-    (``link_bps`` when known); otherwise the counter was reset (agent restart, interface
-    re-created) and the poll gives no rate. A 64-bit counter practically never wraps, so a
-    negative 64-bit delta always implies an absurd rate and is treated as a reset.
-    """
-    if dt_s <= 0 or prev < 0 or cur < 0:
-        return None
-    delta = cur - prev
-    limit = ABSOLUTE_MAX_BPS
-    if delta < 0:
-        delta += 1 << bits
-        if delta < 0:
-            return None
-        if link_bps:
-            limit = min(limit, link_bps * WRAP_SPEED_SLACK)
-    rate = delta * 8 / dt_s
-    return rate if rate <= limit else None
-
-
-def uptime_went_backwards(prev_ticks: int, cur_ticks: int, elapsed_s: float) -> bool:
-    """True when sysUpTime went backwards for a reason other than its 497-day wrap (a reboot)."""
-    if cur_ticks >= prev_ticks:
-        return False
-    expected = prev_ticks + elapsed_s * 100
-    if expected >= _TICKS_MODULUS:
-        slack = max(60 * 100, elapsed_s * 100 * 0.1)
-        if abs((expected - _TICKS_MODULUS) - cur_ticks) <= slack:
-            return False
-    return True
-
-
-def metric_key(name: str) -> str:
-    """An interface name as a metric path segment: lowercase [a-z0-9_.-], no empty parts."""
-    key = re.sub(r"[^a-z0-9_.-]+", "_", name.lower())
-    return re.sub(r"\.{2,}", ".", key)[:64].strip("._-")
-
-
-def scalar_request(oid: Oid) -> Oid:
-    """The OID to GETNEXT so that the answer is ``oid.0``, or ``oid`` itself from an agent that
-    (wrongly) serves the object without its instance ``.0``.
-
-    GETNEXT of ``oid`` would skip ``oid`` itself. GETNEXT of the largest OID under its preceding
-    sibling (…, k-1, 2^32-1) lands on ``oid`` when it exists and on ``oid.0`` otherwise, at no
-    extra cost.
-    """
-    if oid[-1] == 0:
-        return oid
-    return oid[:-1] + (oid[-1] - 1, _MAX_SUBID)
-
-
-def cell_request(cell: Oid) -> Oid:
-    """The OID to GETNEXT so that the answer is exactly the table cell ``cell`` if it exists."""
-    if cell[-1] == 0:
-        return cell[:-1]
-    return cell[:-1] + (cell[-1] - 1, _MAX_SUBID)
-
-
-def format_skipped(skipped: dict[str, str], limit: int = SKIPPED_MAX_CHARS) -> str:
-    """``{metric: reason}`` as "metric: reason; ..." sorted by metric, at most ``limit`` chars."""
-    parts = [f"{metric}: {reason}" for metric, reason in sorted(skipped.items())]
-    out: list[str] = []
-    used = 0
-    for n, part in enumerate(parts):
-        if used + len(part) + 2 > limit and out:
-            out.append(f"and {len(parts) - n} more")
-            break
-        out.append(part)
-        used += len(part) + 2
-    return "; ".join(out)
-
-
-# -- walking ----------------------------------------------------------------------------------
-
-@dataclass
-class Walk:
-    """What one multi-column walk returned, with the monotonic time each value arrived."""
-
-    scalars: dict[Oid, VarBind] = field(default_factory=dict)
-    columns: dict[Oid, dict[Oid, tuple[VarBind, float]]] = field(default_factory=dict)
-    requests: int = 0
-    time: float = 0.0       # when the first answer (the one with the scalars) arrived
 
 
 @dataclass(frozen=True)
-class _Interface:
-    index: int
-    name: str
-    descr: str
-    alias: str
-    key: str
-    if_type: int | None = None
+class _RequestPlan:
+    """What one poll asks for: compiled once per discovery state, not rebuilt every poll."""
 
-
-@dataclass(frozen=True)
-class _Plan:
-    """Compiled on a discovery poll: which interfaces to report and under which key."""
-
-    interfaces: dict[int, _Interface]
-    selected: tuple[int, ...]
-    wan: int | None
-    compiled_at: float
-    wan_gone: str | None = None    # the WAN vanished from the table: reported down by this name
-
-
-@dataclass(frozen=True)
-class _Counter:
-    key: str          # interface key it belonged to; a renamed index starts over
-    column: str       # "in64", "in32", ...: rates only between readings of the same counter
-    value: int
-    bits: int
-    t: float
-    discontinuity: int | None = None   # ifCounterDiscontinuityTime with this reading
+    scalars: tuple[ScalarSpec, ...]
+    requests: list[Oid]          # GETNEXT targets of the first request (scalars, cells, probes)
+    columns: list[Oid]           # interface columns walked to their end
+    itf_columns: list[Oid]
+    probes: list[Oid]            # profile table columns probed, walked only if present
+    tables: tuple[TableSpec, ...]
+    routes: list[Oid]
+    count_request: Oid | None
 
 
 class SnmpSource:
     """Polls one SNMP agent (router, UPS card...). See the module docstring for metrics."""
 
-    def __init__(self, device: DeviceConfig, *, client: SnmpClient | None = None,
+    def __init__(self, device: DeviceConfig[SnmpSettings], *, client: WalkClient | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  latest: LatestSamples | None = None) -> None:
         settings: SnmpSettings = device.settings
         self.name = device.name
         self.device = device
         self.settings = settings
-        self.client = client or SnmpClient(settings, timeout_s=device.timeout_s, device=device.name)
+        self.client: Any = client or SnmpClient(settings, timeout_s=device.timeout_s,
+                                                device=device.name)
+        self._walker = Walker(self.client, version=settings.version, device=device.name,
+                              max_repetitions=settings.max_repetitions, clock=clock)
         self._clock = clock
         self._latest = latest
         self._lock = asyncio.Lock()
@@ -226,18 +151,19 @@ class SnmpSource:
         self._itf: InterfaceSpec | None = profiles.interfaces
         self._scalars: tuple[ScalarSpec, ...] = profiles.scalars
         self._tables: tuple[TableSpec, ...] = profiles.tables
-        self._plan: _Plan | None = None
+        self._plan: InterfacePlan | None = None
         self._discovered_at: float | None = None
+        self._discoveries = 0                # discovery polls done: the request plan's epoch
+        self._requests: tuple[tuple[object, ...], _RequestPlan] | None = None
         self._rediscover = True
-        self._known_rows = 0
-        self._reps_cap = min(settings.max_repetitions, MAX_REPETITIONS_LIMIT)
-        self._uptime: tuple[int, float] | None = None
-        self._counters: dict[tuple[int, str], _Counter] = {}
+        self._once = OnceLog(log)
+        self._uptime = UptimeWatch()
+        self._rates = CounterRates(device.name, self._once)
         self._need_32bit = settings.version == "1" or not self._has("in64")
         self._need_high_speed = False
         self._read_speed = True             # ifSpeed: on discovery polls and after link changes
         self._speeds: dict[int, tuple[VarBind | None, VarBind | None]] = {}  # ifSpeed, ifHighSpeed
-        self._oper: dict[int, object] = {}
+        self._oper: dict[int, PlainValue] = {}
         self._if_number_trusted = False
         self._has_discontinuity = False
         self._absent_scalars: set[Oid] = set()
@@ -247,10 +173,9 @@ class SnmpSource:
         # table -> (row index, column) cells read one by one between discovery polls
         self._table_cells: dict[str, tuple[tuple[Oid, str], ...]] = {}
         self._on_change: dict[str, object] = {}
-        self._wan_memory: tuple[str, int] | None = None
+        self._wan_memory: WanMemory | None = None
         self._skipped_now: dict[str, str] = {}
         self._skipped_reported: dict[str, str] = {}
-        self._warned: set[str] = set()
         self.last_poll_requests = 0
 
     async def read(self) -> list[Sample]:
@@ -282,9 +207,64 @@ class SnmpSource:
                        or now - self._discovered_at >= REDISCOVER_AFTER_S)
         self._skipped_now = {}
         itf = self._itf
+        plan = self._request_plan(discovering)
+        # Between discoveries, ifNumber ends the interface walk without a request just to see
+        # the end of the table. Discovery polls walk to the real end, and ifNumber is trusted
+        # only while it matches what they found (some agents count rows they do not serve).
+        count = plan.count_request
+        use_count = count is not None and itf is not None and itf.count is not None \
+            and not discovering and self._if_number_trusted
+        walk = await self._walker.walk(
+            plan.requests, plan.columns,
+            row_count=(count, itf.count + (0,)) if use_count and count and itf and itf.count
+            else None, counted=plan.itf_columns if use_count else (), probes=plan.probes)
+        try:
+            samples: list[Sample] = []
+            rebooted = self._scalar_samples(list(plan.scalars), walk, samples, discovering)
+            if rebooted:
+                self._rates.clear()
+                self._rediscover = True
+            if itf is not None:
+                samples += await self._interface_samples(itf, walk, discovering, now,
+                                                         plan.routes)
+            samples += self._table_samples(list(plan.tables), walk, discovering)
+            if discovering:
+                self._discovered_at = now
+                self._discoveries += 1
+                if not rebooted:
+                    self._rediscover = False
+            rows_now = max((len(rows) for rows in walk.columns.values()), default=0)
+            # Between discoveries small tables are read cell by cell, so only a discovery poll
+            # sees the longest table.
+            known = self._walker.known_rows
+            self._walker.known_rows = rows_now if discovering else max(rows_now, known)
+            self._report_skipped(samples)
+            return samples
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - garbage from a device must not stop the poller
+            self._warn_once("decode", "%s: could not make sense of the device's answer",
+                            self.name, exc_info=True)
+            raise DeviceProtocolError(text("src.snmp.undecodable", where=self.client.address,
+                                           error=f"{exc.__class__.__name__}: {exc}")) from exc
+
+    def _request_plan(self, discovering: bool) -> _RequestPlan:
+        """What this poll asks for. Between discoveries only the interface columns read can
+        change (speed after a link change, 32-bit counters): the plan is compiled once per
+        discovery and per set of columns, not rebuilt at every poll."""
+        roles = tuple(self._interface_roles(discovering))
+        key = (discovering, roles, self._discoveries)
+        if not discovering and self._requests is not None and self._requests[0] == key:
+            return self._requests[1]
+        plan = self._compile_requests(discovering, roles)
+        self._requests = (key, plan)
+        return plan
+
+    def _compile_requests(self, discovering: bool, roles: tuple[str, ...]) -> _RequestPlan:
+        itf = self._itf
         scalars = [s for s in self._scalars if discovering or s.oid not in self._absent_scalars]
         requests = list(dict.fromkeys(scalar_request(s.oid) for s in scalars))
-        count_request = None
+        count_request: Oid | None = None
         routes: list[Oid] = []
         if itf is not None and itf.count is not None:
             count_request = scalar_request(itf.count)
@@ -293,12 +273,14 @@ class SnmpSource:
             if self.settings.wan_auto:
                 routes = [r.oid for r in itf.default_routes]
                 requests += routes
-            if self._has("discontinuity"):
+            discontinuity = itf.column("discontinuity")
+            if discontinuity is not None:
                 # One value tells whether the agent has ifCounterDiscontinuityTime at all.
-                requests.append(itf.column("discontinuity"))
-        itf_columns = [itf.column(role) for role in self._interface_roles(discovering)] if itf else []
+                requests.append(discontinuity)
+        itf_columns = [c for c in (itf.column(role) for role in roles) if c is not None] \
+            if itf else []
         tables = [t for t in self._tables if discovering or t.name not in self._absent_tables]
-        table_columns = []
+        table_columns: list[Oid] = []
         for t in tables:
             dynamic = [c for c, _ in t.columns if discovering or c not in t.static]
             if not discovering and t.name in self._table_cells:
@@ -312,39 +294,8 @@ class SnmpSource:
         # on a router) are probed with one GETNEXT each in the first request and walked only
         # if they answer; the probe's answer is their first row.
         probes = [c for c in dict.fromkeys(table_columns) if c not in columns]
-        # Between discoveries, ifNumber ends the interface walk without a request just to see
-        # the end of the table. Discovery polls walk to the real end, and ifNumber is trusted
-        # only while it matches what they found (some agents count rows they do not serve).
-        use_count = count_request is not None and not discovering and self._if_number_trusted
-        walk = await self.walk(requests, columns,
-                               row_count=(count_request, itf.count + (0,)) if use_count else None,
-                               counted=itf_columns if use_count else (), probes=probes)
-        try:
-            samples: list[Sample] = []
-            rebooted = self._scalar_samples(scalars, walk, samples, discovering)
-            if rebooted:
-                self._counters.clear()
-                self._rediscover = True
-            if itf is not None:
-                samples += await self._interface_samples(itf, walk, discovering, now, routes)
-            samples += self._table_samples(tables, walk, discovering)
-            if discovering:
-                self._discovered_at = now
-                if not rebooted:
-                    self._rediscover = False
-            rows_now = max((len(rows) for rows in walk.columns.values()), default=0)
-            # Between discoveries small tables are read cell by cell, so only a discovery poll
-            # sees the longest table.
-            self._known_rows = rows_now if discovering else max(rows_now, self._known_rows)
-            self._report_skipped(samples)
-            return samples
-        except SourceError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - garbage from a device must not stop the poller
-            self._warn_once("decode", "%s: could not make sense of the device's answer",
-                            self.name, exc_info=True)
-            raise DeviceProtocolError(f"could not decode the answer of {self.client.address}: "
-                                      f"{exc.__class__.__name__}: {exc}") from exc
+        return _RequestPlan(tuple(scalars), requests, columns, itf_columns, probes, tuple(tables),
+                            routes, count_request)
 
     def _interface_roles(self, discovering: bool) -> list[str]:
         roles = ["admin", "oper"]
@@ -361,129 +312,8 @@ class SnmpSource:
         if self._has_discontinuity:
             roles.append("discontinuity")
         if discovering:
-            roles += self._static_roles()
+            roles += static_roles(self.settings)
         return [r for r in dict.fromkeys(roles) if self._has(r)]
-
-    def _static_roles(self) -> list[str]:
-        # ifAlias only matters when the technician selects interfaces by name or label, ifType
-        # for "type:" selectors and recognising the WAN: each is 1 value per interface.
-        s = self.settings
-        needs_alias = s.wan_interface is not None or any(sel.if_type is None for sel in s.interfaces)
-        needs_type = s.wan_auto or any(sel.if_type is not None for sel in s.interfaces)
-        return [r for r in _STATIC_ROLES
-                if (r != "alias" or needs_alias) and (r != "type" or needs_type)]
-
-    # -- the walk ----------------------------------------------------------------------------
-
-    async def walk(self, scalars: list[Oid], columns: list[Oid], *,
-                   row_count: tuple[Oid, Oid] | None = None, counted: Iterable[Oid] = (),
-                   probes: Iterable[Oid] = ()) -> Walk:
-        """GETNEXT each of ``scalars`` and read whole ``columns``, all in the same requests.
-
-        Each request asks every unfinished column for its next rows; a column is finished when
-        the agent answers with an OID outside it, or, if ``row_count`` = (request, instance)
-        names one of the scalars and the instance it must answer with (ifNumber.0), a column of
-        ``counted`` once it has that many rows. ``probes`` are
-        columns asked for one value in the first request and walked on only if they have one.
-        v1 has no GETBULK and uses GETNEXT rows.
-        """
-        probes = [p for p in probes if p not in columns]
-        scalars = [*scalars, *(p for p in probes if p not in scalars)]
-        result = Walk(columns={c: {} for c in [*columns, *probes]})
-        enough = 0
-        counted = set(counted)
-        pending = list(columns)
-        cursor: dict[Oid, Oid] = {c: c for c in columns}
-        first = True
-        while first or pending:
-            if result.requests >= MAX_REQUESTS_PER_WALK:
-                raise DeviceProtocolError(f"the device at {self.client.address} never ended a "
-                                          f"table after {result.requests} requests")
-            non_repeaters = scalars if first else []
-            answer = await self._walk_request(non_repeaters, [cursor[c] for c in pending],
-                                              min((len(result.columns[c]) for c in pending),
-                                                  default=0), result)
-            t = self._clock()
-            if first:
-                result.time = t
-                for prefix, vb in zip(non_repeaters, answer):
-                    result.scalars[prefix] = vb
-                first = False
-                count = result.scalars.get(row_count[0]) if row_count else None
-                if (count is not None and row_count is not None and count.oid == row_count[1]
-                        and count.kind in (INTEGER, GAUGE) and isinstance(count.value, int)):
-                    enough = count.value
-            rows = answer[len(non_repeaters):]
-            if pending and not rows:
-                raise DeviceProtocolError(f"the device at {self.client.address} answered a table "
-                                          "request without any values")
-            finished: set[Oid] = set()
-            for i, vb in enumerate(rows):
-                column = pending[i % len(pending)]
-                if column in finished:
-                    continue
-                if vb.kind == END_OF_MIB or vb.oid[:len(column)] != column or len(vb.oid) == len(column):
-                    finished.add(column)
-                    continue
-                if vb.oid <= cursor[column]:
-                    self._warn_once(f"order:{column}", "%s: the device returned OIDs out of order "
-                                    "in column %s; using what it sent so far", self.name,
-                                    _dotted(column))
-                    finished.add(column)
-                    continue
-                cursor[column] = vb.oid
-                result.columns[column][vb.oid[len(column):]] = (vb, t)
-                if column in counted and 0 < enough <= len(result.columns[column]):
-                    finished.add(column)
-            pending = [c for c in pending if c not in finished]
-            for probe in probes:
-                vb = result.scalars.get(probe)
-                if (vb is not None and vb.kind != END_OF_MIB and vb.oid[:len(probe)] == probe
-                        and len(vb.oid) > len(probe)):
-                    result.columns[probe][vb.oid[len(probe):]] = (vb, result.time)
-                    cursor[probe] = vb.oid
-                    pending.append(probe)
-            probes = []
-        return result
-
-    async def _walk_request(self, scalars: list[Oid], oids: list[Oid], rows_seen: int,
-                            result: Walk) -> list[VarBind]:
-        if self.settings.version == "1":
-            return await self._next_v1([*scalars, *oids], result)
-        while True:
-            reps = self._reps_cap
-            if 0 < self._known_rows and rows_seen <= self._known_rows:
-                # One row past the last known row shows the column's end in this answer.
-                reps = min(reps, self._known_rows + 1 - rows_seen)
-            result.requests += 1
-            try:
-                return await self.client.get_bulk(scalars, oids, max(1, reps) if oids else 0)
-            except TooBig:
-                if reps <= 1:
-                    raise
-                # Remembered: this agent cannot send more than this in one message.
-                self._reps_cap = max(1, reps // 2)
-                log.info("%s: the device found a %d-row answer too big; asking for %d rows",
-                         self.name, reps, self._reps_cap)
-
-    async def _next_v1(self, oids: list[Oid], result: Walk) -> list[VarBind]:
-        """GETNEXT on v1, where the end of the MIB is an error naming one varbind."""
-        answer: list[VarBind | None] = [None] * len(oids)
-        remaining = list(range(len(oids)))
-        while remaining:
-            result.requests += 1
-            try:
-                got = await self.client.get_next([oids[i] for i in remaining])
-            except NoSuchName as exc:
-                if not 0 <= exc.index < len(remaining):
-                    raise
-                gone = remaining.pop(exc.index)
-                answer[gone] = VarBind(oids[gone], END_OF_MIB)
-                continue
-            for i, vb in zip(remaining, got):
-                answer[i] = vb
-            break
-        return [vb if vb is not None else VarBind(oids[i], END_OF_MIB) for i, vb in enumerate(answer)]
 
     # -- scalars -----------------------------------------------------------------------------
 
@@ -496,7 +326,7 @@ class SnmpSource:
             return vb
         if vb.oid == oid and not vb.is_exception:
             self._warn_once(f"no-instance:{oid}", "%s: the device serves %s without its instance "
-                            ".0; reading it anyway", self.name, _dotted(oid), level=logging.INFO)
+                            ".0; reading it anyway", self.name, dotted(oid), level=logging.INFO)
             return vb
         return None
 
@@ -520,7 +350,7 @@ class SnmpSource:
                 self._quirk(spec.metric, why)
                 continue
             if spec.role == "uptime" and isinstance(vb.value, int) and vb.kind in (TIMETICKS, INTEGER, GAUGE):
-                rebooted = self._check_uptime(vb.value, walk.time)
+                rebooted = self._uptime.check(vb.value, walk.time)
             if spec.on_change:
                 if self._on_change.get(spec.metric, object()) == value:
                     continue
@@ -530,14 +360,6 @@ class SnmpSource:
             log.warning("%s: sysUpTime went backwards: the device (or its SNMP agent) restarted; "
                         "no rates this poll", self.name)
             samples.append(Sample(REBOOTED_METRIC, True))
-        return rebooted
-
-    def _check_uptime(self, ticks: int, t: float) -> bool:
-        rebooted = False
-        if self._uptime is not None:
-            prev_ticks, prev_t = self._uptime
-            rebooted = uptime_went_backwards(prev_ticks, ticks, t - prev_t)
-        self._uptime = (ticks, t)
         return rebooted
 
     # -- tables ------------------------------------------------------------------------------
@@ -593,17 +415,19 @@ class SnmpSource:
 
     async def _interface_samples(self, itf: InterfaceSpec, walk: Walk, discovering: bool,
                                  now: float, routes: list[Oid]) -> list[Sample]:
-        indices = self._indices(itf, walk)
+        indices, notes = interface_indices(itf, walk, self.name)
+        self._say(notes)
         if not discovering and self._plan is not None and indices != set(self._plan.interfaces):
             log.info("%s: the device's interfaces changed; reading their names again", self.name)
-            names_walk = await self.walk([], [itf.column(r) for r in self._static_roles()
-                                              if self._has(r)])
+            names_walk = await self._walker.walk(
+                [], [c for c in (itf.column(r) for r in static_roles(self.settings))
+                     if c is not None])
             walk.columns.update(names_walk.columns)
             discovering = True
             self._rediscover = True     # the next poll also re-reads tables and routes
         if discovering:
-            if self._has("discontinuity") and itf.column("discontinuity") in walk.scalars:
-                column = itf.column("discontinuity")
+            column = itf.column("discontinuity")
+            if column is not None and column in walk.scalars:
                 probe = walk.scalars.get(column)
                 has = bool(walk.columns.get(column)) or (
                     probe is not None and probe.oid[:len(column)] == column
@@ -612,144 +436,15 @@ class SnmpSource:
                     log.info("%s: %s ifCounterDiscontinuityTime", self.name,
                              "reading" if has else "the device does not offer")
                 self._has_discontinuity = has
-            self._plan = self._compile(itf, walk, indices, now, routes)
+            self._plan, self._wan_memory, notes = compile_interfaces(
+                itf, walk, indices, self.settings, device=self.name, now=now, routes=routes,
+                wan_memory=self._wan_memory)
+            self._say(notes)
             if itf.count is not None:
                 count = walk.scalars.get(scalar_request(itf.count))
                 self._if_number_trusted = (count is not None and count.oid == itf.count + (0,)
                                            and count.value == len(indices))
         return self._samples(itf, walk)
-
-    def _indices(self, itf: InterfaceSpec, walk: Walk) -> set[int]:
-        """The ifIndex values present in the walked status columns."""
-        indices: set[int] = set()
-        for role in ("admin", "oper"):
-            for suffix in walk.columns.get(itf.column(role), {}):
-                if len(suffix) == 1:
-                    indices.add(suffix[0])
-                else:
-                    self._warn_once("index", "%s: ignoring an interface row with index %s",
-                                    self.name, _dotted(suffix))
-        return indices
-
-    def _compile(self, itf: InterfaceSpec, walk: Walk, indices: set[int], now: float,
-                 routes: list[Oid]) -> _Plan:
-        texts = {role: self._texts(itf, walk, role) for role in ("descr", "name", "alias")}
-        types = self._numbers(itf, walk, "type")
-        selectors = self.settings.interfaces
-        wan_selector = self.settings.wan_interface
-        taken = {itf.wan_key} if (wan_selector or self.settings.wan_auto) else set()
-        interfaces: dict[int, _Interface] = {}
-        for index in sorted(indices):
-            descr = texts["descr"].get(index, "")
-            name = texts["name"].get(index, "") or descr or f"if{index}"
-            key = metric_key(name) or f"if{index}"
-            if key in taken:
-                key = f"{key}_{index}"
-            taken.add(key)
-            interfaces[index] = _Interface(index, name, descr, texts["alias"].get(index, ""), key,
-                                           types.get(index))
-
-        def matches(selector: InterfaceSelector, x: _Interface) -> bool:
-            return selector.matches(x.name, x.descr, x.key, alias=x.alias, if_type=x.if_type)
-
-        choices = ", ".join(i.name for i in interfaces.values()) or "none"
-        selected = [i for i, x in interfaces.items()
-                    if not selectors or any(matches(s, x) for s in selectors)]
-        for n, selector in enumerate(selectors):
-            if not any(matches(selector, x) for x in interfaces.values()):
-                self._warn_once(f"selector:{selector}", "%s: interfaces[%d] %r matches none of the "
-                                "device's interfaces (%s)", self.name, n, str(selector), choices)
-        wan, why, gone = None, "", None
-        if wan_selector is not None:
-            candidates = [i for i, x in interfaces.items() if matches(wan_selector, x)]
-            if not candidates:
-                self._warn_once("wan", "%s: wan_interface %r matches none of the device's "
-                                "interfaces (%s)", self.name, str(wan_selector), choices)
-            else:
-                wan, why = candidates[0], f"wan_interface {str(wan_selector)!r}"
-                if len(candidates) > 1:
-                    self._warn_once("wan-many", "%s: wan_interface %r matches %d interfaces; "
-                                    "using %s", self.name, str(wan_selector), len(candidates),
-                                    interfaces[wan].name)
-        elif self.settings.wan_auto:
-            wan, why, gone = self._auto_wan(itf, walk, interfaces, routes)
-        if wan is not None and wan not in selected:
-            selected.append(wan)
-        log.info("%s: %d interface(s), reporting %s%s", self.name, len(interfaces),
-                 ", ".join(interfaces[i].name for i in sorted(selected)) or "none",
-                 f"; WAN is {interfaces[wan].name} ({why})" if wan is not None else
-                 (f"; WAN {gone} is gone" if gone else ""))
-        return _Plan(interfaces, tuple(sorted(selected)), wan, now, gone)
-
-    def _auto_wan(self, itf: InterfaceSpec, walk: Walk, interfaces: dict[int, _Interface],
-                  routes: list[Oid]) -> tuple[int | None, str, str | None]:
-        """(ifIndex, why) of the recognised WAN, and the name of a remembered WAN that vanished."""
-        oper = {s[0]: vb.value for s, (vb, _) in walk.columns.get(itf.column("oper"), {}).items()
-                if len(s) == 1}
-
-        def best(candidates: list[int]) -> int:
-            return min(candidates, key=lambda i: (oper.get(i) != _STATUS_UP, i))
-
-        found: tuple[int, str, int] | None = None
-        for spec in itf.default_routes:
-            vb = walk.scalars.get(spec.oid) if spec.oid in routes else None
-            if (vb is None or vb.kind != INTEGER or vb.oid[:len(spec.oid)] != spec.oid
-                    or vb.oid[len(spec.oid):][:len(spec.index_prefix)] != spec.index_prefix):
-                continue
-            x = interfaces.get(vb.value)
-            if x is not None and x.if_type != _LOOPBACK_TYPE:
-                found = (x.index, f"it carries the default route ({_dotted(spec.oid)})", _RANK_ROUTE)
-                break
-        if found is None:
-            typed = [i for i, x in interfaces.items() if x.if_type in itf.wan_types]
-            if typed:
-                index = best(typed)
-                found = (index, f"ifType {interfaces[index].if_type}", _RANK_TYPE)
-        if found is None:
-            for n, pattern in enumerate(itf.wan_names):
-                named = [i for i, x in interfaces.items()
-                         if re.search(pattern, x.name) or re.search(pattern, x.descr)]
-                if named:
-                    found = (best(named), f"its name matches {pattern!r}", _RANK_NAME + n)
-                    break
-        memory = self._wan_memory
-        present = {x.name for x in interfaces.values()}
-        if memory is not None and memory[0] not in present and (found is None or found[2] > memory[1]):
-            # A PPP or cellular interface disappears when its link drops: say the WAN is down
-            # rather than quietly promoting a weaker candidate (or nothing) to if.wan.*.
-            self._warn_once(f"wan-gone:{memory[0]}", "%s: the WAN %s is gone from the interface "
-                            "table; reporting it down", self.name, memory[0])
-            return None, "", memory[0]
-        if found is None:
-            self._warn_once("wan-auto", "%s: no interface recognisable as the WAN (%s); set "
-                            "wan_interface", self.name,
-                            ", ".join(x.name for x in interfaces.values()) or "none",
-                            level=logging.INFO)
-            return None, "", None
-        self._wan_memory = (interfaces[found[0]].name, found[2])
-        return found[0], found[1], None
-
-    def _texts(self, itf: InterfaceSpec, walk: Walk, role: str) -> dict[int, str]:
-        texts: dict[int, str] = {}
-        column = itf.column(role)
-        if column is None:
-            return texts
-        for suffix, (vb, _) in walk.columns.get(column, {}).items():
-            if len(suffix) != 1:
-                continue
-            if vb.kind == STRING and isinstance(vb.value, bytes):
-                texts[suffix[0]] = clean_text(vb.value)
-            elif not vb.is_exception:
-                self._warn_once(f"text:{role}", "%s: interface %s is %s, not a string; ignoring it",
-                                self.name, role, vb.kind)
-        return texts
-
-    def _numbers(self, itf: InterfaceSpec, walk: Walk, role: str) -> dict[int, int]:
-        column = itf.column(role)
-        if column is None:
-            return {}
-        return {s[0]: vb.value for s, (vb, _) in walk.columns.get(column, {}).items()
-                if len(s) == 1 and vb.kind in (INTEGER, GAUGE) and isinstance(vb.value, int)}
 
     def _samples(self, itf: InterfaceSpec, walk: Walk) -> list[Sample]:
         samples: list[Sample] = []
@@ -787,13 +482,13 @@ class SnmpSource:
             for role, metric in (("oper", itf.metric("oper_up")), ("admin", itf.metric("admin_up"))):
                 status = self._number(rows[role].get(index), prefix + metric, (INTEGER,))
                 if status is not None:
-                    samples.append(Sample(prefix + metric, status == _STATUS_UP))
+                    samples.append(Sample(prefix + metric, status == STATUS_UP))
             speed = self._speed(speed_rows, index, prefix + itf.metric("speed"), high_speed_read)
             if speed is not None:
                 samples.append(Sample(prefix + itf.metric("speed"), float(speed), UNIT_BPS))
             if self.settings.version != "1" and self._has("in64"):
-                missing_hc |= not (_is_counter(rows["in64"].get(index))
-                                   and _is_counter(rows["out64"].get(index)))
+                missing_hc |= not (is_counter(rows["in64"].get(index))
+                                   and is_counter(rows["out64"].get(index)))
             disc_entry = rows["discontinuity"].get(index)
             discontinuity = (disc_entry[0].value if disc_entry and disc_entry[0].kind == TIMETICKS
                              and isinstance(disc_entry[0].value, int) else None)
@@ -802,7 +497,7 @@ class SnmpSource:
                 counter = self._counter(rows, index, direction, x.key, metric, discontinuity)
                 if counter is None:
                     continue
-                rate = self._rate((index, direction), counter, speed, metric, x.name)
+                rate = self._rates.rate((index, direction), counter, speed, metric, x.name)
                 if rate is not None:
                     # A tenth of a bit/s is noise; fewer digits are fewer bytes over the satellite.
                     samples.append(Sample(metric, round(rate, 1), UNIT_BPS))
@@ -816,7 +511,8 @@ class SnmpSource:
     def _speed(self, rows: dict[str, dict[int, tuple[VarBind, float]]], index: int,
                metric: str, high_speed_read: bool) -> int | None:
         entry = rows["speed"].get(index)
-        speed = entry[0].value if entry and entry[0].kind in (GAUGE, INTEGER) else None
+        speed = entry[0].value if entry and entry[0].kind in (GAUGE, INTEGER) \
+            and isinstance(entry[0].value, int) else None
         if speed is not None and speed != _SPEED_SATURATED:
             return speed
         high = rows["high_speed"].get(index)
@@ -834,16 +530,17 @@ class SnmpSource:
         self._quirk_vb(metric, entry[0] if entry and speed is None else None)
         return None
 
-    def _counter(self, rows, index: int, direction: str, key: str, metric: str,
-                 discontinuity: int | None) -> _Counter | None:
+    def _counter(self, rows: dict[str, dict[int, tuple[VarBind, float]]], index: int,
+                 direction: str, key: str, metric: str,
+                 discontinuity: int | None) -> Counter | None:
         """The interface's best octet counter: 64-bit, else 32-bit."""
         for column in (f"{direction}64", f"{direction}32"):
             entry = rows[column].get(index)
             if entry is None:
                 continue
             vb, t = entry
-            if _is_counter(entry):
-                return _Counter(key, column, vb.value, 64 if vb.kind == COUNTER64 else 32, t,
+            if is_counter(entry) and isinstance(vb.value, int):
+                return Counter(key, column, vb.value, 64 if vb.kind == COUNTER64 else 32, t,
                                 discontinuity)
             if not vb.is_exception:
                 self._quirk_vb(metric, vb)
@@ -852,31 +549,10 @@ class SnmpSource:
         # else: the 32-bit fallback is asked for from the next poll on.
         return None
 
-    def _rate(self, slot: tuple[int, str], cur: _Counter, link_bps: int | None,
-              metric: str, name: str) -> float | None:
-        prev = self._counters.get(slot)
-        self._counters[slot] = cur
-        if prev is None or prev.key != cur.key or prev.column != cur.column:
-            return None
-        if prev.discontinuity != cur.discontinuity and None not in (prev.discontinuity,
-                                                                     cur.discontinuity):
-            # RFC 2863: the counters of this interface may have been reset or re-created since
-            # the last poll (a PPP session coming back, a module re-inserted): no rate.
-            self._warn_once(f"discontinuity:{slot[0]}", "%s: %s counters were re-created "
-                            "(ifCounterDiscontinuityTime changed); no rate this poll", self.name,
-                            name, level=logging.INFO)
-            return None
-        rate = counter_rate(prev.value, cur.value, cur.t - prev.t, bits=cur.bits,
-                            link_bps=float(link_bps) if link_bps else None)
-        if rate is None:
-            self._warn_once(f"reset:{metric}", "%s: %s counter went from %d to %d, which is no "
-                            "wrap the link could carry: counter reset, no rate this poll",
-                            self.name, metric, prev.value, cur.value, level=logging.INFO)
-        return rate
-
     # -- quirks and skipped metrics ----------------------------------------------------------
 
-    def _number(self, entry, metric: str, kinds: Iterable[str]) -> int | None:
+    def _number(self, entry: VarBind | tuple[VarBind, float] | None, metric: str,
+                kinds: Iterable[str]) -> int | None:
         """The integer in ``entry`` (a VarBind or (VarBind, t)), or None after noting the quirk."""
         vb = entry[0] if isinstance(entry, tuple) else entry
         if vb is not None and vb.kind in kinds and isinstance(vb.value, int):
@@ -914,21 +590,15 @@ class SnmpSource:
         self._skipped_reported = skipped
         samples.append(Sample(SKIPPED_METRIC, format_skipped(skipped)))
 
-    def _warn_once(self, key: str, message: str, *args, exc_info: bool = False,
+    def _say(self, notes: Iterable[Note]) -> None:
+        """Log what the interface discovery found worth saying (once per key)."""
+        for note in notes:
+            if note.key is None:
+                log.log(note.level, note.message, *note.args)
+            else:
+                self._once.problem(note.key, note.message, *note.args, level=note.level)
+
+    def _warn_once(self, key: str, message: str, *args: object, exc_info: bool = False,
                    level: int = logging.WARNING) -> None:
         """Log a device quirk at ``level`` the first time, then at DEBUG, so it cannot flood."""
-        if key in self._warned:
-            level = logging.DEBUG
-        self._warned.add(key)
-        log.log(level, message, *args, exc_info=exc_info)
-
-
-def _is_counter(entry: tuple[VarBind, float] | None) -> bool:
-    if entry is None:
-        return False
-    vb = entry[0]
-    return vb.kind in (COUNTER64, COUNTER32, GAUGE) and isinstance(vb.value, int) and vb.value >= 0
-
-
-def _dotted(oid: Oid) -> str:
-    return ".".join(map(str, oid))
+        self._once.problem(key, message, *args, level=level, exc_info=exc_info)

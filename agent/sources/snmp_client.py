@@ -17,6 +17,7 @@ from pysnmp.proto import rfc1155, rfc1902, rfc1905
 
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused
+from agent.i18n import Text, text
 
 
 Oid = tuple[int, ...]
@@ -38,8 +39,6 @@ NO_SUCH_INSTANCE = "no_such_instance"
 END_OF_MIB = "end_of_mib"
 NUMERIC_KINDS = frozenset({INTEGER, COUNTER32, COUNTER64, GAUGE, TIMETICKS})
 EXCEPTION_KINDS = frozenset({NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB})
-
-AUTH_FAILED = "authentication failed: check the v3 user and keys"
 
 # Request kinds, as the sessions know them.
 GET, GETNEXT, GETBULK = "GET", "GETNEXT", "GETBULK"
@@ -74,7 +73,7 @@ class TooBig(DeviceProtocolError):
 class NoSuchName(DeviceProtocolError):
     """SNMPv1's end of the MIB (or a missing object) for the request's varbind ``index``."""
 
-    def __init__(self, reason: str, index: int) -> None:
+    def __init__(self, reason: Text | str, index: int) -> None:
         super().__init__(reason)
         self.index = index
 
@@ -161,27 +160,24 @@ class SnmpClient:
 
     def _translate_status(self, name: str, status: int, index: int, oids: Sequence[Oid]) -> Exception:
         status_name = _ERROR_STATUS_NAMES.get(status, f"error-status {status}")
-        where = ""
+        at: Text | str = ""
         if 1 <= index <= len(oids):
-            where = " at " + ".".join(map(str, oids[index - 1]))
+            at = text("src.snmp.at", oid=".".join(map(str, oids[index - 1])))
+        where = self.address
         if status == 1:
-            return TooBig(f"the router at {self.address} answered tooBig to {name}")
+            return TooBig(text("src.snmp.too_big", where=where, request=name))
         if status == 2:
-            return NoSuchName(f"the router at {self.address} answered noSuchName{where}", index - 1)
+            return NoSuchName(text("src.snmp.no_such_name", where=where, at=at), index - 1)
         if status in (6, 16):
-            return DeviceRefused(f"access denied: the router at {self.address} refused {name}{where} "
-                                 f"({status_name}); check the view allowed to this community/user")
-        return DeviceProtocolError(f"the router at {self.address} answered {status_name}{where} "
-                                   f"to {name}")
+            return DeviceRefused(text("src.snmp.denied", where=where, request=name, at=at,
+                                      status=status_name))
+        return DeviceProtocolError(text("src.snmp.error_status", where=where, status=status_name,
+                                        at=at, request=name))
 
 
-def timeout_reason(version: str, address: str) -> str:
+def timeout_reason(version: str, address: str) -> Text:
     """What a technician should check when the router does not answer at all."""
-    base = (f"timeout: no SNMP answer from {address}; is SNMP enabled on the LAN side "
-            "and the address right?")
-    if version == "3":
-        return base + " (a wrong v3 priv_key also looks like this)"
-    return base + " (or the community is wrong: the router ignores unknown communities)"
+    return text("src.snmp.timeout_v3" if version == "3" else "src.snmp.timeout", where=address)
 
 
 # Value classes of both SNMPv1 (RFC 1155) and SNMPv2 (RFC 1902/1905) to VarBind kinds.

@@ -22,6 +22,7 @@ from pysnmp.proto import api
 
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
+from agent.i18n import text
 from agent.sources.snmp_ber import BerError, decode_response
 from agent.sources.snmp_client import GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
 from agent.sources.snmp_ids import new_id
@@ -107,11 +108,11 @@ class CommunitySession:
                 transport, datagrams = await loop.create_datagram_endpoint(
                     _Datagrams, remote_addr=(self.settings.host, self.settings.port))
             except socket.gaierror as exc:
-                raise DeviceTimeout(f"cannot resolve {self.settings.host!r}: check the router's "
-                                    "address in the config") from exc
+                raise DeviceTimeout(text("src.snmp.cannot_resolve",
+                                         host=repr(self.settings.host))) from exc
             except OSError as exc:
-                raise DeviceProtocolError(f"cannot open a UDP socket to {self.address}: "
-                                          f"{exc.strerror or exc}") from exc
+                raise DeviceProtocolError(text("src.snmp.no_socket", where=self.address,
+                                               error=exc.strerror or str(exc))) from exc
             if self._transport is not None and self._datagrams is not None:
                 transport.close()      # a concurrent first request opened one meanwhile
                 return self._datagrams
@@ -155,8 +156,7 @@ class CommunitySession:
                     break
                 if datagrams.refused is not None:
                     datagrams.refused = None
-                    raise DeviceRefused(f"nothing is listening for SNMP at {self.address} "
-                                        "(the host answered 'port unreachable')")
+                    raise DeviceRefused(text("src.snmp.port_unreachable", where=self.address))
                 while datagrams.inbox:
                     answer = self._decode(datagrams.inbox.popleft(), request_id)
                     if answer is None:
@@ -164,8 +164,7 @@ class CommunitySession:
                     elif answer is not _STALE:
                         return answer
         if garbage:
-            raise DeviceProtocolError(f"the device at {self.address} answered with something "
-                                      "that is not an SNMP response to this request")
+            raise DeviceProtocolError(text("src.snmp.not_a_response", where=self.address))
         raise DeviceTimeout(timeout_reason(self.settings.version, self.address))
 
     def _decode(self, data: bytes, request_id: int) -> Answer | None | object:

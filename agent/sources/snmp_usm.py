@@ -21,7 +21,8 @@ from pyasn1.type import univ
 
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
-from agent.sources.snmp_client import AUTH_FAILED, GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+from agent.i18n import text
+from agent.sources.snmp_client import GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
 from agent.sources.snmp_ids import use_system_ids_in_pysnmp
 
 log = logging.getLogger(__name__)
@@ -47,16 +48,16 @@ _PRIV_PROTOCOLS = {
 }
 
 # Report PDUs and local USM failures that all mean "these credentials do not work here".
-_AUTH_ERRORS: dict[type, str] = {
-    errind.UnknownUserName: "the router does not know this user",
-    errind.UnknownSecurityName: "the router does not know this user",
-    errind.WrongDigest: "wrong auth_key or auth_protocol",
-    errind.AuthenticationFailure: "wrong auth_key or auth_protocol",
-    errind.AuthenticationError: "wrong auth_key or auth_protocol",
-    errind.DecryptionError: "wrong priv_key or priv_protocol",
-    errind.UnsupportedSecurityLevel: "the user is not allowed this security level",
-    errind.UnsupportedAuthProtocol: "the auth_protocol is not supported",
-    errind.UnsupportedPrivProtocol: "the priv_protocol is not supported",
+_AUTH_ERRORS: dict[type, str] = {     # pysnmp's indication -> src.snmp.auth.* (the why)
+    errind.UnknownUserName: "unknown_user",
+    errind.UnknownSecurityName: "unknown_user",
+    errind.WrongDigest: "wrong_auth",
+    errind.AuthenticationFailure: "wrong_auth",
+    errind.AuthenticationError: "wrong_auth",
+    errind.DecryptionError: "wrong_priv",
+    errind.UnsupportedSecurityLevel: "level",
+    errind.UnsupportedAuthProtocol: "auth_protocol",
+    errind.UnsupportedPrivProtocol: "priv_protocol",
 }
 
 _COMMANDS = {GET: cmdgen.get_cmd, GETNEXT: cmdgen.next_cmd, GETBULK: cmdgen.bulk_cmd}
@@ -121,8 +122,8 @@ class UsmSession:
                     (self.settings.host, self.settings.port), timeout=self.timeout_s,
                     retries=self.settings.retries)
             except Exception as exc:  # noqa: BLE001 - pysnmp wraps resolver errors variously
-                raise DeviceTimeout(f"cannot resolve {self.settings.host!r}: check the router's "
-                                    "address in the config") from exc
+                raise DeviceTimeout(text("src.snmp.cannot_resolve",
+                                         host=repr(self.settings.host))) from exc
         return self._engine, self._target
 
     async def _send(self, kind: str, oids: list[Oid], *bulk: int) -> Answer:
@@ -137,8 +138,9 @@ class UsmSession:
         except asyncio.TimeoutError as exc:
             raise DeviceTimeout(timeout_reason("3", self.address)) from exc
         except Exception as exc:  # noqa: BLE001 - translate every library failure at the edge
-            raise DeviceProtocolError(f"SNMP {kind} to {self.address} failed: "
-                                      f"{exc.__class__.__name__}: {exc}") from exc
+            raise DeviceProtocolError(text("src.snmp.request_failed", request=kind,
+                                           where=self.address,
+                                           error=f"{exc.__class__.__name__}: {exc}")) from exc
         if error_indication:
             raise self._translate_indication(error_indication)
         return Answer(int(error_status or 0), int(error_index or 0),
@@ -149,11 +151,10 @@ class UsmSession:
             return DeviceTimeout(timeout_reason("3", self.address))
         for kind, why in _AUTH_ERRORS.items():
             if isinstance(indication, kind):
-                return DeviceRefused(f"{AUTH_FAILED} ({why})")
+                return DeviceRefused(text("src.snmp.auth_failed", why=text(f"src.snmp.auth.{why}")))
         if isinstance(indication, errind.NotInTimeWindow):
-            return DeviceProtocolError(f"the router at {self.address} reports our v3 time "
-                                       "window is stale; it usually resynchronises next poll")
-        return DeviceProtocolError(f"SNMP error talking to {self.address}: {indication}")
+            return DeviceProtocolError(text("src.snmp.stale_window", where=self.address))
+        return DeviceProtocolError(text("src.snmp.error", where=self.address, error=str(indication)))
 
 
 def _user_data(settings: SnmpSettings) -> UsmUserData:

@@ -17,6 +17,8 @@ from agent.sources.snmp_client import (IPADDRESS, NULL, NO_SUCH_INSTANCE, NO_SUC
                           STRING, Oid, VarBind)
 
 NOT_OFFERED = "not offered by the device"
+# snmp.skipped is a status line, not a dump: past this many characters it says "and N more".
+SKIPPED_MAX_CHARS = 1500
 _KIND_WORDS = {NULL: "NULL", NO_SUCH_INSTANCE: "noSuchInstance", NO_SUCH_OBJECT: "noSuchObject",
                END_OF_MIB: "endOfMibView", STRING: "a string", OBJECT_ID: "an OID",
                IPADDRESS: "an IP address"}
@@ -200,3 +202,17 @@ def _summary(kind: str, values: list[float], spec: ValueSpec) -> float | int:
     if isinstance(result, float):
         result = round(result, spec.digits if spec.digits is not None else 6)
     return result
+
+
+def format_skipped(skipped: dict[str, str], limit: int = SKIPPED_MAX_CHARS) -> str:
+    """``{metric: reason}`` as "metric: reason; ..." sorted by metric, at most ``limit`` chars."""
+    parts = [f"{metric}: {reason}" for metric, reason in sorted(skipped.items())]
+    out: list[str] = []
+    used = 0
+    for n, part in enumerate(parts):
+        if used + len(part) + 2 > limit and out:
+            out.append(f"and {len(parts) - n} more")
+            break
+        out.append(part)
+        used += len(part) + 2
+    return "; ".join(out)

@@ -49,6 +49,7 @@ from typing import Callable
 
 from agent.config import DeviceConfig
 from agent.config.wan import WanSettings, WanTarget
+from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.latest import LatestSamples
 
@@ -142,7 +143,7 @@ async def icmp_probe(host: str, timeout_s: float) -> float | None:
 class WanSource:
     """Measures the clinic's internet link; see the module docstring for metrics."""
 
-    def __init__(self, device: DeviceConfig, *, latest: LatestSamples | None = None,
+    def __init__(self, device: DeviceConfig[WanSettings], *, latest: LatestSamples | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = device.name
         self.device = device
@@ -152,7 +153,7 @@ class WanSource:
         self._history = {t.key: collections.deque(maxlen=self.settings.window)
                          for t in self.settings.targets}
         self._icmp_permitted: bool | None = None      # None: not tried yet
-        self._warned: set[str] = set()
+        self._log = OnceLog(log)
 
     async def read(self) -> list[Sample]:
         """Probe every target once, concurrently. Never raises for an unreachable target."""
@@ -232,7 +233,5 @@ class WanSource:
             diagnosis = "down"
         return samples + [Sample("wan.diagnosis", diagnosis)]
 
-    def _once(self, key: str, message: str, *args) -> None:
-        level = logging.DEBUG if key in self._warned else logging.WARNING
-        self._warned.add(key)
-        log.log(level, message, self.name, *args)
+    def _once(self, key: str, message: str, *args: object) -> None:
+        self._log.problem(key, message, self.name, *args)

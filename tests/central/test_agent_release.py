@@ -3,53 +3,17 @@ what the broker took but the centre never stored stays on the clinic's disk and 
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 from fixtures.agent_proc import AgentProcess
 from fixtures.central import mqtt_client, pg_query
 from helpers import wait_until
+from support import buffer_seqs, central_agent_config
 
 from agent.publish.topics import Topics
 from agent.publish.wire import decode_payload, encode_ack, iter_readings
 
 SITE = "SITE001"
-
-
-def central_agent_config(central: Any, state_dir: Path, *, site: str = SITE, timeout_s: float = 2,
-                         interval_s: float = 0.2) -> str:
-    return f"""
-site_id = "{site}"
-state_dir = "{state_dir}"
-status_interval_s = 1
-[mqtt]
-host = "127.0.0.1"
-port = {central.broker_port}
-tls = false
-username = "{site}"
-password = "{central.site_password(site)}"
-reconnect_max_s = 1
-keepalive_s = 10
-[buffer]
-release = "central"
-central_ack_timeout_s = {timeout_s}
-[[devices]]
-name = "pc"
-kind = "host"
-interval_s = {interval_s}
-"""
-
-
-def buffer_seqs(state_dir: Path) -> tuple[int, int, int]:
-    """(readings in the clinic's buffer file, lowest seq there, last seq numbered)."""
-    conn = sqlite3.connect(f"file:{state_dir / 'buffer.sqlite'}?mode=ro", uri=True, timeout=5)
-    try:
-        n, lo = conn.execute("SELECT COUNT(*), COALESCE(MIN(seq), 0) FROM readings").fetchone()
-        last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        return n, lo, int(last[0]) if last else 0
-    finally:
-        conn.close()
 
 
 def site_row(central: Any) -> tuple[int, int, int]:
@@ -70,7 +34,7 @@ def test_readings_the_broker_took_but_no_ingest_stored_are_kept_and_sent_again(c
     witness.on_message = on_message
     witness.subscribe([(f"clinics/{SITE}/readings", 1), (f"clinics/{SITE}/backlog", 1)])
     state = tmp_path / "state"
-    agent = AgentProcess(tmp_path, central_agent_config(central, state)).start()
+    agent = AgentProcess(tmp_path, central_agent_config(central, state, SITE)).start()
     try:
         wait_until(lambda: state.joinpath("buffer.sqlite").exists() and buffer_seqs(state)[0] >= 200,
                    timeout=30, what="the agent to buffer readings the broker took")
@@ -104,7 +68,7 @@ def test_an_ack_from_another_numbering_of_the_site_releases_nothing(central, tmp
     ingest = mqtt_client(central, "central-ingest")
     ingest.publish(Topics("clinics", SITE).ack, encode_ack(10**9), qos=1, retain=True).wait_for_publish(10)
     state = tmp_path / "state"
-    agent = AgentProcess(tmp_path, central_agent_config(central, state)).start()
+    agent = AgentProcess(tmp_path, central_agent_config(central, state, SITE)).start()
     try:
         wait_until(lambda: "another numbering of this site" in agent.log(), timeout=30,
                    what="the agent to report the foreign ack")

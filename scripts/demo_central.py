@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psycopg
 from central_stack import CentralStack, StackError
 
 # What the central team asks VictoriaMetrics (docs/central.md, "Example PromQL").
@@ -59,7 +61,8 @@ def show_queries(stack: CentralStack, site: str, stop: threading.Event, every_s:
         while not stop.wait(every_s):
             try:
                 print(_report(stack, site), flush=True)
-            except Exception as exc:   # a store restarting must not end the demo
+            except (httpx.HTTPError, psycopg.Error, KeyError, ValueError) as exc:
+                # A store restarting must not end the demo.
                 print(f"  [central] query failed: {exc}", flush=True)
     thread = threading.Thread(target=loop, name="central-queries", daemon=True)
     thread.start()
@@ -67,8 +70,6 @@ def show_queries(stack: CentralStack, site: str, stop: threading.Event, every_s:
 
 
 def _report(stack: CentralStack, site: str) -> str:
-    import httpx
-    import psycopg
     query = VOLTAGE_QUERY.format(site=site)
     r = httpx.get(f"{stack.vm_url}/api/v1/query", params={"query": query}, timeout=10)
     r.raise_for_status()

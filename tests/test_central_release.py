@@ -53,8 +53,8 @@ def test_an_ack_timeout_without_central_release_is_a_problem_in_both_languages()
     with pytest.raises(ConfigError) as exc:
         parse_config(config({"central_ack_timeout_s": 30}))
     assert exc.value.problems == [
-        'buffer.central_ack_timeout_s: only applies with release = "central" (readings kept '
-        'until the central ack); add that line to [buffer], or remove this one']
+        ('buffer.central_ack_timeout_s: only applies with release = "central" (readings kept '
+         'until the central ack); add that line to [buffer], or remove this one')]
     (problem,) = exc.value.details
     assert isinstance(problem, Problem)
     assert "solo aplica con release = \"central\"" in problem.render(Messages("es"))

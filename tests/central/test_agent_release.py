@@ -3,8 +3,10 @@ what the broker took but the centre never stored stays on the clinic's disk and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from central_stack import CentralStack
 from fixtures.agent_proc import AgentProcess
 from fixtures.central import mqtt_client, pg_query
 from helpers import wait_until
@@ -21,7 +23,8 @@ def site_row(central: Any) -> tuple[int, int, int]:
     return rows[0] if rows else (0, 0, 0)
 
 
-def test_readings_the_broker_took_but_no_ingest_stored_are_kept_and_sent_again(central, tmp_path):
+def test_readings_the_broker_took_but_no_ingest_stored_are_kept_and_sent_again(central: CentralStack,
+                                                                            tmp_path: Path) -> None:
     # No ingest yet: the broker acknowledges the agent's readings and drops them (nobody subscribes).
     agent_depths: list[tuple[int, Any, Any]] = []
 
@@ -63,7 +66,8 @@ def test_readings_the_broker_took_but_no_ingest_stored_are_kept_and_sent_again(c
     assert "Traceback" not in agent.log()
 
 
-def test_an_ack_from_another_numbering_of_the_site_releases_nothing(central, tmp_path):
+def test_an_ack_from_another_numbering_of_the_site_releases_nothing(central: CentralStack,
+                                                                    tmp_path: Path) -> None:
     """A reinstalled agent (fresh state directory) meets the retained ack of its predecessor."""
     ingest = mqtt_client(central, "central-ingest")
     ingest.publish(Topics("clinics", SITE).ack, encode_ack(10**9), qos=1, retain=True).wait_for_publish(10)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
+from central_stack import CentralStack
 from fixtures.agent_proc import AgentProcess
 from fixtures.central import SITES, pg_query, vm_export
 from helpers import wait_until
@@ -43,9 +43,20 @@ def produced(states: dict[str, Path]) -> int:
     return sum(buffer_seqs(d)[2] for d in states.values())
 
 
+def numbered(states: dict[str, Path], n: float) -> Callable[[], bool]:
+    """Condition: the agents have numbered ``n`` readings in all."""
+    return lambda: produced(states) >= n
+
+
+def reconnected(states: dict[str, Path], before: dict[str, int]) -> Callable[[], bool]:
+    """Condition: every agent connected again since ``before`` (its connect counts)."""
+    return lambda: all(agent_connects(states[site]) > n for site, n in before.items())
+
+
 @pytest.mark.chaos
 @pytest.mark.timeout(900)
-def test_kill_9_of_ingests_broker_and_agents_loses_nothing_and_doubles_nothing(central, tmp_path):
+def test_kill_9_of_ingests_broker_and_agents_loses_nothing_and_doubles_nothing(
+        central: CentralStack, tmp_path: Path) -> None:
     rnd = random.Random(13)
     central.start_ingest("ingest-1")
     central.start_ingest("ingest-2")
@@ -64,7 +75,7 @@ def test_kill_9_of_ingests_broker_and_agents_loses_nothing_and_doubles_nothing(c
     log = []
     try:
         for at, victim in zip(moments, victims):
-            wait_until(lambda: produced(states) >= at, timeout=120, interval=0.2,
+            wait_until(numbered(states, at), timeout=120, interval=0.2,
                        what=f"{at:.0f} readings numbered")
             log.append((round(at), victim))
             if victim == "broker":
@@ -76,10 +87,8 @@ def test_kill_9_of_ingests_broker_and_agents_loses_nothing_and_doubles_nothing(c
                     p.kill9()
                 central.broker.start()
                 # The agents are back and publishing before any ingest is.
-                wait_until(lambda: all(agent_connects(states[site]) > connects[site]
-                                       for site in SITES), timeout=30, what="agents reconnected")
-                mark = produced(states)
-                wait_until(lambda: produced(states) >= mark + 1000, timeout=30,
+                wait_until(reconnected(states, connects), timeout=30, what="agents reconnected")
+                wait_until(numbered(states, produced(states) + 1000), timeout=30,
                            what="readings published with no ingest subscribed")
                 central.start_ingest("ingest-1", wait=False)
                 central.start_ingest("ingest-2", wait=False)

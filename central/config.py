@@ -47,7 +47,9 @@ class IngestConfig:
     name_pattern: str = NAME_PATTERN
     text_max_chars: int = 200
     ack_interval_s: float = 1.0
-    gap_settle_s: float = 30.0
+    # Longer than the agents' buffer.central_ack_timeout_s (60 s by default) with room for a
+    # second try: a batch the broker lost is sent again before its hole is declared loss.
+    gap_settle_s: float = 300.0
     retention_days: int = 3650    # must match victoria-metrics -retentionPeriod
     future_s: float = 86400.0     # VictoriaMetrics refuses samples more than 2 days ahead
 

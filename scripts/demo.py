@@ -5,6 +5,9 @@ Starts a local Mosquitto (the "central broker"), net-snmp snmpd (the clinic rout
 gateway with a UPS and a mains meter behind it (scripts/sim_ups.py, with power cuts), writes a demo
 config, runs the agent, and prints the readings as the central side receives them. With
 ``--outage`` it also stops the broker for a while to show readings buffered and sent afterwards.
+The broker is the central one (scripts/demo_central.py): with VictoriaMetrics, PostgreSQL and the
+ingest beside it, and the clinic's mains voltage queried from the store every 15 s
+(``--no-central`` for a plain broker only).
 
     scripts/demo.sh                      # runs until Ctrl-C
     scripts/demo.sh --seconds 60 --outage 15
@@ -30,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from agent.publish.wire import decode_payload, iter_readings  # noqa: E402
 from loopback import find, free_port, wait_port  # noqa: E402
+import demo_central  # noqa: E402
+
+CENTRAL_SITE = "DEMO0001"   # the site_id of write_config
 
 SHOWN = ("poll.status", "poll.reason", "system.uptime_s", "input.voltage", "output.load",
          "battery.charge", "battery.runtime", "on_battery", "mode", "voltage", "power",
@@ -45,8 +51,14 @@ class Demo:
         self.snmp_port = free_port(socket.SOCK_DGRAM)
         self.community = "demo-clinic"
         self.broker: subprocess.Popen | None = None
+        # The central side (broker, stores, ingest), when it runs: the agent then talks to its broker.
+        self.central: demo_central.CentralStack | None = None
 
     def start_broker(self) -> None:
+        if self.central is not None:
+            if not self.central.broker.proc.alive():
+                self.central.broker.start()
+            return
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(f"listener {self.broker_port} 127.0.0.1\nallow_anonymous true\n"
                         f"persistence true\npersistence_location {self.workdir}/\n"
@@ -56,6 +68,9 @@ class Demo:
         wait_port(self.broker_port)
 
     def stop_broker(self) -> None:
+        if self.central is not None:
+            self.central.broker.stop()
+            return
         if self.broker:
             self.broker.terminate()
             self.broker.wait()
@@ -86,9 +101,10 @@ port = {self.broker_port}
 tls = false              # a local demo broker; clinics use TLS
 keepalive_s = 10
 reconnect_max_s = 5
-
+{demo_central.agent_mqtt_lines(self.central, CENTRAL_SITE) if self.central else ""}
 [buffer]
 backlog_kbps = 0
+{demo_central.agent_buffer_lines() if self.central else ""}
 
 [[devices]]
 name = "router"
@@ -130,10 +146,12 @@ interval_s = 5
         self.stop_broker()
 
 
-def watch(port: int, stop: threading.Event) -> mqtt.Client:
+def watch(port: int, stop: threading.Event, auth: tuple[str, str] | None = None) -> mqtt.Client:
     """Print what the central side receives, one line per device poll."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-centre",
                          clean_session=False)
+    if auth is not None:
+        client.username_pw_set(*auth)
 
     def on_connect(c, u, f, rc, p=None):
         c.subscribe("clinics/#", qos=1)
@@ -176,6 +194,8 @@ def main() -> int:
     ap.add_argument("--outage", type=float, default=0,
                     help="stop the broker for this many seconds, 20 s into the demo")
     ap.add_argument("--workdir", default=str(ROOT / "demo-state"))
+    ap.add_argument("--no-central", action="store_true",
+                    help="a plain local broker only: no VictoriaMetrics, PostgreSQL, ingest")
     args = ap.parse_args()
     workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -184,14 +204,21 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        if not args.no_central:
+            demo.central = demo_central.bring_up(workdir, CENTRAL_SITE)
+        if demo.central is not None:
+            demo.broker_port = demo.central.broker_port
         demo.start_broker()
         demo.start_equipment()
         config = demo.write_config()
         print(f"broker 127.0.0.1:{demo.broker_port}  router (snmpd) udp/{demo.snmp_port}  "
               f"UPS+meter (Modbus) tcp/{demo.modbus_port}\nconfig {config}\n"
               f"agent log {workdir / 'agent.log'}\n", flush=True)
-        watcher = watch(demo.broker_port, stop)
+        watcher = watch(demo.broker_port, stop,
+                        demo_central.operator_auth(demo.central) if demo.central else None)
         demo.start_agent(config)
+        if demo.central is not None:
+            demo_central.show_queries(demo.central, CENTRAL_SITE, stop)
         start = time.monotonic()
         outage_done = False
         while not stop.is_set():
@@ -212,6 +239,8 @@ def main() -> int:
         pass
     finally:
         demo.stop_all()
+        if demo.central is not None:
+            demo.central.close()
     print(f"\ndemo stopped; files in {workdir}")
     return 0
 

@@ -141,6 +141,11 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "es": "cert_file y key_file van juntos (certificado de cliente)"},
     "cfg.mqtt.tls_off_with_files": {"en": "ca_file/cert_file are set but tls = false; set tls = true",
                                     "es": "ca_file/cert_file están puestos pero tls = false; ponga tls = true"},
+    "cfg.buffer.central_only": {
+        "en": "only applies with release = \"central\" (readings kept until the central ack); "
+              "add that line to [buffer], or remove this one",
+        "es": "solo aplica con release = \"central\" (las lecturas se guardan hasta el acuse "
+              "central); agregue esa línea en [buffer], o quite esta"},
     "cfg.mqtt.no_broker": {"en": "no broker to connect to", "es": "no hay ningún bróker al que conectarse"},
     "cfg.secrets_only_tables": {
         "en": "only [mqtt] and [devices.NAME] tables belong in the secrets file",

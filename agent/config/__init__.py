@@ -61,6 +61,10 @@ class BufferConfig:
     max_age_days: float
     backlog_kbps: float      # 0 = no limit
     compression: str         # "zlib" or "none"
+    # "broker": a reading leaves the buffer on the broker's PUBACK. "central": only once the
+    # central ingest's retained ack covers it (docs/mqtt.md, end-to-end acknowledgement).
+    release: str = "broker"
+    central_ack_timeout_s: float = 60.0    # sent, not centrally acked this long: sent again
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,11 @@ def _parse_buffer(t: Table, state_dir: str) -> BufferConfig:
         max_age_days=t.float("max_age_days", 60.0, min=0.01, max=3650),
         backlog_kbps=t.float("backlog_kbps", 0.0, min=0.0, max=1_000_000),
         compression=t.str("compression", "zlib", choices=("zlib", "none")),
+        release=t.str("release", "broker", choices=("broker", "central")),
+        central_ack_timeout_s=t.float("central_ack_timeout_s", 60.0, min=1.0, max=86400),
     )
+    if t.raw("release", "broker") == "broker" and t.has("central_ack_timeout_s"):
+        # A timeout that never applies would let a technician believe resends are on.
+        t.problem("central_ack_timeout_s", "cfg.buffer.central_only")
     t.finish()
     return cfg

@@ -8,6 +8,10 @@ Per connection:
 * readings committed since are *live*: sent as soon as they are committed, ahead of the backlog;
 * a batch is deleted from the store only on PUBACK. When the connection drops, whatever was in
   flight is still in the store and becomes backlog of the next connection.
+* with ``buffer.release = "central"`` a PUBACK only marks a batch sent: it stays in the store
+  until the central ingest's retained ack (``PREFIX/SITE/ack``, subscribed on each connection)
+  covers it, and what stays unacknowledged past ``buffer.central_ack_timeout_s`` goes out again
+  on the backlog lane, within its budget (agent.publish.central_ack).
 * a batch the broker refuses (MQTT 5 reason code) is split in halves until the culprit is a single
   reading, which is set aside (deleted, counted in ``rejected_total``, logged): it never blocks the
   queue or loops.
@@ -27,6 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from agent.config import AgentConfig
 from agent.errors import PublishError
+from agent.publish.central_ack import CentralRelease
 from agent.publish.mqtt_link import LinkLost, MqttLink, PublishRefused, Will
 from agent.readings import StoredReading
 from agent.status import LinkStatus
@@ -36,7 +41,7 @@ from agent.store.outbox import AsyncStore
 if TYPE_CHECKING:
     from agent.runtime.writer import StoreWriter
 from agent.publish.topics import Topics
-from agent.publish.wire import Encoded, encode_batch
+from agent.publish.wire import Encoded, WireError, decode_ack, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +141,12 @@ class Forwarder:
         self._refused_topics: set[str] = set()
         self._quick_drops = 0
         self._heartbeat = Heartbeat()
+        # Release on the central ack: what was sent and awaits it (None: release on PUBACK).
+        self.central: CentralRelease | None = None
+        if cfg.buffer.release == "central":
+            self.central = CentralRelease(timeout_s=cfg.buffer.central_ack_timeout_s)
+        self._released_to_writer = 0
+        self._bad_acks = 0
 
     def notify(self) -> None:
         """The writer calls this after a commit: live data is waiting."""
@@ -153,6 +164,11 @@ class Forwarder:
         self._resends.append(_ResendRequest(first_seq, last_seq, first_seq - 1, fut))
         self.new_data.set()
         return fut
+
+    def held_for_central(self) -> list[tuple[int, int]] | None:
+        """Seq ranges sent and awaiting (or released by) the central ack; None in broker mode.
+        ``buffer.depth`` leaves them out: it counts readings not yet sent (docs/mqtt.md)."""
+        return self.central.held_ranges() if self.central is not None else None
 
     def stall_limit_s(self) -> float:
         """Longest the forwarder may go without a heartbeat before it counts as hung."""
@@ -252,6 +268,9 @@ class Forwarder:
     async def _session(self, link: MqttLink) -> None:
         self.link = link
         link.publish(self.topics.status, self._status_payload("online"), retain=True)
+        if self.central is not None:
+            # Retained: the latest ack arrives at once, then each new one.
+            link.subscribe(self.topics.ack, self._on_central_ack)
         if self.on_connected is not None:
             await self.on_connected(link)
         self._units_dirty = bool(self._units)
@@ -271,6 +290,8 @@ class Forwarder:
         held_encoded: Encoded | None = None
         ack_event = asyncio.Event()
         live_more = True     # look once at the start; afterwards only when polls stored more
+        backlog_limit = live_floor   # raised when readings sent live are overdue for the central ack
+        overdue_check_at = 0.0
 
         self._events_dirty = True           # whatever waits, and the active set, at once
         events_sent: set[int] = set()       # this connection's, until the writer records acks
@@ -310,13 +331,26 @@ class Forwarder:
                     await self._idle(link, ack_event, min(wait, 1.0))
                     continue
                 progressed = wait == 0
-            if not progressed and back_n < BACKLOG_WINDOW and backlog_cursor < live_floor:
+            if self.central is not None and time.monotonic() >= overdue_check_at:
+                overdue_check_at = time.monotonic() + 1.0
+                for lo, hi in self.central.overdue(time.monotonic()):
+                    backlog_cursor = min(backlog_cursor, lo - 1)
+                    backlog_limit = max(backlog_limit, hi)
+                    held_backlog = held_encoded = None   # fetched again from the new cursor
+            if self.central is not None and held_backlog is None:
+                backlog_cursor = self.central.skip(backlog_cursor)
+            if not progressed and back_n < BACKLOG_WINDOW and backlog_cursor < backlog_limit:
                 if held_backlog is None:
-                    rows = await self.store.fetch(backlog_cursor, backlog_batch, live_floor)
+                    upto = backlog_limit
+                    if self.central is not None:
+                        # Stop below readings sent and awaiting the central ack.
+                        nxt = self.central.next_held_lo(backlog_cursor)
+                        upto = min(upto, nxt - 1) if nxt is not None else upto
+                    rows = await self.store.fetch(backlog_cursor, backlog_batch, upto)
                     if rows:
                         held_backlog, held_encoded = rows, self._encode(rows, compress)
                     else:
-                        backlog_cursor = live_floor
+                        backlog_cursor = upto
                 if held_backlog is not None and held_encoded is not None:
                     size = len(held_encoded.payload) + len(self.topics.backlog)
                     wait = bucket.delay(size)
@@ -341,7 +375,32 @@ class Forwarder:
         await self._settle(flights, resends, ack_event)
 
     def _idle_timeout(self) -> float:
-        return self.cfg.mqtt.keepalive_s / 4
+        timeout = self.cfg.mqtt.keepalive_s / 4
+        if self.central is not None and self.central.held_count():
+            # Wake in time to send again what the centre has not acknowledged.
+            timeout = min(timeout, max(self.central.current_timeout() / 4, 1.0))
+        return timeout
+
+    # -- release on the central ack --------------------------------------------------------------
+
+    def _on_central_ack(self, topic: str, payload: bytes) -> None:
+        """A retained ack from the central ingest (called in the event loop by the link)."""
+        assert self.central is not None
+        try:
+            seq = decode_ack(payload)
+        except WireError as exc:
+            self._bad_acks += 1
+            level = logging.WARNING if self._bad_acks == 1 else logging.DEBUG
+            log.log(level, "ignored a message on %s that is not a central ack (%s)", topic, exc)
+            return
+        self._release(self.central.on_ack(seq, self.store.last_seq))
+
+    def _release(self, upto: int) -> None:
+        """Delete up to ``upto`` with the writer's next transaction (a range the store deletes
+        by primary key: everything below was released before, or was never this buffer's)."""
+        if upto > self._released_to_writer:
+            self.writer.ack([(self._released_to_writer + 1, upto)])
+            self._released_to_writer = upto
 
     def _link_silent(self, link: MqttLink, flights: list[_Flight]) -> bool:
         """Detect a link that silently stopped (no RST: packets just vanish, the usual WAN failure).
@@ -434,7 +493,10 @@ class Forwarder:
                     f.resend.resent += f.encoded.count
                 self._finish_resend(f.resend)
             if exc is None:
-                acked.extend(f.encoded.ranges)
+                if self.central is not None:
+                    self._release(self.central.sent(f.encoded.ranges, time.monotonic()))
+                else:
+                    acked.extend(f.encoded.ranges)
                 self.state.sent_readings += f.encoded.count
                 self.state.last_ack = time.time()
             elif isinstance(exc, PublishRefused):

@@ -363,8 +363,9 @@ class Agent:
         wall, flags = self.clock.stamp()
         link = self.forwarder.state if self.forwarder else None
         age = round(wall - buffer.oldest_ts, 1) if buffer.oldest_ts is not None else 0.0
+        depth, central = await self._unsent_depth(buffer.depth)
         values: list[tuple[str, Value, str]] = [
-            ("buffer.depth", buffer.depth, ""),
+            ("buffer.depth", depth, ""),
             ("buffer.oldest_age_s", age, "s"),
             ("buffer.bytes", buffer.file_bytes, "B"),
             ("buffer.dropped_total", buffer.dropped_total + buffer.dropped_in_memory, ""),
@@ -375,7 +376,20 @@ class Agent:
             ("clock.steps_total", self.clock.steps_seen, ""),
             ("tasks.restarts_total", self.supervisor.restarts_total, ""),
         ]
+        if central is not None:
+            values.append(("buffer.awaiting_ack", central, ""))
         return [Reading(AGENT_DEVICE, m, v, u, wall, flags) for m, v, u in values]
+
+    async def _unsent_depth(self, depth: int) -> tuple[int, int | None]:
+        """``buffer.depth`` and, with release on the central ack, the readings sent and awaiting
+        it. The centre finds loss below a depth of 0, so with that release depth counts only
+        readings not yet sent; counting those awaiting the ack would make the ack and the
+        agent wait for each other (docs/mqtt.md)."""
+        held = self.forwarder.held_for_central() if self.forwarder is not None else None
+        if held is None or self.store is None:
+            return depth, None
+        unsent = await self.store.depth_outside(held)
+        return unsent, max(self.store.depth() - unsent, 0)
 
 
 def _max_bytes(cfg: AgentConfig) -> int:

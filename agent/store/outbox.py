@@ -327,6 +327,17 @@ class ReadingStore:
         return self._depth
 
     @_typed
+    def depth_outside(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Readings in the buffer outside the (inclusive) seq ``ranges``: with release on the
+        central ack, those not yet sent (the ranges being the sent ones). Counted on the store's
+        own thread, in one go with the depth, so a deletion cannot fall between the two."""
+        inside = 0
+        for lo, hi in ranges:
+            inside += self._db.execute("SELECT COUNT(*) FROM readings WHERE seq BETWEEN ? AND ?",
+                                       (lo, hi)).fetchone()[0]
+        return max(self._depth - inside, 0)
+
+    @_typed
     def stats(self) -> BufferStats:
         first = self._db.execute("SELECT seq, ts FROM readings ORDER BY seq LIMIT 1").fetchone()
         return BufferStats(
@@ -473,6 +484,9 @@ class AsyncStore:
 
     async def stats(self) -> BufferStats:
         return await self._call(self._store.stats)
+
+    async def depth_outside(self, ranges: Sequence[tuple[int, int]]) -> int:
+        return await self._call(self._store.depth_outside, ranges)
 
     # -- changes: for the writer -----------------------------------------------------------------
 

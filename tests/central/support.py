@@ -3,13 +3,17 @@
 It numbers readings like the agent, publishes batches with ``agent.publish.wire.encode_batch``,
 and (``release_on_ack``) keeps each batch until the central ack covers it and sends again what
 stays unacknowledged: the agent's release-on-central-ack, as the contract in docs/mqtt.md says.
+Below it, the config and buffer reading of the real agent releasing on the central ack.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -73,3 +77,64 @@ class FakeClinic:
         for _, p in due:
             self.client.publish(self.topics.backlog, p, qos=1)
         return len(due)
+
+
+# -- the real agent, releasing on the central ack --------------------------------------------------
+
+def central_agent_config(central: Any, state_dir: Path, site: str, *, timeout_s: float = 2,
+                         interval_s: float = 0.2, devices: int = 1, disks: int = 0,
+                         polling: bool = True, status_interval_s: float = 1) -> str:
+    """An agent of ``site`` on the central stack's broker with ``buffer.release = "central"``:
+    ``devices`` host devices (each poll about 10 readings, 2 more per entry of ``disks``)."""
+    paths = ", ".join(f'"{state_dir.parent}"' for _ in range(disks))
+    entries = "".join(f"""
+[[devices]]
+name = "pc{i}"
+kind = "host"
+interval_s = {interval_s}
+temperatures = false
+enabled = {"true" if polling else "false"}
+{f"disk_paths = [{paths}]" if disks else ""}
+""" for i in range(devices))
+    return f"""
+site_id = "{site}"
+state_dir = "{state_dir}"
+status_interval_s = {status_interval_s}
+[mqtt]
+host = "127.0.0.1"
+port = {central.broker_port}
+tls = false
+username = "{site}"
+password = "{central.site_password(site)}"
+reconnect_max_s = 1
+keepalive_s = 10
+[buffer]
+release = "central"
+central_ack_timeout_s = {timeout_s}
+{entries}"""
+
+
+def buffer_seqs(state_dir: Path) -> tuple[int, int, int]:
+    """(readings in the clinic's buffer file, lowest seq there or 0, last seq numbered), read-only."""
+    path = state_dir / "buffer.sqlite"
+    if not path.exists():
+        return 0, 0, 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        n, lo = conn.execute("SELECT COUNT(*), COALESCE(MIN(seq), 0) FROM readings").fetchone()
+        last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        return int(n), int(lo), int(last[0]) if last else 0
+    except sqlite3.OperationalError:      # created but no tables yet
+        return 0, 0, 0
+    finally:
+        conn.close()
+
+
+def agent_connects(state_dir: Path) -> int:
+    """How many times the agent connected to the broker, from its status.json (0: not yet)."""
+    try:
+        doc = json.loads((state_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    broker = doc.get("broker") or {}
+    return int(broker.get("connects", 0)) if broker.get("connected") else 0

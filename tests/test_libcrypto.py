@@ -190,3 +190,32 @@ def test_checking_signed_pushes_and_commands_leaves_cryptography_unloaded(tmp_pa
                          env={**os.environ, "PYTHONPATH": str(ROOT / "tests")})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_works_where_memory_may_not_be_writable_and_executable():
+    # The systemd unit sets MemoryDenyWriteExecute; the kernel's own switch for the same rule is
+    # prctl(PR_SET_MDWE). Calling into OpenSSL needs no executable memory of ours.
+    script = textwrap.dedent("""
+        import ctypes, mmap, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(65, 1, 0, 0, 0) != 0:          # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+            print("unsupported"); sys.exit(0)
+        try:
+            mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+            print("not enforced"); sys.exit(0)
+        except OSError:
+            pass
+        from agent import libcrypto
+        assert libcrypto._openssl() is not None
+        key = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
+        iv = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+        out = libcrypto.aes_cfb128(key, iv, bytes.fromhex("6bc1bee22e409f96e93d7e117393172a"),
+                                   encrypt=True)
+        pk, msg, sig = (bytes.fromhex(x) for x in %r)
+        print(out.hex(), libcrypto.ed25519_verify(pk, sig, msg))
+    """ % (RFC8032[0],))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() in ("unsupported", "not enforced"):
+        pytest.skip(f"this kernel cannot deny write+execute memory ({out.stdout.strip()})")
+    assert out.stdout.split() == ["3b3fd92eb72dad20333449f8e83cfb4a", "True"]

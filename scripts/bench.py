@@ -6,6 +6,7 @@ namespace this script creates, so snmpd can serve a 24-interface router made of 
     .venv/bin/python scripts/bench.py drain --readings 2500000   # 3-day backlog drain to Mosquitto
     sudo .venv/bin/python scripts/bench.py workload --minutes 10  # RSS, CPU, disk writes, bytes per reading
     sudo .venv/bin/python scripts/bench.py workload --snmp-version 3 --remote   # v3 router, signed pushes
+    .venv/bin/python scripts/bench.py idle --minutes 5      # CPU of an agent with nothing to poll
 
 ``workload`` needs root (ip netns, a loop-mounted ext4 for the state directory); it polls one
 router (24 interfaces, net-snmp snmpd), one UPS and one meter (pymodbus simulator) every 10 s and
@@ -47,6 +48,18 @@ def proc_cpu_s(pid: int) -> float:
 
 def proc_rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / (1 << 20)
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+
+
+def proc_memory_split(pid: int) -> dict[str, float]:
+    """Where the resident memory is: the heap and stacks (anon) or mapped files (code, libraries)."""
+    st = proc_status(pid)
+    kib = {k: int(st[k].split()[0]) for k in ("RssAnon", "RssFile", "RssShmem")}
+    return {"rss_anon_mib": round(kib["RssAnon"] / 1024, 1),
+            "rss_file_mib": round(kib["RssFile"] / 1024, 1), "threads": int(st["Threads"])}
 
 
 def proc_write_bytes(pid: int) -> int:
@@ -259,6 +272,38 @@ def bench_drain(args) -> dict:
     return result
 
 
+# -- idle ----------------------------------------------------------------------------------------
+
+def bench_idle(args) -> dict:
+    """CPU and RSS of an agent with no devices, connected to a local Mosquitto: what the MQTT
+    link, the timers and the store cost when nothing happens."""
+    work = Path(tempfile.mkdtemp(prefix="bench-idle-", dir=args.dir))
+    port = free_port()
+    broker = start_broker(work, port)
+    wait_port(port)
+    cfg = work / "agent.toml"
+    cfg.write_text(agent_config(work / "state", port, ""))
+    agent = subprocess.Popen(["env", "MALLOC_ARENA_MAX=2", args.python, "-m", "agent", "run", "-c",
+                              str(cfg)], cwd=ROOT, stdout=open(work / "agent.log", "wb"),
+                             stderr=subprocess.STDOUT)
+    try:
+        time.sleep(args.warmup)
+        cpu0, t0 = proc_cpu_s(agent.pid), time.monotonic()
+        time.sleep(args.minutes * 60)
+        cpu = proc_cpu_s(agent.pid) - cpu0
+        minutes = (time.monotonic() - t0) / 60
+        result = {"idle_minutes": round(minutes, 1), "idle_cpu_s_per_minute": round(cpu / minutes, 4),
+                  "idle_rss_mib": round(proc_rss_mib(agent.pid), 1), **proc_memory_split(agent.pid)}
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        broker.terminate()
+        broker.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=1))
+    return result
+
+
 # -- workload ------------------------------------------------------------------------------------
 
 NETNS = f"clinicbench{os.getpid()}"   # one per run: several people may measure at once
@@ -345,6 +390,7 @@ def bench_workload(args) -> dict:
             rss.append(proc_rss_mib(agent.pid))
             time.sleep(5)
         cpu = proc_cpu_s(agent.pid) - cpu0
+        split = proc_memory_split(agent.pid)
         written = proc_write_bytes(agent.pid) - written0
         fs_written = fs.written_bytes() - fs_written0
         minutes = (time.monotonic() - t0) / 60
@@ -372,6 +418,7 @@ def bench_workload(args) -> dict:
         "snmp_version": args.snmp_version, "signed_pushes_and_commands": args.remote,
         "workload_minutes": round(minutes, 1),
         "rss_steady_mib": round(sorted(rss)[len(rss) // 2], 1), "rss_max_mib": round(max(rss), 1),
+        **split,
         "cpu_s_per_minute": round(cpu / minutes, 4), "cpu_s_per_hour": round(cpu / minutes * 60, 2),
         "live_readings_per_minute": round(live_n / (counted["seconds"] / 60)),
         "live_bytes_per_reading": round(counted["bytes"]["readings"] / max(live_n, 1), 2),
@@ -436,6 +483,9 @@ def main() -> int:
     d.add_argument("--readings", type=int, default=2_500_000)
     d.add_argument("--compression", default="zlib", choices=("zlib", "none"))
     d.add_argument("--timeout", type=float, default=900)
+    i = sub.add_parser("idle")
+    i.add_argument("--minutes", type=float, default=5)
+    i.add_argument("--warmup", type=float, default=20)
     w = sub.add_parser("workload")
     w.add_argument("--minutes", type=float, default=10)
     w.add_argument("--warmup", type=float, default=40)
@@ -460,7 +510,8 @@ def main() -> int:
     if args.what == "_operate":
         operate_main(args)
         return 0
-    {"store": bench_store, "drain": bench_drain, "workload": bench_workload}[args.what](args)
+    {"store": bench_store, "drain": bench_drain, "idle": bench_idle,
+     "workload": bench_workload}[args.what](args)
     return 0
 
 

@@ -4,8 +4,8 @@ Community-based SNMP needs no engine: a request is one encoded message, an answe
 message with the same request-id. pysnmp's high-level API would build an ``SnmpEngine`` for it
 anyway, with its MIB modules, the v3 security code (and ``cryptography``), and a dispatcher that
 wakes the event loop ten times a second; together about 14 MiB and most of the agent's idle CPU.
-This module uses the same pysnmp message classes and pyasn1 codec without any of that, so v3 is
-the only version that pays for the engine (``snmp_usm``). Answers are read by ``snmp_ber`` first,
+This module uses the same pysnmp message classes and pyasn1 codec without any of that (and so
+does ``snmp_usm`` for v3; only a DES user pays for the engine). Answers are read by ``snmp_ber`` first,
 about 20 times cheaper than pyasn1 for the plain encoding routers use; anything it does not
 accept is decoded by pysnmp.
 """

@@ -1,14 +1,17 @@
-"""The two OpenSSL operations the daemon needs: Ed25519 verification and AES in CFB-128 mode.
+"""The OpenSSL operations the daemon needs: Ed25519 verification, AES-CFB-128 and DES-CBC.
 
 The agent's process already holds OpenSSL: CPython's ``ssl`` and ``hashlib`` are linked to it (the
 broker link is TLS). Calling its EVP functions through ``ctypes`` costs 0.3 MiB; importing
 ``cryptography`` for the same two operations loads a second copy of OpenSSL and costs 6.6 MiB
 (PyNaCl: 1.2 MiB, pycryptodome: 2.7 MiB; docs/benchmarks.md). The algorithms are the same code
 ``cryptography`` runs (it is OpenSSL too), so a signature verifies here exactly when it verifies
-there; tests/test_libcrypto.py checks both against ``cryptography`` and published test vectors.
+there; tests/test_libcrypto.py checks them against ``cryptography`` and published test vectors.
+
+DES (SNMPv3's oldest privacy protocol) is in OpenSSL 3's legacy provider, which is loaded into a
+private library context of ours: the process-wide defaults that TLS uses are left alone.
 
 Where the interpreter's OpenSSL cannot be reached (a build that links it statically), or is older
-than 1.1.1, both functions fall back to ``cryptography``: slower to load, same answers.
+than 1.1.1 (3.0 for DES), the functions fall back to ``cryptography``: slower to load, same answers.
 
 Every call uses its own OpenSSL context, so both functions are safe from any thread, and leaves
 OpenSSL's error queue empty, so a failure here is never reported later by the ``ssl`` module.
@@ -62,6 +65,23 @@ def aes_cfb128(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
     lib = _openssl()
     if lib is None:
         return _aes_cfb128_cryptography(key, iv, data, encrypt=encrypt)
+    return _cipher(lib, getattr(lib, _CFB_CIPHERS[len(key)])(), key, iv, data, encrypt)
+
+
+def des_cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
+    """Single DES in CBC mode without padding (RFC 3414 8.1.1): ``data`` in whole 8-byte blocks."""
+    if len(key) != 8 or len(iv) != 8:
+        raise ValueError("DES-CBC needs an 8-byte key and an 8-byte IV")
+    if len(data) % 8:
+        raise ValueError("DES-CBC data must be whole 8-byte blocks")
+    lib = _openssl()
+    cipher = _legacy_des(lib) if lib is not None else None
+    if cipher is None:
+        return _des_cbc_cryptography(key, iv, data, encrypt=encrypt)
+    return _cipher(lib, cipher, key, iv, data, encrypt)
+
+
+def _cipher(lib: Any, cipher: Any, key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
     ctx = lib.EVP_CIPHER_CTX_new()
     if not ctx:
         raise MemoryError("EVP_CIPHER_CTX_new")
@@ -69,12 +89,12 @@ def aes_cfb128(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
     n = ctypes.c_int(0)
     tail = ctypes.c_int(0)
     try:
-        cipher = getattr(lib, _CFB_CIPHERS[len(key)])()
         ok = (lib.EVP_CipherInit_ex(ctx, cipher, None, key, iv, 1 if encrypt else 0) == 1
+              and lib.EVP_CIPHER_CTX_set_padding(ctx, 0) == 1
               and lib.EVP_CipherUpdate(ctx, out, ctypes.byref(n), data, len(data)) == 1
               and lib.EVP_CipherFinal_ex(ctx, ctypes.byref(out, n.value), ctypes.byref(tail)) == 1)
         if not ok:
-            raise CryptoUnavailable("OpenSSL refused AES-CFB128")
+            raise CryptoUnavailable("OpenSSL refused the cipher")
         return out.raw[:n.value + tail.value]
     finally:
         lib.EVP_CIPHER_CTX_free(ctx)
@@ -85,6 +105,7 @@ def aes_cfb128(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
 
 _UNSET: Any = object()
 _lib: Any = _UNSET
+_des: Any = _UNSET          # DES-CBC fetched from the legacy provider in our own library context
 
 
 def _openssl() -> Any:
@@ -93,6 +114,29 @@ def _openssl() -> Any:
     if _lib is _UNSET:
         _lib = _load()
     return _lib
+
+
+def _legacy_des(lib: Any) -> Any:
+    """EVP_CIPHER for DES-CBC from OpenSSL 3's legacy provider, loaded in a library context of
+    our own (never the default one, which TLS uses); None where that is not possible."""
+    global _des
+    if _des is _UNSET:
+        _des = None
+        try:
+            p = ctypes.c_void_p
+            for name, restype, argtypes in (("OSSL_LIB_CTX_new", p, []),
+                                            ("OSSL_PROVIDER_load", p, [p, ctypes.c_char_p]),
+                                            ("EVP_CIPHER_fetch", p, [p, ctypes.c_char_p, ctypes.c_char_p])):
+                fn = getattr(lib, name)
+                fn.restype, fn.argtypes = restype, argtypes
+        except AttributeError:      # OpenSSL 1.1.1: no providers
+            return None
+        libctx = lib.OSSL_LIB_CTX_new()
+        # Both stay loaded for the life of the process, like the default provider.
+        if libctx and lib.OSSL_PROVIDER_load(libctx, b"legacy"):
+            _des = lib.EVP_CIPHER_fetch(libctx, b"DES-CBC", None) or None
+        lib.ERR_clear_error()
+    return _des
 
 
 def _load() -> Any:
@@ -123,6 +167,7 @@ def _load() -> Any:
         "EVP_CipherInit_ex": (i, [p, p, p, buf, buf, i]),
         "EVP_CipherUpdate": (i, [p, p, ctypes.POINTER(i), buf, i]),
         "EVP_CipherFinal_ex": (i, [p, p, ctypes.POINTER(i)]),
+        "EVP_CIPHER_CTX_set_padding": (i, [p, i]),
         "ERR_clear_error": (None, []),
         **{name: (p, []) for name in _CFB_CIPHERS.values()},
     }
@@ -159,5 +204,19 @@ def _aes_cfb128_cryptography(key: bytes, iv: bytes, data: bytes, *, encrypt: boo
     except ImportError:
         from cryptography.hazmat.primitives.ciphers.modes import CFB
     cipher = Cipher(algorithms.AES(key), CFB(iv))
+    op = cipher.encryptor() if encrypt else cipher.decryptor()
+    return op.update(data) + op.finalize()
+
+
+def _des_cbc_cryptography(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
+        try:
+            from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+        except ImportError:
+            from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    except ImportError as exc:
+        raise CryptoUnavailable("no OpenSSL with DES and no cryptography package") from exc
+    cipher = Cipher(TripleDES(key * 3), modes.CBC(iv))     # one key three times: single DES
     op = cipher.encryptor() if encrypt else cipher.decryptor()
     return op.update(data) + op.finalize()

@@ -13,11 +13,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from agent import libcrypto
 from agent.remote.envelope import KeyFileError, generate_keypair, key_id, load_public_key
@@ -31,6 +32,7 @@ def backend(request, monkeypatch):
     """Every check runs on the interpreter's OpenSSL and on the fallback."""
     if request.param == "openssl":
         assert libcrypto._openssl() is not None, "this interpreter's OpenSSL should be usable"
+        assert libcrypto._legacy_des(libcrypto._openssl()) is not None, "and have DES"
     else:
         monkeypatch.setattr(libcrypto, "_lib", None)
     return request.param
@@ -112,6 +114,28 @@ def test_aes_cfb128_nist_vector(backend):
     iv = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
     plain = bytes.fromhex("6bc1bee22e409f96e93d7e117393172a")
     assert libcrypto.aes_cfb128(key, iv, plain, encrypt=True).hex() == "3b3fd92eb72dad20333449f8e83cfb4a"
+
+
+def test_des_cbc_matches_cryptography_and_the_fips81_example(backend):
+    key, iv = os.urandom(8), os.urandom(8)
+    data = os.urandom(64)
+    enc = Cipher(TripleDES(key * 3), modes.CBC(iv)).encryptor()     # one key thrice: single DES
+    expected = enc.update(data) + enc.finalize()
+    assert libcrypto.des_cbc(key, iv, data, encrypt=True) == expected
+    assert libcrypto.des_cbc(key, iv, expected, encrypt=False) == data
+    # FIPS 81, appendix C: CBC mode.
+    fips = libcrypto.des_cbc(bytes.fromhex("0123456789abcdef"), bytes.fromhex("1234567890abcdef"),
+                             b"Now is the time for all ", encrypt=True)
+    assert fips.hex() == "e5c7cdde872bf27c43e934008c389c0f683788499a7c05f6"
+
+
+def test_des_leaves_the_default_openssl_context_as_it_was():
+    # The legacy provider is loaded into a context of our own: TLS keeps refusing DES.
+    import ssl
+    assert libcrypto.des_cbc(bytes(8), bytes(8), bytes(8), encrypt=True)
+    ctx = ssl.create_default_context()
+    with pytest.raises(ssl.SSLError):
+        ctx.set_ciphers("DES-CBC-SHA")
 
 
 def test_aes_cfb128_refuses_bad_key_or_iv_sizes():

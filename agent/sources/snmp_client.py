@@ -3,9 +3,8 @@
 pysnmp reports values as pyasn1 objects and failures in several shapes. ``SnmpClient`` turns them
 into ``VarBind`` records of ints and bytes, and every failure into an ``agent.errors.SourceError``
 with a reason a technician can act on, so the rest of the agent (and a pysnmp upgrade) only ever
-touches this module and the sessions behind it: ``snmp_community`` (v1 and v2c, pysnmp's
-message layer), ``snmp_usm`` (v3, the same message layer inside USM security) and
-``snmp_usm_engine`` (v3 with DES: pysnmp's engine, imported only for such a user).
+touches this module and the two sessions behind it: ``snmp_community`` (v1 and v2c, pysnmp's
+message layer) and ``snmp_usm`` (v3: the same message layer inside USM security, no engine).
 """
 
 from __future__ import annotations
@@ -142,11 +141,6 @@ class SnmpClient:
     # -- internals -----------------------------------------------------------------------------
 
     def _open(self) -> Session:
-        if self.settings.version == "3" and self.settings.priv_protocol == "des":
-            # pysnmp's engine and cryptography: only for DES, which OpenSSL 3 keeps as legacy
-            from agent.sources.snmp_usm_engine import EngineUsmSession
-            return EngineUsmSession(self.settings, timeout_s=self.timeout_s, address=self.address,
-                                    device=self.device)
         if self.settings.version == "3":
             from agent.sources.snmp_usm import UsmSession
             return UsmSession(self.settings, timeout_s=self.timeout_s, address=self.address,

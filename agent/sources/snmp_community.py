@@ -5,7 +5,7 @@ message with the same request-id. pysnmp's high-level API would build an ``SnmpE
 anyway, with its MIB modules, the v3 security code (and ``cryptography``), and a dispatcher that
 wakes the event loop ten times a second; together about 14 MiB and most of the agent's idle CPU.
 This module uses the same pysnmp message classes and pyasn1 codec without any of that (and so
-does ``snmp_usm`` for v3; only a DES user pays for the engine). Answers are read by ``snmp_ber`` first,
+does ``snmp_usm`` for v3). Answers are read by ``snmp_ber`` first,
 about 20 times cheaper than pyasn1 for the plain encoding routers use; anything it does not
 accept is decoded by pysnmp.
 """

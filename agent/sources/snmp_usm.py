@@ -7,8 +7,8 @@
 
 What the engine would keep for us is four values per router: its engine ID, boots, time and our
 localized keys. The engine itself costs about 14 MiB (its MIB modules, ``cryptography``) and
-0.3 s of CPU a minute (a dispatcher that wakes ten times a second): docs/benchmarks.md. DES users
-still go through it (``snmp_usm_engine``); every other protocol is here (``snmp_usm_keys``).
+0.3 s of CPU a minute (a dispatcher that wakes ten times a second): docs/benchmarks.md. The
+protocols (MD5, SHA-1, SHA-2; DES, AES-128/192/256) are in ``snmp_usm_keys``.
 
 The rules followed (RFC 3414 3.2): an answer is accepted only with our msgID, our request-id and,
 when we authenticate, a valid MAC, our user and engine ID, and a time within 150 s of the
@@ -207,8 +207,7 @@ class UsmSession:
             flags |= FLAG_AUTH
         if keys.encrypts:
             flags |= FLAG_PRIV
-            salt = self._salts.take()
-            scoped = keys.encrypt(scoped, boots, engine_time, salt)
+            scoped, salt = keys.encrypt(scoped, boots, engine_time, self._salts.take())
         msg_id = self._next_msg_id()
         mac = bytes(keys.mac_bytes)
         data, auth_at = encode_message(msg_id, flags, Security(engine_id, boots, engine_time,

@@ -5,10 +5,10 @@
     priv:  AES in CFB-128 mode, IV = engineBoots | engineTime | 8-byte salt (RFC 3826); 192 and
            256-bit keys are extended from Kul as net-snmp does (Blumenthal draft) or as Cisco
            does (Reeder draft: the "c" protocols)
+           DES in CBC mode, key = Kul[:8], IV = Kul[8:16] XOR (engineBoots | 4-byte counter)
+           (RFC 3414 8), the scoped PDU padded to whole 8-byte blocks
 
-Plain hashlib/hmac, and AES from the interpreter's OpenSSL (``agent.libcrypto``). DES is not
-here: OpenSSL 3 keeps it in its legacy provider, so a DES user is served by pysnmp's engine
-(``snmp_usm_engine``).
+Plain hashlib/hmac, and AES and DES from the interpreter's OpenSSL (``agent.libcrypto``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ _AUTH: dict[str, tuple[str, int]] = {
     "md5": ("md5", 12), "sha": ("sha1", 12), "sha224": ("sha224", 16), "sha256": ("sha256", 24),
     "sha384": ("sha384", 32), "sha512": ("sha512", 48),
 }
-# priv protocol -> (AES key bytes, key extension)
-_BLUMENTHAL, _REEDER = "blumenthal", "reeder"
+# priv protocol -> (bytes of the localized key used, key extension)
+_BLUMENTHAL, _REEDER, _DES = "blumenthal", "reeder", "des"
 _PRIV: dict[str, tuple[int, str]] = {
     "aes128": (16, _BLUMENTHAL), "aes192": (24, _BLUMENTHAL), "aes256": (32, _BLUMENTHAL),
     "aes192c": (24, _REEDER), "aes256c": (32, _REEDER),
+    "des": (16, _DES),                  # 8 bytes of key, 8 of pre-IV
 }
 AUTH_PROTOCOLS = frozenset({"none", *_AUTH})
 PRIV_PROTOCOLS = frozenset({"none", *_PRIV})
@@ -65,6 +66,7 @@ class UsmKeys:
     auth_key: bytes
     mac_bytes: int
     priv_key: bytes                # b"": no privacy
+    des: bool = False              # DES-CBC instead of AES-CFB
 
     @property
     def authenticates(self) -> bool:
@@ -83,13 +85,25 @@ class UsmKeys:
         """Whether ``mac`` authenticates ``message`` (with zeros in the MAC's place)."""
         return len(mac) == self.mac_bytes and hmac.compare_digest(self.sign(message), mac)
 
-    def encrypt(self, scoped_pdu: bytes, boots: int, engine_time: int, salt: bytes) -> bytes:
+    def encrypt(self, scoped_pdu: bytes, boots: int, engine_time: int,
+                counter: int) -> tuple[bytes, bytes]:
+        """(ciphertext, msgPrivacyParameters); ``counter`` is new for every message."""
+        if self.des:
+            salt = boots.to_bytes(4, "big") + (counter % 2**32).to_bytes(4, "big")
+            padded = scoped_pdu + bytes(-len(scoped_pdu) % 8)   # the receiver ignores the padding
+            return libcrypto.des_cbc(self.priv_key[:8], _xor(self.priv_key[8:16], salt), padded,
+                                     encrypt=True), salt
+        salt = (counter % 2**64).to_bytes(SALT_BYTES, "big")
         return libcrypto.aes_cfb128(self.priv_key, _iv(boots, engine_time, salt), scoped_pdu,
-                                    encrypt=True)
+                                    encrypt=True), salt
 
     def decrypt(self, data: bytes, boots: int, engine_time: int, salt: bytes) -> bytes:
+        """The scoped PDU; ValueError for privacy parameters or a length that cannot be right."""
         if len(salt) != SALT_BYTES:
             raise ValueError("msgPrivacyParameters is not an 8-byte salt")
+        if self.des:
+            return libcrypto.des_cbc(self.priv_key[:8], _xor(self.priv_key[8:16], salt), data,
+                                     encrypt=False)
         return libcrypto.aes_cfb128(self.priv_key, _iv(boots, engine_time, salt), data,
                                     encrypt=False)
 
@@ -114,31 +128,39 @@ class UserKeys:
             return UsmKeys(None, b"", 0, b"")
         hash_name, mac_bytes = self._auth
         priv = b""
+        des = False
         if self._priv is not None:
             size, extension = self._priv
+            des = extension == _DES
             priv = _extend(localize(self._priv_ku, engine_id, hash_name), engine_id, hash_name,
                            size, extension)
-        return UsmKeys(hash_name, localize(self._auth_ku, engine_id, hash_name), mac_bytes, priv)
+        return UsmKeys(hash_name, localize(self._auth_ku, engine_id, hash_name), mac_bytes, priv,
+                       des)
 
 
 class SaltCounter:
-    """The 64-bit salt of RFC 3826, 3.1.2.1: a counter from a random start, one value per message."""
+    """Salts of RFC 3826 3.1.2.1 and RFC 3414 8.1.1.1: a counter from a random start, one value
+    per message (DES uses its low 32 bits)."""
 
     def __init__(self) -> None:
         self._next = int.from_bytes(os.urandom(SALT_BYTES), "big")
 
-    def take(self) -> bytes:
+    def take(self) -> int:
         value, self._next = self._next, (self._next + 1) % 2**64
-        return value.to_bytes(SALT_BYTES, "big")
+        return value
 
 
 def _extend(key: bytes, engine_id: bytes, hash_name: str, size: int, extension: str) -> bytes:
-    while len(key) < size:
+    while len(key) < size and extension != _DES:
         if extension == _BLUMENTHAL:
             key += hashlib.new(hash_name, key).digest()
         else:   # Reeder: the whole passphrase-to-key step again, with the key as the passphrase
             key += localize(hash_passphrase(key, hash_name), engine_id, hash_name)
     return key[:size]
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b))
 
 
 def _iv(boots: int, engine_time: int, salt: bytes) -> bytes:

@@ -7,6 +7,7 @@ namespace this script creates, so snmpd can serve a 24-interface router made of 
     sudo .venv/bin/python scripts/bench.py workload --minutes 10  # RSS, CPU, disk writes, bytes per reading
     sudo .venv/bin/python scripts/bench.py workload --snmp-version 3 --remote   # v3 router, signed pushes
     .venv/bin/python scripts/bench.py idle --minutes 5      # CPU of an agent with nothing to poll
+    .venv/bin/python scripts/bench.py imports               # RSS added by each thing the daemon imports
 
 ``workload`` needs root (ip netns, a loop-mounted ext4 for the state directory); it polls one
 router (24 interfaces, net-snmp snmpd), one UPS and one meter (pymodbus simulator) every 10 s and
@@ -272,6 +273,61 @@ def bench_drain(args) -> dict:
     return result
 
 
+# -- imports -------------------------------------------------------------------------------------
+
+# What the daemon loads, in the order it loads it, as (what, import statement).
+IMPORT_STEPS = [
+    ("interpreter with asyncio (and ssl: OpenSSL)", "import asyncio, ssl"),
+    ("sqlite3", "import sqlite3"),
+    ("paho-mqtt", "import paho.mqtt.client"),
+    ("psutil (host health)", "import psutil"),
+    ("pymodbus client", "import pymodbus.client, pymodbus.pdu"),
+    ("pyasn1 and pysnmp's message layer",
+     "import pyasn1.codec.ber.encoder, pyasn1.codec.ber.decoder, pysnmp.proto.api"),
+    ("agent: config and its validators", "import agent.config"),
+    ("agent: store, forwarder, MQTT link", "import agent.store.outbox, agent.publish.forwarder"),
+    ("agent: remote management (push and command checks)", "import agent.remote.service"),
+    ("agent: runtime, control socket", "import agent.runtime.daemon, agent.control.server"),
+    ("agent: CLI modules (imported by `run`, not used by it)", "import agent.cli"),
+    ("agent: SNMP, Modbus and host sources", "import agent.sources.snmp, agent.sources.modbus, "
+     "agent.sources.host, agent.sources.snmp_community"),
+    ("agent: SNMPv3 (USM, OpenSSL through ctypes)",
+     "import agent.sources.snmp_usm, agent.libcrypto; agent.libcrypto._openssl()"),
+]
+_IMPORTS_CHILD = """
+import json, sys
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS'):
+            return int(line.split()[1]) / 1024
+out = [('python -c pass', rss())]
+for what, stmt in json.loads(sys.argv[1]):
+    exec(stmt)
+    out.append((what, rss()))
+print(json.dumps(out))
+"""
+
+
+def bench_imports(args) -> dict:
+    """RSS after each step of what the daemon imports (median of ``--runs`` fresh interpreters)."""
+    runs = []
+    for _ in range(args.runs):
+        out = subprocess.run([args.python, "-c", _IMPORTS_CHILD, json.dumps(IMPORT_STEPS)], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        runs.append(json.loads(out))
+    rows = []
+    prev = None
+    for i, (what, _) in enumerate(runs[0]):
+        value = sorted(r[i][1] for r in runs)[len(runs) // 2]
+        rows.append({"what": what, "rss_mib": round(value, 1),
+                     "added_mib": None if prev is None else round(value - prev, 1)})
+        prev = value
+    for row in rows:
+        added = "" if row["added_mib"] is None else f"+{row['added_mib']:.1f}"
+        print(f"{row['what']:58s} {row['rss_mib']:5.1f} {added:>6s}")
+    return {"imports": rows}
+
+
 # -- idle ----------------------------------------------------------------------------------------
 
 def bench_idle(args) -> dict:
@@ -483,6 +539,8 @@ def main() -> int:
     d.add_argument("--readings", type=int, default=2_500_000)
     d.add_argument("--compression", default="zlib", choices=("zlib", "none"))
     d.add_argument("--timeout", type=float, default=900)
+    m = sub.add_parser("imports")
+    m.add_argument("--runs", type=int, default=5)
     i = sub.add_parser("idle")
     i.add_argument("--minutes", type=float, default=5)
     i.add_argument("--warmup", type=float, default=20)
@@ -510,7 +568,7 @@ def main() -> int:
     if args.what == "_operate":
         operate_main(args)
         return 0
-    {"store": bench_store, "drain": bench_drain, "idle": bench_idle,
+    {"store": bench_store, "drain": bench_drain, "idle": bench_idle, "imports": bench_imports,
      "workload": bench_workload}[args.what](args)
     return 0
 

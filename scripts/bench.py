@@ -51,6 +51,17 @@ def proc_rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / (1 << 20)
 
 
+def proc_cpu_ns(pid: int) -> int:
+    """On-CPU time of the process's live threads in nanoseconds (schedstat; finer than ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass            # a thread that ended meanwhile
+    return total
+
+
 def proc_status(pid: int) -> dict[str, str]:
     return dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
 
@@ -344,11 +355,12 @@ def bench_idle(args) -> dict:
                              stderr=subprocess.STDOUT)
     try:
         time.sleep(args.warmup)
-        cpu0, t0 = proc_cpu_s(agent.pid), time.monotonic()
+        cpu0, ns0, t0 = proc_cpu_s(agent.pid), proc_cpu_ns(agent.pid), time.monotonic()
         time.sleep(args.minutes * 60)
-        cpu = proc_cpu_s(agent.pid) - cpu0
+        cpu, ns = proc_cpu_s(agent.pid) - cpu0, proc_cpu_ns(agent.pid) - ns0
         minutes = (time.monotonic() - t0) / 60
         result = {"idle_minutes": round(minutes, 1), "idle_cpu_s_per_minute": round(cpu / minutes, 4),
+                  "idle_cpu_ms_per_minute_schedstat": round(ns / 1e6 / minutes, 2),
                   "idle_rss_mib": round(proc_rss_mib(agent.pid), 1), **proc_memory_split(agent.pid)}
     finally:
         agent.send_signal(signal.SIGTERM)

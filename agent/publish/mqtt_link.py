@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerAddress, MqttConfig
 from agent.errors import PublishError
@@ -75,7 +77,7 @@ class MqttLink:
         kwargs: dict[str, Any] = {"client_id": cfg.client_id, "protocol": self.protocol}
         if self.protocol == mqtt.MQTTv311:
             kwargs["clean_session"] = True
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
         # Sends and receives are handled as the socket allows; this only paces the keep-alive
         # check. A quarter of the keep-alive keeps pings well inside the broker's 1.5 periods.
         self.misc_interval_s = max(1.0, cfg.keepalive_s / 4)
@@ -103,7 +105,7 @@ class MqttLink:
         self._misc: asyncio.TimerHandle | None = None
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._early: dict[int, tuple[int, str]] = {}
-        self._subscriptions: dict[str, Any] = {}
+        self._subscriptions: dict[str, Callable[[str, bytes], object]] = {}
         self.last_ack_monotonic = time.monotonic()
         self.max_packet_size: int | None = None   # announced by an MQTT 5 broker in CONNACK
 
@@ -154,7 +156,8 @@ class MqttLink:
         else:
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
         if reason_code.is_failure:
             self._call(self._resolve_connect, ConnectRefused(
                 f"broker refused the connection: {reason_code}", int(reason_code.value)))
@@ -172,7 +175,8 @@ class MqttLink:
         else:
             fut.set_exception(exc)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
         # paho never reconnects by itself here (no loop_forever): the forwarder decides.
         self._call(self._mark_lost, f"connection lost ({reason_code})")
 
@@ -203,14 +207,15 @@ class MqttLink:
 
     def _stop_loop(self) -> None:
         """Send DISCONNECT if the socket takes it now, close the socket, stop watching it."""
-        sock = self.client.socket()
+        sock: Any = self.client.socket()
         if sock is not None:
             try:
                 self.client.disconnect()
                 self.client.loop_write()        # paho closes the socket once DISCONNECT is out
             except Exception:   # noqa: BLE001 - the connection may already be broken
                 log.debug("MQTT disconnect failed", exc_info=True)
-            if self.client.socket() is sock:    # it was not: end the connection without it
+            still_open = self.client.socket() is sock
+            if still_open:                      # it was not: end the connection without it
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                     self.client.loop_read()     # paho reads the end and closes its socket
@@ -249,9 +254,10 @@ class MqttLink:
         # TLS: a record already decrypted into the SSL object does not make the socket readable
         # again, so read it now (paho's own loop checks pending() the same way).
         sock = self.client.socket()
+        if not isinstance(sock, ssl.SSLSocket):
+            return
         for _ in range(_PENDING_TLS_READS):
-            if not isinstance(sock, ssl.SSLSocket) or sock is not self.client.socket() \
-                    or not sock.pending():
+            if self.client.socket() is None or not sock.pending():   # closed, or all read
                 return
             self.client.loop_read()
         assert self._loop is not None
@@ -272,14 +278,14 @@ class MqttLink:
             self.declare_lost(f"connection lost ({exc.__class__.__name__}: {exc})")
             return None
 
-    def _on_socket_close(self, client, userdata, sock) -> None:
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._detach()          # before paho closes it: the descriptor may be reused
 
-    def _on_register_write(self, client, userdata, sock) -> None:
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         if self._fd is not None and self._loop is not None:
             self._loop.add_writer(self._fd, self._guarded, self.client.loop_write)
 
-    def _on_unregister_write(self, client, userdata, sock) -> None:
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         if self._fd is not None and self._loop is not None:
             self._loop.remove_writer(self._fd)
 
@@ -298,7 +304,7 @@ class MqttLink:
             return fut
         props = None
         if self.protocol == mqtt.MQTTv5 and content_type:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ContentType = content_type
         info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -311,7 +317,8 @@ class MqttLink:
             self._settle(fut, *early)
         return fut
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
         code = getattr(reason_code, "value", 0) or 0
         text = str(reason_code)
         fut = self._pending.pop(mid, None)
@@ -332,19 +339,19 @@ class MqttLink:
 
     # -- subscribing ---------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, handler) -> None:
+    def subscribe(self, topic: str, handler: Callable[[str, bytes], object]) -> None:
         """Call ``handler(topic, payload)`` in the event loop for each message on ``topic``."""
         self._subscriptions[topic] = handler
         self.client.subscribe(topic, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         for pattern, handler in self._subscriptions.items():
             if mqtt.topic_matches_sub(pattern, msg.topic):
                 self._call(handler, msg.topic, bytes(msg.payload))
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _call(self, fn, *args) -> None:
+    def _call(self, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn`` in the event loop soon, outside paho's callback (which holds paho's locks)."""
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -362,6 +369,6 @@ class MqttLink:
             pass
 
 
-def _mark_retrieved(fut: asyncio.Future) -> None:
+def _mark_retrieved(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()

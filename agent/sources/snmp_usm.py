@@ -23,7 +23,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
@@ -167,9 +167,12 @@ class UsmSession:
     async def _exchange(self, datagrams: Datagrams, message: tuple[bytes, int],
                         request_id: int) -> Answer:
         data, msg_id = message
-        return await self._send(datagrams, data, lambda got: self._accept(got, msg_id, request_id))
+        answer = await self._send(datagrams, data, lambda got: self._accept(got, msg_id, request_id))
+        assert isinstance(answer, Answer)
+        return answer
 
-    async def _send(self, datagrams: Datagrams, message: bytes, accept: Any) -> Any:
+    async def _send(self, datagrams: Datagrams, message: bytes,
+                    accept: Callable[[bytes], object]) -> object:
         """Send ``message`` (with retries) until ``accept`` takes an answer; see CommunitySession."""
         assert self._transport is not None
         loop = asyncio.get_running_loop()

@@ -160,7 +160,7 @@ def _extend(key: bytes, engine_id: bytes, hash_name: str, size: int, extension: 
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b))
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
 def _iv(boots: int, engine_time: int, salt: bytes) -> bytes:

@@ -1,9 +1,9 @@
 """The OpenSSL operations the daemon needs: Ed25519 verification, AES-CFB-128 and DES-CBC.
 
 The agent's process already holds OpenSSL: CPython's ``ssl`` and ``hashlib`` are linked to it (the
-broker link is TLS). Calling its EVP functions through ``ctypes`` costs 0.3 MiB; importing
-``cryptography`` for the same two operations loads a second copy of OpenSSL and costs 6.6 MiB
-(PyNaCl: 1.2 MiB, pycryptodome: 2.7 MiB; docs/benchmarks.md). The algorithms are the same code
+broker link is TLS). Calling its EVP functions through ``ctypes`` adds 0.1-0.3 MiB to the agent;
+importing ``cryptography`` for the same operations loads a second copy of OpenSSL and adds
+6.4 MiB (PyNaCl: 0.9 MiB, Ed25519 only; docs/benchmarks.md). The algorithms are the same code
 ``cryptography`` runs (it is OpenSSL too), so a signature verifies here exactly when it verifies
 there; tests/test_libcrypto.py checks them against ``cryptography`` and published test vectors.
 

@@ -23,7 +23,7 @@ keys live only with operators (``fleet keygen`` writes them mode 0600) and are n
 
 The site only verifies, with the interpreter's own OpenSSL (``agent.libcrypto``); signing and key
 generation (the operator's side) use ``cryptography``, which the daemon never imports: it would
-add 6.6 MiB to it from the first push on (docs/benchmarks.md).
+add 6.4 MiB to it from the first push on (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ private library context of ours: the process-wide defaults that TLS uses are lef
 Where the interpreter's OpenSSL cannot be reached (a build that links it statically), or is older
 than 1.1.1 (3.0 for DES), the functions fall back to ``cryptography``: slower to load, same answers.
 
-Every call uses its own cipher or digest context, so the functions are safe from any thread, and leaves
-OpenSSL's error queue empty, so a failure here is never reported later by the ``ssl`` module.
+Every call uses its own cipher or digest context, so the functions are safe from any thread, and
+leaves OpenSSL's error queue empty, so a failure here is never reported later by ``ssl``.
 """
 
 from __future__ import annotations

@@ -4,10 +4,14 @@ namespace this script creates, so snmpd can serve a 24-interface router made of 
 
     .venv/bin/python scripts/bench.py store                 # store commit rate
     .venv/bin/python scripts/bench.py drain --readings 2500000   # 3-day backlog drain to Mosquitto
-    sudo .venv/bin/python scripts/bench.py workload --minutes 10  # RSS, CPU, bytes per reading
+    sudo .venv/bin/python scripts/bench.py workload --minutes 10  # RSS, CPU, disk writes, bytes per reading
+    sudo .venv/bin/python scripts/bench.py workload --snmp-version 3 --remote   # v3 router, signed pushes
+    .venv/bin/python scripts/bench.py idle --minutes 5      # CPU of an agent with nothing to poll
+    .venv/bin/python scripts/bench.py imports               # RSS added by each thing the daemon imports
 
-``workload`` needs root (ip netns); it polls one router (24 interfaces, net-snmp snmpd), one UPS
-and one meter (pymodbus simulator) every 10 s and measures the agent process from /proc.
+``workload`` needs root (ip netns, a loop-mounted ext4 for the state directory); it polls one
+router (24 interfaces, net-snmp snmpd), one UPS and one meter (pymodbus simulator) every 10 s and
+measures the agent process from /proc, and the disk writes of its state directory's file system.
 """
 
 from __future__ import annotations
@@ -45,6 +49,63 @@ def proc_cpu_s(pid: int) -> float:
 
 def proc_rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / (1 << 20)
+
+
+def proc_cpu_ns(pid: int) -> int:
+    """On-CPU time of the process's live threads in nanoseconds (schedstat; finer than ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass            # a thread that ended meanwhile
+    return total
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+
+
+def proc_memory_split(pid: int) -> dict[str, float]:
+    """Where the resident memory is: the heap and stacks (anon) or mapped files (code, libraries)."""
+    st = proc_status(pid)
+    kib = {k: int(st[k].split()[0]) for k in ("RssAnon", "RssFile", "RssShmem")}
+    return {"rss_anon_mib": round(kib["RssAnon"] / 1024, 1),
+            "rss_file_mib": round(kib["RssFile"] / 1024, 1), "threads": int(st["Threads"])}
+
+
+def proc_write_bytes(pid: int) -> int:
+    """Bytes the process (all its threads) caused to be written to storage: pages it dirtied."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no write_bytes in /proc/{pid}/io")
+
+
+class LoopFilesystem:
+    """A small ext4 file system on a loop device, so its writes can be counted alone.
+
+    ``/sys/block/loopN/stat`` counts what the file system sent to the device: the agent's data,
+    SQLite's WAL and checkpoints, ext4's journal and metadata; what a clinic PC's flash would see.
+    """
+
+    def __init__(self, workdir: Path, size_mib: int = 256) -> None:
+        self.image = workdir / "fs.img"
+        self.mountpoint = workdir / "fs"
+        self.mountpoint.mkdir()
+        with open(self.image, "wb") as f:
+            f.truncate(size_mib << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mountpoint)], check=True)
+        source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(self.mountpoint)],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        self.stat = Path("/sys/block") / Path(source).name / "stat"
+
+    def written_bytes(self) -> int:
+        return int(self.stat.read_text().split()[6]) * 512    # field 7: sectors written
+
+    def close(self) -> None:
+        subprocess.run(["umount", str(self.mountpoint)], check=False)
 
 
 class Counter:
@@ -89,16 +150,26 @@ def start_broker(workdir: Path, port: int, prefix: list[str] = ()) -> subprocess
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def agent_config(state: Path, broker_port: int, devices: str, *, extra_buffer: str = "") -> str:
-    return f"""site_id = "BENCH0001"
-state_dir = "{state}"
-[mqtt]
+SITE = "BENCH0001"
+
+
+def mqtt_config(broker_port: int) -> str:
+    return f"""[mqtt]
 host = "127.0.0.1"
 port = {broker_port}
 tls = false
+"""
+
+
+def agent_config(state: Path, broker_port: int, devices: str, *, extra_buffer: str = "",
+                 remote: str = "") -> str:
+    return f"""site_id = "{SITE}"
+state_dir = "{state}"
+{mqtt_config(broker_port)}
 [buffer]
 backlog_kbps = 0
 {extra_buffer}
+{remote}
 {devices}
 """
 
@@ -213,9 +284,97 @@ def bench_drain(args) -> dict:
     return result
 
 
+# -- imports -------------------------------------------------------------------------------------
+
+# What the daemon loads, in the order it loads it, as (what, import statement).
+IMPORT_STEPS = [
+    ("interpreter with asyncio (and ssl: OpenSSL)", "import asyncio, ssl"),
+    ("sqlite3", "import sqlite3"),
+    ("paho-mqtt", "import paho.mqtt.client"),
+    ("psutil (host health)", "import psutil"),
+    ("pymodbus client", "import pymodbus.client, pymodbus.pdu"),
+    ("pyasn1 and pysnmp's message layer",
+     "import pyasn1.codec.ber.encoder, pyasn1.codec.ber.decoder, pysnmp.proto.api"),
+    ("agent: config and its validators", "import agent.config"),
+    ("agent: store, forwarder, MQTT link", "import agent.store.outbox, agent.publish.forwarder"),
+    ("agent: remote management (push and command checks)", "import agent.remote.service"),
+    ("agent: runtime, control socket", "import agent.runtime.daemon, agent.control.server"),
+    ("agent: CLI modules (imported by `run`, not used by it)", "import agent.cli"),
+    ("agent: SNMP, Modbus and host sources", "import agent.sources.snmp, agent.sources.modbus, "
+     "agent.sources.host, agent.sources.snmp_community"),
+    ("agent: SNMPv3 (USM, OpenSSL through ctypes)",
+     "import agent.sources.snmp_usm, agent.libcrypto; agent.libcrypto._openssl()"),
+]
+_IMPORTS_CHILD = """
+import json, sys
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS'):
+            return int(line.split()[1]) / 1024
+out = [('python -c pass', rss())]
+for what, stmt in json.loads(sys.argv[1]):
+    exec(stmt)
+    out.append((what, rss()))
+print(json.dumps(out))
+"""
+
+
+def bench_imports(args) -> dict:
+    """RSS after each step of what the daemon imports (median of ``--runs`` fresh interpreters)."""
+    runs = []
+    for _ in range(args.runs):
+        out = subprocess.run([args.python, "-c", _IMPORTS_CHILD, json.dumps(IMPORT_STEPS)], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        runs.append(json.loads(out))
+    rows = []
+    prev = None
+    for i, (what, _) in enumerate(runs[0]):
+        value = sorted(r[i][1] for r in runs)[len(runs) // 2]
+        rows.append({"what": what, "rss_mib": round(value, 1),
+                     "added_mib": None if prev is None else round(value - prev, 1)})
+        prev = value
+    for row in rows:
+        added = "" if row["added_mib"] is None else f"+{row['added_mib']:.1f}"
+        print(f"{row['what']:58s} {row['rss_mib']:5.1f} {added:>6s}")
+    return {"imports": rows}
+
+
+# -- idle ----------------------------------------------------------------------------------------
+
+def bench_idle(args) -> dict:
+    """CPU and RSS of an agent with no devices, connected to a local Mosquitto: what the MQTT
+    link, the timers and the store cost when nothing happens."""
+    work = Path(tempfile.mkdtemp(prefix="bench-idle-", dir=args.dir))
+    port = free_port()
+    broker = start_broker(work, port)
+    wait_port(port)
+    cfg = work / "agent.toml"
+    cfg.write_text(agent_config(work / "state", port, ""))
+    agent = subprocess.Popen(["env", "MALLOC_ARENA_MAX=2", args.python, "-m", "agent", "run", "-c",
+                              str(cfg)], cwd=ROOT, stdout=open(work / "agent.log", "wb"),
+                             stderr=subprocess.STDOUT)
+    try:
+        time.sleep(args.warmup)
+        cpu0, ns0, t0 = proc_cpu_s(agent.pid), proc_cpu_ns(agent.pid), time.monotonic()
+        time.sleep(args.minutes * 60)
+        cpu, ns = proc_cpu_s(agent.pid) - cpu0, proc_cpu_ns(agent.pid) - ns0
+        minutes = (time.monotonic() - t0) / 60
+        result = {"idle_minutes": round(minutes, 1), "idle_cpu_s_per_minute": round(cpu / minutes, 4),
+                  "idle_cpu_ms_per_minute_schedstat": round(ns / 1e6 / minutes, 2),
+                  "idle_rss_mib": round(proc_rss_mib(agent.pid), 1), **proc_memory_split(agent.pid)}
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        broker.terminate()
+        broker.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=1))
+    return result
+
+
 # -- workload ------------------------------------------------------------------------------------
 
-NETNS = "clinicbench"
+NETNS = f"clinicbench{os.getpid()}"   # one per run: several people may measure at once
 
 
 def netns(*cmd: str) -> list[str]:
@@ -240,35 +399,42 @@ def bench_workload(args) -> dict:
     setup_netns(24)
     work = Path(tempfile.mkdtemp(prefix="bench-work-", dir=args.dir))
     procs: list[subprocess.Popen] = []
+    fs: LoopFilesystem | None = None
     try:
+        fs = LoopFilesystem(work)
         # Ports are picked outside the namespace; its loopback is empty, so they are free there.
         broker_port, modbus_port, snmp_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
         procs.append(start_broker(work, broker_port, netns()))
         procs.append(subprocess.Popen(netns(sys.executable, str(ROOT / "scripts/sim_ups.py"), "--port",
                                             str(modbus_port)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen(netns(sys.executable, str(ROOT / "scripts/sim_router.py"), "--port",
-                                            str(snmp_port), "--community", "bench", "--workdir",
-                                            str(work / "snmpd")), stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        v3 = ["--v3-user", "bench", "--v3-auth-key", "bench-auth-key", "--v3-priv-key",
+              "bench-priv-key"] if args.snmp_version == "3" else []
+        router = [sys.executable, str(ROOT / "scripts/sim_router.py"), "--port", str(snmp_port),
+                  "--community", "bench", *v3]
+        procs.append(subprocess.Popen(netns(*router, "--workdir", str(work / "snmpd")),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in (broker_port, modbus_port):   # probe inside the namespace
             subprocess.run(netns(sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); "
                                  f"import loopback; loopback.wait_port({port})"), check=True)
         modbus = subprocess.run([sys.executable, str(ROOT / "scripts/sim_ups.py"), "--port",
                                  str(modbus_port), "--print-config"], capture_output=True, text=True,
                                 check=True).stdout
-        devices = f"""[[devices]]
-name = "router"
-kind = "snmp"
-host = "127.0.0.1"
-port = {snmp_port}
-community = "bench"
-interval_s = 10
+        router_toml = subprocess.run([*router, "--print-config"], capture_output=True, text=True,
+                                     check=True).stdout
+        devices = f"""{router_toml}interval_s = 10
 
 {modbus}
 """
-        state = work / "state"
+        state = fs.mountpoint / "state"
         cfg = work / "agent.toml"
-        cfg.write_text(agent_config(state, broker_port, devices))
+        remote = ""
+        if args.remote:
+            from agent.remote.envelope import generate_keypair
+            key_path, _pub, _kid = generate_keypair(work / "trusted-keys", "bench")
+            remote = f'[remote]\ntrusted_keys_dir = "{work / "trusted-keys"}"\n'
+            # The push carries the same devices: what changes is only that it was pushed.
+            (work / "pushed.toml").write_text(mqtt_config(broker_port) + devices)
+        cfg.write_text(agent_config(state, broker_port, devices, remote=remote))
         counter_log = work / "counter.json"
         counter = subprocess.Popen(netns(sys.executable, __file__, "_count", "--port", str(broker_port),
                                          "--out", str(counter_log), "--seconds",
@@ -278,18 +444,30 @@ interval_s = 10
                                        "-c", str(cfg)), cwd=ROOT,
                                  stdout=open(work / "agent.log", "wb"), stderr=subprocess.STDOUT)
         procs += [agent, counter]
+        if args.remote:
+            # A signed config push early in the warm-up, then a signed command every minute.
+            procs.append(subprocess.Popen(netns(sys.executable, __file__, "_operate", "--port",
+                                                str(broker_port), "--key", str(key_path),
+                                                "--config", str(work / "pushed.toml"),
+                                                "--seconds", str(args.minutes * 60 + args.warmup))))
         time.sleep(args.warmup)   # start-up, first polls, the router's interface count learned
         cpu0, t0 = proc_cpu_s(agent.pid), time.monotonic()
+        written0, fs_written0 = proc_write_bytes(agent.pid), fs.written_bytes()
         rss = []
         while time.monotonic() - t0 < args.minutes * 60:
             rss.append(proc_rss_mib(agent.pid))
             time.sleep(5)
         cpu = proc_cpu_s(agent.pid) - cpu0
+        split = proc_memory_split(agent.pid)
+        written = proc_write_bytes(agent.pid) - written0
+        fs_written = fs.written_bytes() - fs_written0
         minutes = (time.monotonic() - t0) / 60
         counter.wait(args.minutes * 60 + 60)
         counted = json.loads(counter_log.read_text())
         log = (work / "agent.log").read_text(errors="replace")
         statuses = log.count("WARNING")
+        remote_seen = {"pushes_confirmed": log.count("confirmed: the broker is reachable"),
+                       "commands_run": log.count("remote command ")}
     finally:
         for p in reversed(procs):
             if p.poll() is None:
@@ -300,15 +478,22 @@ interval_s = 10
             except subprocess.TimeoutExpired:
                 p.kill()
         subprocess.run(["ip", "netns", "del", NETNS], stderr=subprocess.DEVNULL)
+        if fs is not None:
+            fs.close()
         shutil.rmtree(work, ignore_errors=True)
     live_n = counted["readings"]["readings"]
     result = {
+        "snmp_version": args.snmp_version, "signed_pushes_and_commands": args.remote,
         "workload_minutes": round(minutes, 1),
         "rss_steady_mib": round(sorted(rss)[len(rss) // 2], 1), "rss_max_mib": round(max(rss), 1),
+        **split,
         "cpu_s_per_minute": round(cpu / minutes, 4), "cpu_s_per_hour": round(cpu / minutes * 60, 2),
         "live_readings_per_minute": round(live_n / (counted["seconds"] / 60)),
         "live_bytes_per_reading": round(counted["bytes"]["readings"] / max(live_n, 1), 2),
+        "disk_write_kib_per_minute": round(written / 1024 / minutes, 1),
+        "fs_write_kib_per_minute": round(fs_written / 1024 / minutes, 1),
         "warnings_in_log": statuses,
+        **(remote_seen if args.remote else {}),
     }
     print(json.dumps(result, indent=1))
     return result
@@ -321,6 +506,35 @@ def count_main(args) -> None:
     with counter.lock:
         Path(args.out).write_text(json.dumps({"readings": counter.readings, "bytes": counter.bytes,
                                               "seconds": time.monotonic() - t0}))
+
+
+def operate_main(args) -> None:
+    """The operator's side for ``workload --remote``: one signed config push, then a signed
+    command every minute (diagnostics and poll_now in turn), published like ``fleet`` does."""
+    import paho.mqtt.client as mqtt
+    from agent.publish.topics import Topics
+    from agent.remote.envelope import load_private_key, seal
+    from agent.remote.fleet import command_payload, config_payload
+    key = load_private_key(args.key)
+    topics = Topics("clinics", SITE)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-op-{os.getpid()}")
+    client.connect("127.0.0.1", args.port)
+    client.loop_start()
+    t0 = time.monotonic()
+    time.sleep(10)        # the agent is up and subscribed
+    push = config_payload(Path(args.config).read_text(), sites=[SITE], version=int(time.time()),
+                          valid_for_s=600)
+    client.publish(topics.config_set, seal(push, key), qos=1).wait_for_publish(10)
+    commands = [("diagnostics", {}), ("poll_now", {"device": "ups"})]
+    n = 0
+    while time.monotonic() - t0 < args.seconds:
+        time.sleep(min(60, max(0.0, args.seconds - (time.monotonic() - t0))))
+        name, cmd_args = commands[n % len(commands)]
+        client.publish(topics.command, seal(command_payload(name, cmd_args, sites=[SITE]), key),
+                       qos=1).wait_for_publish(10)
+        n += 1
+    client.loop_stop()
+    client.disconnect()
 
 
 def main() -> int:
@@ -337,9 +551,24 @@ def main() -> int:
     d.add_argument("--readings", type=int, default=2_500_000)
     d.add_argument("--compression", default="zlib", choices=("zlib", "none"))
     d.add_argument("--timeout", type=float, default=900)
+    m = sub.add_parser("imports")
+    m.add_argument("--runs", type=int, default=5)
+    i = sub.add_parser("idle")
+    i.add_argument("--minutes", type=float, default=5)
+    i.add_argument("--warmup", type=float, default=20)
     w = sub.add_parser("workload")
     w.add_argument("--minutes", type=float, default=10)
     w.add_argument("--warmup", type=float, default=40)
+    w.add_argument("--snmp-version", default="2c", choices=("2c", "3"),
+                   help="how the agent reads the router; 3 is authPriv, SHA and AES-128")
+    w.add_argument("--remote", action="store_true",
+                   help="remote management on: a signed config push during the warm-up, then a "
+                        "signed command every minute")
+    o = sub.add_parser("_operate")
+    o.add_argument("--port", type=int)
+    o.add_argument("--key")
+    o.add_argument("--config")
+    o.add_argument("--seconds", type=float)
     c = sub.add_parser("_count")
     c.add_argument("--port", type=int)
     c.add_argument("--out")
@@ -348,7 +577,11 @@ def main() -> int:
     if args.what == "_count":
         count_main(args)
         return 0
-    {"store": bench_store, "drain": bench_drain, "workload": bench_workload}[args.what](args)
+    if args.what == "_operate":
+        operate_main(args)
+        return 0
+    {"store": bench_store, "drain": bench_drain, "idle": bench_idle, "imports": bench_imports,
+     "workload": bench_workload}[args.what](args)
     return 0
 
 

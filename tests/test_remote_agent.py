@@ -172,6 +172,8 @@ def site(tmp_path_factory):
     pushed = pushed_config(port=broker.port)
     ops.publish(f"clinics/{SITE}/config/set", op.push(pushed, version=100), retain=True)
     wait_event(recorder, "applied", version=100)
+    # The tests compare against the readings seen so far: the "applied" state can arrive first.
+    wait_until(lambda: seqs(recorder), what="readings from the site")
     yield SimpleNamespace(broker=broker, recorder=recorder, op=op, agent=agent, ops=ops,
                           state_dir=work / "site" / "state", pushed=pushed)
     agent.stop()

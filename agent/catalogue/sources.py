@@ -90,6 +90,14 @@ MESSAGES: dict[str, dict[str, str]] = {
               "next poll",
         "es": "el router en {where} indica que nuestra ventana de tiempo v3 caducó; normalmente se "
               "resincroniza en la siguiente lectura"},
+    "src.snmp.resync_loop": {
+        "en": "the router at {where} keeps asking to resynchronise SNMPv3 (engine ID or time "
+              "window); is its clock jumping?",
+        "es": "el router en {where} pide una y otra vez resincronizar SNMPv3 (engine ID o ventana "
+              "de tiempo); ¿su reloj está saltando?"},
+    "src.snmp.report": {
+        "en": "the router at {where} refused the request ({oid})",
+        "es": "el router en {where} rechazó la solicitud ({oid})"},
     "src.snmp.error": {
         "en": "SNMP error talking to {where}: {error}",
         "es": "error SNMP al comunicarse con {where}: {error}"},

@@ -1,8 +1,14 @@
-"""One connection to the broker, driven by paho-mqtt 2 and awaited from asyncio.
+"""One connection to the broker, driven by paho-mqtt 2 from the asyncio loop and awaited there.
 
 Reconnecting is not hidden in here (unlike paho's own loop): ``MqttLink`` is one connection, and
 the forwarder opens a new one after a failure. That way paho never re-sends messages from its own
 memory: whatever was in flight is sent again from the durable store, which is the only outbox.
+
+paho runs without its network thread, through its public interface for external event loops
+(as aiomqtt does): the event loop calls ``loop_read`` when the socket is readable, ``loop_write``
+while paho has bytes to send (``on_socket_register_write``), and ``loop_misc`` every quarter
+keep-alive for pings. An idle link then costs one timer every keepalive/4 and nothing else.
+Only the TCP connect and TLS handshake run in a worker thread, before the loop takes over.
 """
 
 from __future__ import annotations
@@ -11,19 +17,26 @@ import asyncio
 import logging
 import socket
 import ssl
-import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerAddress, MqttConfig
 from agent.errors import PublishError
 
 log = logging.getLogger(__name__)
+
+# The paho-mqtt release this adapter was written and checked against (setup.cfg pins it;
+# tests/test_mqtt_link.py fails on any other): paho's callbacks and loop functions change shape
+# between releases, and only this file may notice.
+PAHO_VERSION = "2.2.0"
+_PENDING_TLS_READS = 64     # decrypted bytes left in the TLS object: read on, this many times at once
 
 
 class PublishRefused(PublishError):
@@ -53,23 +66,6 @@ class Will:
     payload: bytes
 
 
-class _PahoClient(mqtt.Client):
-    """paho's client with a configurable network-loop timeout.
-
-    ``loop_start`` runs ``loop_forever`` with paho's default timeout of one second: an idle
-    agent's network thread then wakes 60 times a minute, about a tenth of the agent's whole CPU
-    budget. This is paho 2's ``_thread_main`` with only the timeout changed.
-    """
-
-    loop_timeout_s = 1.0
-
-    def _thread_main(self) -> None:
-        try:
-            self.loop_forever(timeout=self.loop_timeout_s, retry_first_connection=True)
-        finally:
-            self._thread = None
-
-
 class MqttLink:
     """A single MQTT connection. ``await link.connect()``, ``await link.publish(...)``, ``close()``."""
 
@@ -81,10 +77,10 @@ class MqttLink:
         kwargs: dict[str, Any] = {"client_id": cfg.client_id, "protocol": self.protocol}
         if self.protocol == mqtt.MQTTv311:
             kwargs["clean_session"] = True
-        self.client = _PahoClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
-        # Sends and receives wake paho's thread at once; the timeout only paces its keep-alive
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+        # Sends and receives are handled as the socket allows; this only paces the keep-alive
         # check. A quarter of the keep-alive keeps pings well inside the broker's 1.5 periods.
-        self.client.loop_timeout_s = max(1.0, cfg.keepalive_s / 4)
+        self.misc_interval_s = max(1.0, cfg.keepalive_s / 4)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         if cfg.username:
@@ -105,10 +101,11 @@ class MqttLink:
         self._connected: asyncio.Future[None] | None = None
         self.lost = asyncio.Event()
         self.lost_reason = ""
-        self._lock = threading.Lock()
+        self._fd: int | None = None                  # the socket the event loop watches
+        self._misc: asyncio.TimerHandle | None = None
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._early: dict[int, tuple[int, str]] = {}
-        self._subscriptions: dict[str, Any] = {}
+        self._subscriptions: dict[str, Callable[[str, bytes], object]] = {}
         self.last_ack_monotonic = time.monotonic()
         self.connected_at = time.monotonic()
         self.max_packet_size: int | None = None   # announced by an MQTT 5 broker in CONNACK
@@ -122,10 +119,10 @@ class MqttLink:
         self.client.connect_timeout = self.cfg.connect_timeout_s
         where = f"{self.broker.host}:{self.broker.port}"
         try:
-            # The TCP connect and TLS handshake run here, not in paho's thread, so their errors
-            # reach us (paho's own loop would only retry them silently).
+            # The TCP connect and TLS handshake block, so they run in a worker thread; their
+            # errors reach us (paho's own loop would only retry them silently).
             await asyncio.wait_for(asyncio.to_thread(self._open_socket), self.cfg.connect_timeout_s + 2)
-            self.client.loop_start()
+            self._attach()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
             self.connected_at = time.monotonic()
         except asyncio.TimeoutError as exc:
@@ -150,8 +147,7 @@ class MqttLink:
             self._stop_loop()
             raise PublishError(f"cannot connect to broker {where}: {exc.strerror or exc}") from exc
         except BaseException:
-            # Cancelled (agent stopping, config replaced): never leave paho's thread running,
-            # or it would reconnect on its own under our client id.
+            # Cancelled (agent stopping, config replaced): close the socket now, not at GC.
             self._stop_loop()
             raise
 
@@ -162,7 +158,8 @@ class MqttLink:
         else:
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
         if reason_code.is_failure:
             self._call(self._resolve_connect, ConnectRefused(
                 f"broker refused the connection: {reason_code}", int(reason_code.value)))
@@ -180,12 +177,9 @@ class MqttLink:
         else:
             fut.set_exception(exc)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        # Stop paho's own retry loop: the forwarder decides when and where to reconnect.
-        try:
-            client.disconnect()
-        except Exception:   # already closing
-            pass
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
+        # paho never reconnects by itself here (no loop_forever): the forwarder decides.
         self._call(self._mark_lost, f"connection lost ({reason_code})")
 
     def _mark_lost(self, reason: str) -> None:
@@ -193,8 +187,7 @@ class MqttLink:
             self.lost_reason = reason
             self.lost.set()
         self._resolve_connect(PublishError(reason))
-        with self._lock:
-            pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(LinkLost(reason))
@@ -215,11 +208,88 @@ class MqttLink:
         self._mark_lost("closed")
 
     def _stop_loop(self) -> None:
+        """Send DISCONNECT if the socket takes it now, close the socket, stop watching it."""
+        sock: Any = self.client.socket()
+        if sock is not None:
+            try:
+                self.client.disconnect()
+                self.client.loop_write()        # paho closes the socket once DISCONNECT is out
+            except Exception:   # noqa: BLE001 - the connection may already be broken
+                log.debug("MQTT disconnect failed", exc_info=True)
+            still_open = self.client.socket() is sock
+            if still_open:                      # it was not: end the connection without it
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    self.client.loop_read()     # paho reads the end and closes its socket
+                except Exception:   # noqa: BLE001
+                    log.debug("MQTT socket shutdown failed", exc_info=True)
+        self._detach()
+
+    # -- driving paho from the event loop ------------------------------------------------------
+
+    def _attach(self) -> None:
+        """Hand the connected socket to the event loop (paho has sent CONNECT by now)."""
+        assert self._loop is not None
+        sock = self.client.socket()
+        if sock is None:
+            raise ConnectionError("the connection closed during the handshake")
+        self._fd = sock.fileno()
+        self.client.on_socket_close = self._on_socket_close
+        self.client.on_socket_register_write = self._on_register_write
+        self.client.on_socket_unregister_write = self._on_unregister_write
+        self._loop.add_reader(self._fd, self._guarded, self._readable)
+        if self.client.want_write():            # CONNECT only partly sent by the worker thread
+            self._loop.add_writer(self._fd, self._guarded, self.client.loop_write)
+        self._misc = self._loop.call_later(self.misc_interval_s, self._keepalive)
+
+    def _detach(self) -> None:
+        fd, self._fd = self._fd, None
+        misc, self._misc = self._misc, None
+        if misc is not None:
+            misc.cancel()
+        if fd is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+
+    def _readable(self) -> None:
+        self.client.loop_read()
+        # TLS: a record already decrypted into the SSL object does not make the socket readable
+        # again, so read it now (paho's own loop checks pending() the same way).
+        sock = self.client.socket()
+        if not isinstance(sock, ssl.SSLSocket):
+            return
+        for _ in range(_PENDING_TLS_READS):
+            if self.client.socket() is None or not sock.pending():   # closed, or all read
+                return
+            self.client.loop_read()
+        assert self._loop is not None
+        self._loop.call_soon(self._guarded, self._readable)   # still more: after other work
+
+    def _keepalive(self) -> None:
+        self._misc = None
+        if self._guarded(self.client.loop_misc) == mqtt.MQTT_ERR_SUCCESS and self._fd is not None:
+            assert self._loop is not None
+            self._misc = self._loop.call_later(self.misc_interval_s, self._keepalive)
+
+    def _guarded(self, step: Callable[[], Any]) -> Any:
+        """Run one paho step; an exception from it ends this connection instead of the loop."""
         try:
-            self.client.disconnect()
-        except Exception:
-            pass
-        self.client.loop_stop()
+            return step()
+        except Exception as exc:   # noqa: BLE001 - paho may raise from a broken socket
+            log.debug("MQTT connection failed in paho", exc_info=True)
+            self.declare_lost(f"connection lost ({exc.__class__.__name__}: {exc})")
+            return None
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._detach()          # before paho closes it: the descriptor may be reused
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._fd is not None and self._loop is not None:
+            self._loop.add_writer(self._fd, self._guarded, self.client.loop_write)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_writer(self._fd)
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -236,29 +306,28 @@ class MqttLink:
             return fut
         props = None
         if self.protocol == mqtt.MQTTv5 and content_type:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ContentType = content_type
         info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             fut.set_exception(LinkLost(f"publish failed: {mqtt.error_string(info.rc)}"))
             return fut
-        with self._lock:
-            early = self._early.pop(info.mid, None)
-            if early is None:
-                self._pending[info.mid] = fut
-        if early is not None:
+        early = self._early.pop(info.mid, None)
+        if early is None:
+            self._pending[info.mid] = fut
+        else:
             self._settle(fut, *early)
         return fut
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
         code = getattr(reason_code, "value", 0) or 0
         text = str(reason_code)
-        with self._lock:
-            fut = self._pending.pop(mid, None)
-            if fut is None:
-                # PUBACK arrived before publish() registered the mid.
-                self._early[mid] = (code, text)
-                return
+        fut = self._pending.pop(mid, None)
+        if fut is None:
+            # PUBACK arrived before publish() registered the mid.
+            self._early[mid] = (code, text)
+            return
         self._call(self._settle, fut, code, text)
 
     def _settle(self, fut: asyncio.Future[None], code: int, text: str) -> None:
@@ -272,27 +341,36 @@ class MqttLink:
 
     # -- subscribing ---------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, handler) -> None:
+    def subscribe(self, topic: str, handler: Callable[[str, bytes], object]) -> None:
         """Call ``handler(topic, payload)`` in the event loop for each message on ``topic``."""
         self._subscriptions[topic] = handler
         self.client.subscribe(topic, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         for pattern, handler in self._subscriptions.items():
             if mqtt.topic_matches_sub(pattern, msg.topic):
                 self._call(handler, msg.topic, bytes(msg.payload))
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _call(self, fn, *args) -> None:
+    def _call(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn`` in the event loop soon, outside paho's callback (which holds paho's locks)."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:    # paho's connect() in the worker thread (a failed first write)
+            running = None
+        try:
+            if running is loop:
+                loop.call_soon(fn, *args)
+            else:
                 loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:   # loop closing during shutdown
-                pass
+        except RuntimeError:   # loop closing during shutdown
+            pass
 
 
-def _mark_retrieved(fut: asyncio.Future) -> None:
+def _mark_retrieved(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()

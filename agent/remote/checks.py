@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 from agent.remote.envelope import Envelope, EnvelopeError, Malformed, open_envelope, verify
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from agent.remote.envelope import PublicKey
 
 
 class Reason(StrEnum):
@@ -66,7 +66,7 @@ class Ignored:
 
 
 def common_checks(data: bytes, *, kind: str, site_id: str, now: float, max_bytes: int,
-                  trusted_keys: Mapping[str, Ed25519PublicKey]) -> Envelope | Rejection:
+                  trusted_keys: Mapping[str, PublicKey]) -> Envelope | Rejection:
     """Size, well-formed, signature, site, expiry. Returns the verified envelope or the rejection."""
     if len(data) > max_bytes:
         return Rejection(Reason.TOO_LARGE, f"{len(data)} bytes; this site accepts at most {max_bytes}")

@@ -27,7 +27,7 @@ from agent.remote.checks import Ignored, Reason, Rejection, common_checks
 from agent.remote.envelope import EnvelopeError, open_envelope
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from agent.remote.envelope import PublicKey
 
 MAX_TTL_S = 3600.0
 MAX_RESEND = 100_000            # readings per resend command
@@ -68,7 +68,7 @@ class CommandAccepted:
 class CommandContext:
     site_id: str
     now: float
-    trusted_keys: Mapping[str, Ed25519PublicKey]
+    trusted_keys: Mapping[str, PublicKey]
     max_bytes: int
     seen_ids: frozenset[str]       # ids of commands accepted and not yet expired
     devices: frozenset[str]        # devices polled right now

@@ -20,6 +20,10 @@ signs to the same bytes. The payload is itself a JSON object::
 A key id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key. Trusted keys
 are ``*.pub`` files (PEM, SubjectPublicKeyInfo) in a directory installed with the agent; private
 keys live only with operators (``fleet keygen`` writes them mode 0600) and are never logged.
+
+The site only verifies, with the interpreter's own OpenSSL (``agent.libcrypto``); signing and key
+generation (the operator's side) use ``cryptography``, which the daemon never imports: it would
+add 6.4 MiB to it from the first push on (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -36,12 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-# ``cryptography`` is imported inside the functions that need it: it adds about 6 MiB to the
-# daemon, which needs it only when a signed push or command arrives (rarely; see
-# docs/benchmarks.md).
-
+from agent import libcrypto
 from agent.config import SITE_ID_PATTERN
 from agent.errors import AgentError
 
@@ -51,6 +52,11 @@ KEY_ID_PATTERN = r"[0-9a-f]{16}"
 MAX_SITES = 10_000          # one envelope can address this many sites
 _OUTER_KEYS = {"v", "key", "payload", "sig"}
 _COMMON_KEYS = {"kind", "sites", "issued_at", "not_after"}
+# DER of an Ed25519 SubjectPublicKeyInfo (RFC 8410) before the 32 key bytes; DER has no other
+# encoding of it, so this is exactly the set of keys ``cryptography`` would load.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+# Like OpenSSL's PEM reader: the first PUBLIC KEY block, text around it ignored.
+_PEM_PUBLIC = re.compile(rb"-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----")
 
 
 class EnvelopeError(AgentError):
@@ -71,6 +77,17 @@ class KeyFileError(AgentError):
     """A key file that cannot be read or is not an Ed25519 key."""
 
 
+@dataclass(frozen=True)
+class PublicKey:
+    """A trusted Ed25519 public key, as its raw 32 bytes."""
+
+    raw: bytes
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """Whether ``signature`` over ``data`` was made with this key's private half."""
+        return libcrypto.ed25519_verify(self.raw, signature, data)
+
+
 # -- encoding ----------------------------------------------------------------------------------
 
 def canonical_json(doc: Any) -> bytes:
@@ -83,17 +100,21 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
+def key_id(public_key: PublicKey) -> str:
+    return hashlib.sha256(public_key.raw).hexdigest()[:16]
+
+
+def public_half(private_key: Ed25519PrivateKey) -> PublicKey:
     from cryptography.hazmat.primitives import serialization
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return PublicKey(private_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                           serialization.PublicFormat.Raw))
 
 
 def seal(payload: Mapping[str, Any], private_key: Ed25519PrivateKey) -> bytes:
     """Sign ``payload`` (a dict) into envelope bytes, ready to publish."""
     body = canonical_json(dict(payload))
     sig = private_key.sign(DOMAIN + body)
-    outer = {"v": ENVELOPE_VERSION, "key": key_id(private_key.public_key()),
+    outer = {"v": ENVELOPE_VERSION, "key": key_id(public_half(private_key)),
              "payload": base64.b64encode(body).decode("ascii"),
              "sig": base64.b64encode(sig).decode("ascii")}
     return canonical_json(outer)
@@ -139,17 +160,14 @@ def open_envelope(data: bytes) -> Envelope:
     return Envelope(kid, signed, sig, _payload(_json_object(signed, "payload")), sha256_hex(data))
 
 
-def verify(env: Envelope, trusted: Mapping[str, Ed25519PublicKey]) -> None:
+def verify(env: Envelope, trusted: Mapping[str, PublicKey]) -> None:
     """Raise ``BadSignature`` unless a trusted key made the envelope's signature."""
     key = trusted.get(env.key_id)
     if key is None:
         raise BadSignature(f"signed by key {env.key_id}, which is not among this site's "
                            f"{len(trusted)} trusted key(s)")
-    from cryptography.exceptions import InvalidSignature
-    try:
-        key.verify(env.signature, DOMAIN + env.signed_bytes)
-    except InvalidSignature as exc:
-        raise BadSignature(f"the signature does not match the content (key {env.key_id})") from exc
+    if not key.verify(env.signature, DOMAIN + env.signed_bytes):
+        raise BadSignature(f"the signature does not match the content (key {env.key_id})")
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -210,12 +228,12 @@ def _payload(doc: dict[str, Any]) -> Payload:
 
 # -- key files ---------------------------------------------------------------------------------
 
-def load_trusted_keys(directory: str | os.PathLike[str]) -> tuple[dict[str, Ed25519PublicKey], list[str]]:
+def load_trusted_keys(directory: str | os.PathLike[str]) -> tuple[dict[str, PublicKey], list[str]]:
     """Every ``*.pub`` Ed25519 key in ``directory`` by key id, and the problems with other files.
 
     A missing directory means no trusted keys (every push is refused), not an error.
     """
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
     problems: list[str] = []
     try:
         paths = sorted(Path(directory).glob("*.pub"))
@@ -231,16 +249,23 @@ def load_trusted_keys(directory: str | os.PathLike[str]) -> tuple[dict[str, Ed25
     return keys, problems
 
 
-def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """The Ed25519 key in a PEM ``PUBLIC KEY`` file (what ``fleet keygen`` writes as NAME.pub)."""
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError, TypeError) as exc:
+        text = Path(path).read_bytes()
+    except OSError as exc:
         raise KeyFileError(f"{path}: not a readable PEM public key ({exc.__class__.__name__})") from exc
-    if not isinstance(key, Ed25519PublicKey):
+    match = _PEM_PUBLIC.search(text)
+    try:
+        der = base64.b64decode(b"".join(match.group(1).split()), validate=True) if match else b""
+    except binascii.Error:
+        der = b""
+    if not der:
+        raise KeyFileError(f"{path}: not a readable PEM public key (ValueError)")
+    if len(der) != len(_ED25519_SPKI_PREFIX) + libcrypto.ED25519_KEY_BYTES or \
+            not der.startswith(_ED25519_SPKI_PREFIX):
         raise KeyFileError(f"{path}: not an Ed25519 key")
-    return key
+    return PublicKey(der[len(_ED25519_SPKI_PREFIX):])
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
@@ -277,7 +302,6 @@ def generate_keypair(directory: str | os.PathLike[str], name: str) -> tuple[Path
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
-    public = private.public_key()
-    pub_path.write_bytes(public.public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo))
-    return key_path, pub_path, key_id(public)
+    pub_path.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_path, pub_path, key_id(public_half(private))

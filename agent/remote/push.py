@@ -31,7 +31,7 @@ from agent.remote.checks import Ignored, Reason, Rejection, common_checks
 from agent.remote.envelope import sha256_hex
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from agent.remote.envelope import PublicKey
 
 # control_socket: the agent deletes a stale socket there at start, so a push must not aim it at a file.
 LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "control_socket", "remote")
@@ -97,7 +97,7 @@ class LocalBasis:
 class PushContext:
     site_id: str
     now: float
-    trusted_keys: Mapping[str, Ed25519PublicKey]
+    trusted_keys: Mapping[str, PublicKey]
     max_bytes: int
     highest_version: int             # the newest version ever applied here (persisted)
     handled: frozenset[str]          # sha256 of envelopes already handled: re-deliveries are no-ops

@@ -21,6 +21,7 @@ from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, 
                           TIMETICKS, Oid, VarBind)
 
 RESPONSE_PDU = 0xA2
+REPORT_PDU = 0xA8           # SNMPv3: what a router answers when it refuses a message
 
 # Value tags to (kind, how to read the content). Unsigned types have an upper bound.
 _INT, _UINT, _BYTES, _OID, _NONE = range(5)
@@ -68,35 +69,61 @@ def decode_response(data: bytes) -> Response:
     tag, _start, pos = _tlv(data, pos, end)            # the community: nothing to check
     if tag != 0x04:
         raise BerError("community is not an OCTET STRING")
+    pdu = decode_pdu(data, pos, end, v1=version == 0)
+    if pdu.tag != RESPONSE_PDU:
+        raise BerError("not a Response PDU")
+    return Response(version, pdu.request_id, pdu.status, pdu.index, pdu.varbinds)
+
+
+class Pdu(NamedTuple):
+    tag: int                  # RESPONSE_PDU or REPORT_PDU
+    request_id: int
+    status: int
+    index: int
+    varbinds: list[VarBind]
+
+
+def decode_pdu(data: bytes, pos: int, end: int, *, v1: bool = False) -> Pdu:
+    """The Response or Report PDU that fills ``data[pos:end]``; ``BerError`` as above."""
     tag, pos, pdu_end = _tlv(data, pos, end)
-    if tag != RESPONSE_PDU or pdu_end != end:
+    if tag not in (RESPONSE_PDU, REPORT_PDU) or pdu_end != end or (v1 and tag != RESPONSE_PDU):
         raise BerError("not a Response PDU")
     request_id, pos = _integer(data, pos, pdu_end)
     status, pos = _integer(data, pos, pdu_end)
     index, pos = _integer(data, pos, pdu_end)
-    tag, pos, list_end = _tlv(data, pos, pdu_end)
-    if tag != 0x30 or list_end != pdu_end:
+    tag_list, pos, list_end = _tlv(data, pos, pdu_end)
+    if tag_list != 0x30 or list_end != pdu_end:
         raise BerError("no variable-bindings list")
     varbinds = []
     while pos < list_end:
-        tag, pos, vb_end = _tlv(data, pos, list_end)
-        if tag != 0x30:
+        vtag, pos, vb_end = _tlv(data, pos, list_end)
+        if vtag != 0x30:
             raise BerError("a variable binding is not a SEQUENCE")
-        tag, o_start, o_end = _tlv(data, pos, vb_end)
-        if tag != 0x06:
+        vtag, o_start, o_end = _tlv(data, pos, vb_end)
+        if vtag != 0x06:
             raise BerError("a variable binding does not start with an OID")
         oid = _oid(data, o_start, o_end)
-        tag, v_start, v_end = _tlv(data, o_end, vb_end)
+        vtag, v_start, v_end = _tlv(data, o_end, vb_end)
         if v_end != vb_end:
             raise BerError("trailing data in a variable binding")
-        if version == 0 and tag in _V2_ONLY_TAGS:
+        if v1 and vtag in _V2_ONLY_TAGS:
             raise BerError("an SNMPv2 type in an SNMPv1 message")
-        varbinds.append(_value(oid, tag, data, v_start, v_end))
+        varbinds.append(_value(oid, vtag, data, v_start, v_end))
         pos = vb_end
     if not (_INT32[0] <= request_id <= _INT32[1] and 0 <= status <= _INT32[1]
             and 0 <= index <= _INT32[1]):
         raise BerError("request-id or error fields out of range")
-    return Response(version, request_id, status, index, varbinds)
+    return Pdu(tag, request_id, status, index, varbinds)
+
+
+def read_tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``pos``; ``BerError`` as above."""
+    return _tlv(data, pos, limit)
+
+
+def read_integer(data: bytes, pos: int, limit: int) -> tuple[int, int]:
+    """(value, end) of the INTEGER at ``pos``; ``BerError`` as above."""
+    return _integer(data, pos, limit)
 
 
 def _tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:

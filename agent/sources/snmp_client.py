@@ -4,7 +4,7 @@ pysnmp reports values as pyasn1 objects and failures in several shapes. ``SnmpCl
 into ``VarBind`` records of ints and bytes, and every failure into an ``agent.errors.SourceError``
 with a reason a technician can act on, so the rest of the agent (and a pysnmp upgrade) only ever
 touches this module and the two sessions behind it: ``snmp_community`` (v1 and v2c, pysnmp's
-message layer) and ``snmp_usm`` (v3, pysnmp's engine, imported only when a device uses v3).
+message layer) and ``snmp_usm`` (v3: the same message layer inside USM security, no engine).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class SnmpClient:
 
     def _open(self) -> Session:
         if self.settings.version == "3":
-            from agent.sources.snmp_usm import UsmSession   # the engine and cryptography, only for v3
+            from agent.sources.snmp_usm import UsmSession
             return UsmSession(self.settings, timeout_s=self.timeout_s, address=self.address,
                               device=self.device)
         from agent.sources.snmp_community import CommunitySession

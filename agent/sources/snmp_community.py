@@ -4,8 +4,8 @@ Community-based SNMP needs no engine: a request is one encoded message, an answe
 message with the same request-id. pysnmp's high-level API would build an ``SnmpEngine`` for it
 anyway, with its MIB modules, the v3 security code (and ``cryptography``), and a dispatcher that
 wakes the event loop ten times a second; together about 14 MiB and most of the agent's idle CPU.
-This module uses the same pysnmp message classes and pyasn1 codec without any of that, so v3 is
-the only version that pays for the engine (``snmp_usm``). Answers are read by ``snmp_ber`` first,
+This module uses the same pysnmp message classes and pyasn1 codec without any of that (and so
+does ``snmp_usm`` for v3). Answers are read by ``snmp_ber`` first,
 about 20 times cheaper than pyasn1 for the plain encoding routers use; anything it does not
 accept is decoded by pysnmp.
 """
@@ -16,6 +16,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
+from typing import Any
 
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 _PDU_CLASSES = {GET: "GetRequestPDU", GETNEXT: "GetNextRequestPDU", GETBULK: "GetBulkRequestPDU"}
 
 
-class _Datagrams(asyncio.DatagramProtocol):
+class Datagrams(asyncio.DatagramProtocol):
     """Hands each datagram from the router to whoever waits; remembers an ICMP refusal."""
 
     def __init__(self) -> None:
@@ -80,7 +81,7 @@ class CommunitySession:
         secret = settings.community
         self._community = secret.reveal().encode() if secret is not None else b""
         self._transport: asyncio.DatagramTransport | None = None
-        self._datagrams: _Datagrams | None = None
+        self._datagrams: Datagrams | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -99,20 +100,12 @@ class CommunitySession:
 
     # -- internals -----------------------------------------------------------------------------
 
-    async def _open(self) -> _Datagrams:
+    async def _open(self) -> Datagrams:
         loop = asyncio.get_running_loop()
         if self._transport is not None and self._loop is not loop:
             await self.close()     # the socket belongs to the loop that opened it
         if self._transport is None or self._datagrams is None:
-            try:
-                transport, datagrams = await loop.create_datagram_endpoint(
-                    _Datagrams, remote_addr=(self.settings.host, self.settings.port))
-            except socket.gaierror as exc:
-                raise DeviceTimeout(text("src.snmp.cannot_resolve",
-                                         host=repr(self.settings.host))) from exc
-            except OSError as exc:
-                raise DeviceProtocolError(text("src.snmp.no_socket", where=self.address,
-                                               error=exc.strerror or str(exc))) from exc
+            transport, datagrams = await open_datagrams(self.settings, self.address)
             if self._transport is not None and self._datagrams is not None:
                 transport.close()      # a concurrent first request opened one meanwhile
                 return self._datagrams
@@ -123,23 +116,14 @@ class CommunitySession:
     def _encode(self, kind: str, oids: list[Oid], non_repeaters: int,
                 max_repetitions: int) -> tuple[bytes, int]:
         p = self._proto
-        pdu = getattr(p, _PDU_CLASSES[kind])()
-        if kind == GETBULK:
-            p.apiBulkPDU.set_defaults(pdu)
-            p.apiBulkPDU.set_non_repeaters(pdu, non_repeaters)
-            p.apiBulkPDU.set_max_repetitions(pdu, max_repetitions)
-        else:
-            p.apiPDU.set_defaults(pdu)
-        # pysnmp's default id is a counter from ``random``: predictable, so forgeable answers.
-        p.apiPDU.set_request_id(pdu, new_id())
-        p.apiPDU.set_varbinds(pdu, [(oid, p.null) for oid in oids])
+        pdu = request_pdu(p, kind, oids, non_repeaters, max_repetitions)
         message = p.Message()
         p.apiMessage.set_defaults(message)
         p.apiMessage.set_community(message, self._community)
         p.apiMessage.set_pdu(message, pdu)
         return encoder.encode(message), int(p.apiPDU.get_request_id(pdu))
 
-    async def _exchange(self, datagrams: _Datagrams, message: bytes, request_id: int) -> Answer:
+    async def _exchange(self, datagrams: Datagrams, message: bytes, request_id: int) -> Answer:
         assert self._transport is not None
         loop = asyncio.get_running_loop()
         garbage = 0
@@ -206,6 +190,36 @@ class CommunitySession:
 _STALE = object()
 
 
-def _drain(datagrams: _Datagrams) -> None:
+def request_pdu(proto: Any, kind: str, oids: list[Oid], non_repeaters: int = 0,
+                max_repetitions: int = 0) -> Any:
+    """A GET, GETNEXT or GETBULK PDU of pysnmp's ``proto`` module, with a fresh request-id."""
+    pdu = getattr(proto, _PDU_CLASSES[kind])()
+    if kind == GETBULK:
+        proto.apiBulkPDU.set_defaults(pdu)
+        proto.apiBulkPDU.set_non_repeaters(pdu, non_repeaters)
+        proto.apiBulkPDU.set_max_repetitions(pdu, max_repetitions)
+    else:
+        proto.apiPDU.set_defaults(pdu)
+    # pysnmp's default id is a counter from ``random``: predictable, so forgeable answers.
+    proto.apiPDU.set_request_id(pdu, new_id())
+    proto.apiPDU.set_varbinds(pdu, [(oid, proto.null) for oid in oids])
+    return pdu
+
+
+async def open_datagrams(settings: SnmpSettings, address: str) -> tuple[asyncio.DatagramTransport,
+                                                                        Datagrams]:
+    """A UDP socket connected to the router, or a ``SourceError`` a technician can act on."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_datagram_endpoint(Datagrams,
+                                                   remote_addr=(settings.host, settings.port))
+    except socket.gaierror as exc:
+        raise DeviceTimeout(text("src.snmp.cannot_resolve", host=repr(settings.host))) from exc
+    except OSError as exc:
+        raise DeviceProtocolError(text("src.snmp.no_socket", where=address,
+                                       error=exc.strerror or str(exc))) from exc
+
+
+def _drain(datagrams: Datagrams) -> None:
     datagrams.inbox.clear()
     datagrams.refused = None

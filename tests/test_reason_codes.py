@@ -207,8 +207,8 @@ def test_every_code_the_sources_use_is_in_the_catalogue():
         used |= set(re.findall(r'text\(\s*"(src\.[a-z0-9_.]+)"', path.read_text()))
     assert len(used) > 40
     assert not sorted(u for u in used if u not in MESSAGES)
-    from agent.sources.snmp_usm import _AUTH_ERRORS
-    built = {f"src.snmp.auth.{w}" for w in _AUTH_ERRORS.values()} | \
+    from agent.sources.snmp_usm import _REFUSALS
+    built = {f"src.snmp.auth.{w}" for w in _REFUSALS.values()} | \
         {f"src.modbus.{p}.{t}" for p in ("what", "label")
          for t in ("holding", "input", "coil", "discrete")} | \
         {"src.modbus.short_registers", "src.modbus.short_bits"}

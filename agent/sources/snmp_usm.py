@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any, Callable
 
@@ -35,6 +34,7 @@ from agent.i18n import Text, text
 from agent.sources.snmp_ber import REPORT_PDU, RESPONSE_PDU, BerError, Pdu, decode_pdu
 from agent.sources.snmp_client import GET, Answer, Oid, timeout_reason, to_varbind
 from agent.sources.snmp_community import Datagrams, open_datagrams, request_pdu
+from agent.sources.snmp_ids import new_id
 from agent.sources.snmp_usm_keys import SaltCounter, UserKeys, UsmKeys
 from agent.sources.snmp_usm_wire import (FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, Incoming, Security,
                                          decode_message, decode_scoped_pdu, encode_message,
@@ -89,7 +89,6 @@ class UsmSession:
         self._engine_id: bytes | None = None
         self._boots = self._time = self._latest_time = 0
         self._time_at = 0.0                   # monotonic time when _time was learned
-        self._msg_id = int.from_bytes(os.urandom(3), "big")
         self._salts = SaltCounter()
         self._transport: asyncio.DatagramTransport | None = None
         self._datagrams: Datagrams | None = None
@@ -300,8 +299,8 @@ class UsmSession:
         self._boots = self._time = self._latest_time = 0
 
     def _next_msg_id(self) -> int:
-        self._msg_id = (self._msg_id + 1) % 2**31
-        return self._msg_id
+        # From the system's random source, not a counter: a forged answer must guess it.
+        return new_id()
 
     async def _open(self) -> Datagrams:
         loop = asyncio.get_running_loop()

@@ -116,7 +116,7 @@ class AgentStatus:
         return doc
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "AgentStatus":
+    def from_doc(cls, doc: dict[str, Any]) -> AgentStatus:
         """Read a document back (from the control socket or ``status.json``)."""
         broker = doc.get("broker")
         buffer = dict(doc.get("buffer") or {})

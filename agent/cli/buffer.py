@@ -8,11 +8,21 @@ import csv
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from agent.cli.common import (DEFAULT_CONFIG, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common,
-                              add_lang, age, print_json, term as make_term)
+from agent.cli.common import (
+    DEFAULT_CONFIG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    add_common,
+    add_lang,
+    age,
+    print_json,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, ControlError, NoPermission
 from agent.errors import StoreError
 from agent.i18n import Messages
@@ -143,9 +153,9 @@ def _parse_when(text: str) -> float:
 def _utc(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") \
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")

@@ -12,12 +12,26 @@ import os
 import sys
 from typing import Any
 
+from agent.cli.defaults import (  # the EXIT_* codes are re-exported for the command modules
+    DEFAULT_CONFIG as DEFAULT_CONFIG,
+)
+from agent.cli.defaults import (
+    DEFAULT_STATE_DIR,
+)
+from agent.cli.defaults import (
+    EXIT_CONFIG as EXIT_CONFIG,
+)
+from agent.cli.defaults import (
+    EXIT_OK as EXIT_OK,
+)
+from agent.cli.defaults import (
+    EXIT_PROBLEM as EXIT_PROBLEM,
+)
 from agent.config import AgentConfig, load_config, read_document
-from agent.control.server import ControlClient, NoPermission, SOCKET_NAME, socket_path
+from agent.control.server import SOCKET_NAME, ControlClient, NoPermission, socket_path
 from agent.errors import ConfigError
 from agent.i18n import Messages
 from agent.term import Term
-from agent.cli.defaults import DEFAULT_CONFIG, DEFAULT_STATE_DIR, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM
 
 STATUS_MARK = {"ok": "ok", "warn": "warn", "fail": "fail", "skip": "skip"}
 

@@ -17,12 +17,12 @@ import difflib
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from agent.cli.common import add_common, add_lang, term as make_term
+from agent.cli.common import add_common, add_lang
+from agent.cli.common import term as make_term
 from agent.cli.defaults import DEFAULT_STATE_DIR, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM
 from agent.config import load_config, read_document
 from agent.errors import ConfigError

@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from agent.cli.buffer import _parse_when
-from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common,
-                              print_json, term as make_term)
+from agent.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, print_json
+from agent.cli.common import term as make_term
 from agent.errors import StoreError
 from agent.events import render, store, wire
 from agent.i18n import Messages

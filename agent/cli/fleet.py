@@ -21,11 +21,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.remote.envelope import (KeyFileError, Malformed, generate_keypair, load_private_key,
-                              open_envelope, seal)
-from agent.remote.fleet import (BrokerOptions, FleetError, FleetView, OperatorLink, command_payload,
-                           config_payload, format_table)
 from agent.publish.topics import Topics
+from agent.remote.envelope import (
+    KeyFileError,
+    Malformed,
+    generate_keypair,
+    load_private_key,
+    open_envelope,
+    seal,
+)
+from agent.remote.fleet import (
+    BrokerOptions,
+    FleetError,
+    FleetView,
+    OperatorLink,
+    command_payload,
+    config_payload,
+    format_table,
+)
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_VALID_FOR = "7d"

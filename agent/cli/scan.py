@@ -7,8 +7,16 @@ import argparse
 import asyncio
 import os
 
-from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, add_lang,
-                              print_json, term as make_term)
+from agent.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    add_common,
+    add_lang,
+    print_json,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, NoPermission
 from agent.i18n import Messages
 

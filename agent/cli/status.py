@@ -16,8 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.cli.common import (EXIT_OK, EXIT_PROBLEM, STATUS_MARK, Located, add_common, age,
-                              print_json, render_problem, term as make_term)
+from agent.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    STATUS_MARK,
+    Located,
+    add_common,
+    age,
+    print_json,
+    render_problem,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, ControlError, NoPermission
 from agent.diagnose.doctor import device_hint
 from agent.errors import StoreError

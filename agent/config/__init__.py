@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
-from agent.config.fields import Problem, Problems, Table, show
-from agent.config.syntax import parse_document, parse_text
-from agent.i18n import LANGUAGES, text
-from agent.config.secret import Secret
-from agent.config.devices import DeviceConfig, parse_devices
-from agent.config.remote import RemoteConfig, parse as parse_remote
 from agent.config import events as events_cfg
+from agent.config.devices import DeviceConfig, parse_devices
 from agent.config.events import EventsConfig
+from agent.config.fields import Problem, Problems, Table, show
+from agent.config.remote import RemoteConfig
+from agent.config.remote import parse as parse_remote
+from agent.config.secret import Secret
+from agent.config.syntax import parse_document, parse_text
+from agent.errors import ConfigError
+from agent.i18n import LANGUAGES, text
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text", "read_document", "salvage_config"]

@@ -6,15 +6,16 @@ Each kind (snmp, modbus, host) parses its own settings in its own module; this o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from agent.config.fields import Table, show
-from agent.i18n import text
 from agent.config import host as host_cfg
 from agent.config import modbus as modbus_cfg
 from agent.config import snmp as snmp_cfg
 from agent.config import wan as wan_cfg
+from agent.config.fields import Table, show
+from agent.i18n import text
 
 DEVICE_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
 

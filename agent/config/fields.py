@@ -14,8 +14,9 @@ import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from agent.i18n import ENGLISH, Messages, Text, text
 
@@ -88,7 +89,7 @@ class Problems:
     def add(self, path: str, message: Text, label: str = "") -> None:
         self.details.append(Problem(path, message, label if label != path else ""))
 
-    def root(self, data: Any) -> "Table":
+    def root(self, data: Any) -> Table:
         return Table(self, data, "")
 
 
@@ -263,7 +264,7 @@ class Table:
 
     # -- nested --------------------------------------------------------------------------------
 
-    def table(self, key: str, *, required: bool = False) -> "Table":
+    def table(self, key: str, *, required: bool = False) -> Table:
         self._seen.add(key)
         if key not in self.data:
             if required:
@@ -271,7 +272,7 @@ class Table:
             return Table(self.problems, {}, self.key_path(key), self.key_label(key))
         return Table(self.problems, self.data[key], self.key_path(key), self.key_label(key))
 
-    def tables(self, key: str, *, required: bool = False) -> list["Table"]:
+    def tables(self, key: str, *, required: bool = False) -> list[Table]:
         """An array of tables (``[[key]]`` in TOML); each entry labelled by its ``name``."""
         self._seen.add(key)
         raw = self.data.get(key)

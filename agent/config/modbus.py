@@ -47,10 +47,10 @@ from dataclasses import dataclass
 
 from agent.config import modbus_profiles
 from agent.config.fields import Table, closest, show
+from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 from agent.config.toml_text import parse_bounded
 from agent.errors import ConfigError
 from agent.i18n import text
-from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
 TABLES = ("holding", "input", "coil", "discrete")

@@ -38,9 +38,9 @@ from typing import Any
 
 from agent.config import snmp_profiles
 from agent.config.fields import Table, show
-from agent.i18n import Text, text
 from agent.config.secret import Secret
 from agent.config.snmp_profiles import DEFAULT_PROFILES, PROFILE_NAME_PATTERN, ProfileSet
+from agent.i18n import text
 
 VERSIONS = ("1", "2c", "3")
 AUTH_PROTOCOLS = ("none", "md5", "sha", "sha224", "sha256", "sha384", "sha512")
@@ -85,7 +85,7 @@ class InterfaceSelector:
     alias_only: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "InterfaceSelector":
+    def parse(cls, text: str) -> InterfaceSelector:
         """Build a selector; raises ``ValueError`` (``re.error`` included) for a bad one."""
         if text.startswith(REGEX_PREFIX):
             return cls(text, re.compile(text[len(REGEX_PREFIX):]))

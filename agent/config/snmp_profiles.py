@@ -42,9 +42,10 @@ from __future__ import annotations
 import ast
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.config.fields import Problem, Problems, Table, closest, show
 from agent.config.toml_text import parse_bounded

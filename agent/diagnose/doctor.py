@@ -16,9 +16,10 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from agent.clock import RELEASE_FLOOR
 from agent.config import AgentConfig, BrokerAddress, load_config, salvage_config
@@ -188,7 +189,7 @@ def _tcp_check(broker: BrokerAddress, timeout: float) -> Check:
     except ConnectionRefusedError:
         return Check("tcp", where, "fail", "doctor.tcp.refused", {"where": where},
                      "hint.tcp_refused")
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Check("tcp", where, "fail", "doctor.tcp.timeout",
                      {"where": where, "s": f"{timeout:g}"}, "hint.tcp_timeout")
     except OSError as exc:
@@ -429,7 +430,7 @@ def _salvage(config_path: str) -> tuple[AgentConfig | None, list[str]]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _with_timeout(fn: Callable[[], Any], timeout: float) -> Any:

@@ -15,8 +15,8 @@ import asyncio
 import os
 import socket
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings

@@ -18,9 +18,9 @@ command cannot be replayed while it is still valid.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Mapping, Union
-
+from typing import TYPE_CHECKING, Union
 
 from agent.config.devices import DEVICE_NAME_PATTERN
 from agent.remote.checks import Ignored, Reason, Rejection, common_checks

@@ -10,7 +10,7 @@ again. A site is never left unreachable by a push.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 
 async def wait_for_broker(reached: Callable[[], bool], wake: asyncio.Event, timeout_s: float) -> bool:
@@ -27,7 +27,7 @@ async def wait_for_broker(reached: Callable[[], bool], wake: asyncio.Event, time
             return False
         try:
             await asyncio.wait_for(wake.wait(), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return reached()
 
 

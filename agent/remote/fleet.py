@@ -16,8 +16,9 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -86,7 +87,7 @@ class OperatorLink:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda c, u, m: self.inbox.put((m.topic, bytes(m.payload), bool(m.retain)))
 
-    def __enter__(self) -> "OperatorLink":
+    def __enter__(self) -> OperatorLink:
         try:
             self.client.connect(self.opts.host, self.opts.port, keepalive=30)
         except (OSError, ValueError) as exc:

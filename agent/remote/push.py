@@ -19,10 +19,10 @@ technician. MQTT credentials are never pushed: they stay in the local file or it
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
-
+from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig, load_secrets, merge_secrets, parse_config, parse_toml_text
 from agent.config.fields import show
@@ -71,7 +71,7 @@ class LocalBasis:
     text: str = ""                         # the local file's text (kept as last-known-good)
 
     @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> "LocalBasis":
+    def read(cls, path: str | os.PathLike[str]) -> LocalBasis:
         """Read the local file (and its secrets file). Raises ``ConfigError``."""
         path = Path(path)
         try:
@@ -87,7 +87,7 @@ class LocalBasis:
         return cls(doc, secrets, str(path), text)
 
     @classmethod
-    def of(cls, cfg: AgentConfig) -> "LocalBasis":
+    def of(cls, cfg: AgentConfig) -> LocalBasis:
         """For an agent started without a config file (tests, embedding)."""
         return cls({"site_id": cfg.site_id, "state_dir": cfg.state_dir, "remote": asdict(cfg.remote)},
                    None, cfg.source)

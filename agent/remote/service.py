@@ -27,12 +27,19 @@ from agent.config import AgentConfig
 from agent.errors import AgentError, ConfigError
 from agent.publish.topics import Topics
 from agent.remote.checks import Ignored, Rejection
-from agent.remote.commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
+from agent.remote.commands import (
+    CommandAccepted,
+    CommandContext,
+    Diagnostics,
+    PollNow,
+    Resend,
+    check_command,
+)
 from agent.remote.confirm import commit_confirmed, wait_for_broker
 from agent.remote.envelope import load_trusted_keys, sha256_hex
 from agent.remote.inbox import Inbox
-from agent.remote.ratelimit import RateLimiter
 from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, load_effective
+from agent.remote.ratelimit import RateLimiter
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
 if TYPE_CHECKING:
@@ -52,7 +59,7 @@ REPLY_BURST, REPLY_EVERY_S = 10, 6.0     # replies to refused messages: 10 at on
 class RemoteService:
     """Config pushes and remote commands for one ``Agent``."""
 
-    def __init__(self, agent: "AgentControl") -> None:
+    def __init__(self, agent: AgentControl) -> None:
         self.agent = agent
         self.store: StateStore | None = None
         self.state = RemoteState()
@@ -97,7 +104,7 @@ class RemoteService:
             self._spawn(self._confirm_after_restart(cfg), "remote:confirm")
         return cfg
 
-    async def on_connected(self, link: "MqttLink") -> None:
+    async def on_connected(self, link: MqttLink) -> None:
         """Forwarder hook, once per broker connection: subscribe and say what config is in effect."""
         cfg = self.agent.config
         if self.store is None or not cfg.remote.enabled:
@@ -315,7 +322,7 @@ class RemoteService:
         log.info("remote command %s (%s, key %s)", decision.name, decision.id, decision.key_id)
         try:
             result = await self._execute(decision)
-        except (AgentError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, AgentError, OSError) as exc:
             self._publish_result({"id": decision.id, "command": decision.name, "ok": False,
                                   "reason": "failed", "detail": f"{exc.__class__.__name__}: {exc}"})
             return
@@ -356,7 +363,7 @@ class RemoteService:
                 "latest_push": _public(s.latest_push), "set_aside": s.set_aside,
                 "event": s.last_event}
 
-    def _publish_state(self, link: "MqttLink | None" = None) -> None:
+    def _publish_state(self, link: MqttLink | None = None) -> None:
         topic = self._topics().config_state
         payload = json.dumps(self.state_doc(), separators=(",", ":"), default=str).encode()
         sent = (link.publish(topic, payload, retain=True) if link is not None

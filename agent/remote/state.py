@@ -20,10 +20,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class RemoteState:
     commands_seen: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "RemoteState":
+    def from_dict(cls, doc: Any) -> RemoteState:
         if not isinstance(doc, dict):
             return cls()
         known = {f.name for f in fields(cls)}

@@ -12,15 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from agent.clock import ClockGuard
 from agent.config import DeviceConfig
 from agent.errors import SourceError
+from agent.readings import (
+    DURATION_METRIC,
+    REASON_METRIC,
+    SKIPPED_METRIC,
+    STATUS_METRIC,
+    Reading,
+    Sample,
+)
 from agent.runtime.supervisor import Heartbeat
-from agent.readings import (DURATION_METRIC, REASON_METRIC, SKIPPED_METRIC, STATUS_METRIC, Reading,
-                       Sample)
 from agent.sources import Source
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,7 @@ async def poll_once(device: DeviceConfig, source: Source, clock: ClockGuard) -> 
             samples = await source.read()
     except SourceError as exc:
         status, reason = exc.status, exc.reason
-    except asyncio.TimeoutError:
+    except TimeoutError:
         status = "timeout"
         reason = f"poll took longer than {hard_deadline(device):g}s and was abandoned"
     except Exception as exc:  # a bug in a source must not stop the other devices

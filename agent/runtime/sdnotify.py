@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Notifier:
         self._failed = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Notifier":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
         """The notifier systemd asked for through the environment (disabled when there is none).
 
         ``WATCHDOG_PID``, when set, names the process the watchdog is meant for: any other

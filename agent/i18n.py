@@ -549,7 +549,7 @@ class Text:
     def from_doc(cls, doc: Any) -> Text | None:
         if not isinstance(doc, Mapping) or not isinstance(doc.get("code"), str):
             return None
-        args = doc.get("args") if isinstance(doc.get("args"), Mapping) else {}
+        args = raw if isinstance(raw := doc.get("args"), Mapping) else {}
         return cls(doc["code"], {k: cls.from_doc(v) or v if isinstance(v, Mapping) else v
                                  for k, v in args.items()})
 

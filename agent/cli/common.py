@@ -95,7 +95,7 @@ class Located:
         self.state_dir = cfg.state_dir if cfg else str(raw.get("state_dir") or DEFAULT_STATE_DIR)
         self.socket = socket_path(cfg) if cfg else \
             str(raw.get("control_socket") or os.path.join(self.state_dir, SOCKET_NAME))
-        buf = raw.get("buffer") if isinstance(raw.get("buffer"), dict) else {}
+        buf = b if isinstance(b := raw.get("buffer"), dict) else {}
         self.buffer_path = cfg.buffer.path if cfg else \
             str(buf.get("path") or os.path.join(self.state_dir, "buffer.sqlite"))
 

@@ -36,7 +36,11 @@ STATUS_FILE = "status.json"      # written by the running agent; holds its pid
 def register(cfg: argparse.ArgumentParser, t: Messages) -> None:
     """Add show-pushed, diff and use-local to ``clinic-agent config``."""
     add_lang(cfg, t)
-    cfg.set_defaults(func=lambda args: (cfg.print_help(), EXIT_CONFIG)[1])
+    def show_help(args: argparse.Namespace) -> int:
+        cfg.print_help()
+        return EXIT_CONFIG
+
+    cfg.set_defaults(func=show_help)
     sub = cfg.add_subparsers(metavar=t("help.meta.action"), title=t("help.title.actions"))
 
     p = sub.add_parser("show-pushed", help=t("help.config.show_pushed"),
@@ -138,6 +142,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if pushed is None:
         term.print(t("cfgcmd.none_pushed"))
         return EXIT_OK
+    assert state.latest_push is not None   # a pushed file is read only from the latest push
     try:
         local = Path(args.config).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -169,7 +174,8 @@ def cmd_use_local(args: argparse.Namespace) -> int:
     if before.active is None and not before.confirming:
         term.print(t("cfgcmd.already_local", path=args.config))
         return EXIT_OK
-    version = before.active.get("version") if before.active else before.confirming.get("version")
+    version = before.active.get("version") if before.active \
+        else (before.confirming or {}).get("version")
 
     def set_aside(s: RemoteState) -> None:
         s.set_aside = {"version": version, "at": now, "by": "clinic-agent config use-local"}

@@ -18,8 +18,9 @@ import queue
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.publish.topics import Topics
 from agent.remote.envelope import (
@@ -39,6 +40,9 @@ from agent.remote.fleet import (
     config_payload,
     format_table,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_VALID_FOR = "7d"
@@ -163,10 +167,11 @@ def _version(args: argparse.Namespace) -> int:
         args.version = int(time.time())
     if args.version < 1:
         raise FleetError("--version must be 1 or more")
-    return args.version
+    version: int = args.version
+    return version
 
 
-def _private_key(path: str):
+def _private_key(path: str) -> Ed25519PrivateKey:
     try:
         return load_private_key(path)
     except KeyFileError as exc:
@@ -226,10 +231,10 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def _await_config(link: OperatorLink, prefix: str, sites: list[str], version: Any,
-                  wait_s: float) -> dict[str, dict]:
+                  wait_s: float) -> dict[str, dict[str, Any]]:
     """Each site's final event about ``version``, as published on its config state topic."""
     by_topic = {Topics(prefix, s).config_state: s for s in sites}
-    outcomes: dict[str, dict] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
     for topic, payload, _ in _messages(link, wait_s, until=lambda: len(outcomes) == len(sites)):
         site = by_topic.get(topic)
         try:
@@ -242,7 +247,8 @@ def _await_config(link: OperatorLink, prefix: str, sites: list[str], version: An
     return outcomes
 
 
-def _messages(link: OperatorLink, wait_s: float, *, until):
+def _messages(link: OperatorLink, wait_s: float, *,
+              until: Callable[[], bool]) -> Iterator[tuple[str, bytes, bool]]:
     """Every message held by ``link.sync()``, then new ones until ``until()`` or ``wait_s`` passes."""
     deadline = time.monotonic() + wait_s
     while link.pending:
@@ -272,7 +278,7 @@ def cmd_command(args: argparse.Namespace) -> int:
     except FleetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     sites = payload["sites"]
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         with OperatorLink(opts) as link:
             topics = {Topics(opts.prefix, s).command_result: s for s in sites}

@@ -23,7 +23,11 @@ from agent.i18n import Messages
 
 def register(p: argparse.ArgumentParser, t: Messages) -> None:
     add_lang(p, t)
-    p.set_defaults(func=lambda args: (p.print_help(), EXIT_CONFIG)[1])
+    def show_help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return EXIT_CONFIG
+
+    p.set_defaults(func=show_help)
     ssub = p.add_subparsers(metavar="modbus|snmp", title=t("help.title.actions"))
     m = add_common(ssub.add_parser("modbus", help=t("help.scan.modbus"),
                                    description=t("help.scan.modbus")), t)

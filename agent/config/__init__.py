@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agent.config import events as events_cfg
 from agent.config.devices import DeviceConfig, parse_devices
@@ -186,7 +186,8 @@ def salvage_config(path: str | os.PathLike[str]) -> tuple[AgentConfig | None, li
         except ConfigError as exc:
             bad = {str(getattr(p, "path", "")).split(".")[0].split("[")[0] for p in exc.details}
             if "mqtt" in bad and "mqtt" in base:
-                mqtt_bad = {str(p.path) for p in exc.details if str(p.path).startswith("mqtt.")}
+                problems = cast("list[Problem]", exc.details)   # parse_config reports Problems
+                mqtt_bad = {str(p.path) for p in problems if str(p.path).startswith("mqtt.")}
                 if any(k in mqtt_bad for k in ("mqtt.host", "mqtt.port", "mqtt.tls")) \
                         or not isinstance(base["mqtt"], dict):
                     return None, []
@@ -198,7 +199,7 @@ def salvage_config(path: str | os.PathLike[str]) -> tuple[AgentConfig | None, li
     else:
         return None, []
     kept, skipped = [], []
-    devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    devices = d if isinstance(d := data.get("devices"), list) else []
     for i, dev in enumerate(devices):
         try:
             parse_config({**base, "devices": [dev]}, source=str(path))

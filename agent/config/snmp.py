@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from agent.config import snmp_profiles
 from agent.config.fields import Table, show
@@ -232,7 +232,7 @@ def _protocol(t: Table, key: str, choices: tuple[str, ...], *, key_name: str,
                       choices=", ".join(choices[1:]))
             return None
         return "none"
-    return t.str(key, None, choices=choices)
+    return cast("str | None", t.str(key, None, choices=choices))
 
 
 def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:

@@ -80,6 +80,7 @@ def explain(message: str, lines: list[str], *, secret: bool = False) -> tuple[Pr
     """The problem tomllib's ``message`` stands for, the line (1-based) and that line fixed (or
     blanked) so parsing can go on; no line when it cannot be found."""
     m = _POSITION.search(message)
+    line_no: int | None
     if m:
         line_no = int(m.group(1))
     else:   # "at end of document": an unclosed quote, list or table

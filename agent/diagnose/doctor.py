@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.clock import RELEASE_FLOOR
-from agent.config import AgentConfig, BrokerAddress, load_config, salvage_config
+from agent.config import AgentConfig, BrokerAddress, DeviceConfig, load_config, salvage_config
 from agent.control.server import ControlClient, ControlError, NoPermission, socket_path
 from agent.errors import ConfigError, PublishError
 from agent.i18n import Text, text
@@ -54,7 +54,7 @@ class Check:
     details: list[Any] = field(default_factory=list)   # e.g. each config problem (fields.Problem)
 
 
-PollDirect = Callable[[AgentConfig, list], list[dict[str, Any]]]
+PollDirect = Callable[[AgentConfig, list[DeviceConfig]], list[dict[str, Any]]]
 
 
 def run(config_path: str, *, poll_direct: PollDirect,
@@ -258,7 +258,7 @@ def _speaks_plain_mqtt(broker: BrokerAddress, timeout: float) -> bool:
 
 
 def _verify_failure(exc: ssl.SSLCertVerificationError, where: str, host: str, ca: str,
-                    cert: dict | None) -> Check:
+                    cert: dict[str, Any] | None) -> Check:
     code = exc.verify_code
     params = {"where": where, "error": exc.verify_message or str(exc), "ca": ca or "system",
               "host": host, "names": ", ".join(cert["names"]) if cert else "?",
@@ -276,7 +276,7 @@ def _verify_failure(exc: ssl.SSLCertVerificationError, where: str, host: str, ca
     return Check("tls", where, "fail", "doctor.tls.verify_other", params, "hint.tls_other")
 
 
-def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict | None:
+def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict[str, Any] | None:
     """The broker's certificate, fetched without verifying it, as a few plain fields."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -292,7 +292,7 @@ def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict | None:
     return _describe_certificate(der)
 
 
-def _describe_certificate(der: bytes) -> dict | None:
+def _describe_certificate(der: bytes) -> dict[str, Any] | None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
     try:
@@ -316,7 +316,8 @@ def _describe_certificate(der: bytes) -> dict | None:
             "not_after": cert.not_valid_after_utc.timestamp()}
 
 
-def _cert_checks(where: str, cert: dict, *, verified: bool, now: float | None = None) -> Iterator[Check]:
+def _cert_checks(where: str, cert: dict[str, Any], *, verified: bool,
+                 now: float | None = None) -> Iterator[Check]:
     now = time.time() if now is None else now
     params = {"until": _iso(cert["not_after"]), "since": _iso(cert["not_before"]),
               "issuer": cert["issuer"], "subject": cert["subject"],
@@ -414,7 +415,7 @@ def device_hint(kind: str, status: str) -> str:
         if f"hint.device.{status}" in MESSAGES else "hint.device.error"
 
 
-def _poll_budget(devices: list) -> float:
+def _poll_budget(devices: list[DeviceConfig]) -> float:
     from agent.runtime.poller import hard_deadline
     return max(hard_deadline(d) for d in devices) * 2 + 10
 

@@ -17,11 +17,15 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
 from agent.sources.modbus_link import BusParams, ConnectionLost, ExceptionResponse, ModbusLink
+
+if TYPE_CHECKING:
+    from agent.sources.snmp_client import VarBind
 
 Progress = Callable[[int, int, str], None]      # done, total, what is being tried
 
@@ -121,7 +125,7 @@ async def scan_modbus(settings: Sequence[BusParams], units: Sequence[int], *, ti
 
 
 async def _sweep(scan: ModbusScan, params: BusParams, units: Sequence[int], timeout: float,
-                 progress: Progress, state: dict) -> tuple[bool, bool]:
+                 progress: Progress, state: dict[str, int]) -> tuple[bool, bool]:
     """Probe ``units`` under one setting; (anything found, could not open the bus)."""
     if not units:
         return any(f.params == params for f in scan.found), False
@@ -182,7 +186,7 @@ async def _probe_unit(link: ModbusLink, params: BusParams, unit: int,
     return ModbusFound(unit, params, exception=exception)
 
 
-async def _read(link: ModbusLink, table: str, unit: int, timeout: float) -> list:
+async def _read(link: ModbusLink, table: str, unit: int, timeout: float) -> list[int] | list[bool]:
     for attempt in (1, 2):
         if not link.connected:
             await link.connect(max(timeout, 2.0))
@@ -271,13 +275,13 @@ async def scan_snmp(target: str, port: int, communities: Sequence[str], *, timeo
             await client.close()
         answered.add(community)
         by_oid = {vb.oid: vb for vb in vbs}
+        object_id = by_oid[SYS_OBJECT_ID].value if SYS_OBJECT_ID in by_oid else None
+        uptime = by_oid[SYS_UPTIME].value if SYS_UPTIME in by_oid else None
         scan.found.append(SnmpFound(
             version=version, community=community,
             sys_descr=_text(by_oid.get(SYS_DESCR)), sys_name=_text(by_oid.get(SYS_NAME)),
-            sys_object_id=".".join(map(str, by_oid[SYS_OBJECT_ID].value))
-            if SYS_OBJECT_ID in by_oid and isinstance(by_oid[SYS_OBJECT_ID].value, tuple) else "",
-            uptime_s=(by_oid[SYS_UPTIME].value / 100) if SYS_UPTIME in by_oid
-            and isinstance(by_oid[SYS_UPTIME].value, int) else None))
+            sys_object_id=".".join(map(str, object_id)) if isinstance(object_id, tuple) else "",
+            uptime_s=(uptime / 100) if isinstance(uptime, int) else None))
     if try_v3:
         progress(len(attempts), total, f"{target}:{port}  v3")
         scan.v3 = await _v3_answers(target, port, timeout)
@@ -302,7 +306,7 @@ async def _v3_answers(target: str, port: int, timeout: float) -> bool:
         await client.close()
 
 
-def _text(vb) -> str:
+def _text(vb: VarBind | None) -> str:
     if vb is None or not isinstance(vb.value, bytes):
         return ""
     return vb.value.decode("utf-8", errors="replace").strip()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from agent.config.devices import DEVICE_NAME_PATTERN
 from agent.remote.checks import Ignored, Reason, Rejection, common_checks
@@ -117,7 +117,7 @@ def _claimed_id(data: bytes) -> str | None:
     return cid if isinstance(cid, str) and re.fullmatch(COMMAND_ID_PATTERN, cid) else None
 
 
-def _action(name: str, args: dict, ctx: CommandContext) -> Action | str:
+def _action(name: str, args: dict[str, Any], ctx: CommandContext) -> Action | str:
     """The typed action, or what is wrong with the arguments."""
     allowed = {"poll_now": {"device"}, "diagnostics": set(), "resend": {"first_seq", "last_seq"}}[name]
     unknown = sorted(str(k)[:40] for k in args if k not in allowed)
@@ -138,6 +138,7 @@ def _action(name: str, args: dict, ctx: CommandContext) -> Action | str:
     if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _MAX_SEQ
                for v in (first, last)):
         return "first_seq and last_seq must be sequence numbers (integers >= 1)"
+    assert isinstance(first, int) and isinstance(last, int)   # checked just above
     if last < first or last - first >= MAX_RESEND:
         return f"expected first_seq <= last_seq and at most {MAX_RESEND} readings"
     return Resend(first, last)

@@ -184,7 +184,7 @@ def inherit_local(data: dict[str, Any], local_doc: Mapping[str, Any]) -> list[st
         else:
             data.pop(key, None)
     for table, key in LOCAL_ONLY_IN_TABLES:
-        local_t = local_doc.get(table) if isinstance(local_doc.get(table), dict) else {}
+        local_t = lt if isinstance(lt := local_doc.get(table), dict) else {}
         pushed_t = data.get(table)
         if isinstance(pushed_t, dict):
             pushed_t = data[table] = dict(pushed_t)

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ from agent.remote.ratelimit import RateLimiter
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from agent.control.api import AgentControl
     from agent.publish.mqtt_link import MqttLink
 
@@ -69,7 +72,7 @@ class RemoteService:
         self.running_text = ""
         self.wake = asyncio.Event()          # set on every broker connection
         self._push_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rejected: deque[str] = deque(maxlen=32)   # envelope hashes refused, in memory only
         self._commands_seen: dict[str, float] = {}      # command id -> its not_after (persisted)
         self._logged: dict[str, float] = {}
@@ -128,6 +131,7 @@ class RemoteService:
             pushed = await asyncio.to_thread(self._load_active)
         if pushed is not None:
             chosen, self.running_text = pushed
+            assert self.state.active is not None   # pushed was loaded from it
             self.running = dict(self.state.active)
         else:
             self._run_local(local_cfg)
@@ -222,6 +226,8 @@ class RemoteService:
 
     async def _confirm_after_restart(self, cfg: AgentConfig) -> None:
         async with self._push_lock:
+            # spawned by startup, once these are set
+            assert self.store is not None and self.local is not None and self.local_cfg is not None
             confirming = self.state.confirming or {}
             version = confirming.get("version")
             timeout = self.agent.config.remote.confirm_timeout_s
@@ -400,7 +406,7 @@ class RemoteService:
     def _load_active(self) -> tuple[AgentConfig, str] | None:
         """The pushed config in effect, re-validated against today's local file; None if unusable
         (the state then records that the local file took over)."""
-        assert self.store is not None and self.state.active is not None
+        assert self.store is not None and self.state.active is not None and self.local is not None
         active = self.state.active
         text = self.store.read_config(active.get("file"))
         try:
@@ -422,7 +428,7 @@ class RemoteService:
             self.state = self.store.update(record)
             return None
 
-    def _trusted_keys(self, cfg: AgentConfig):
+    def _trusted_keys(self, cfg: AgentConfig) -> dict[str, Ed25519PublicKey]:
         keys, problems = load_trusted_keys(cfg.remote.trusted_keys_dir)
         for p in problems:
             self._log_once(f"key:{p}", "trusted key ignored: %s", p)
@@ -439,7 +445,7 @@ class RemoteService:
             self._log_once("cmd:persist", "cannot record remote command %s in %s (%s); it is "
                            "remembered until the agent restarts", command_id, self.store.path, exc)
 
-    async def _update(self, change) -> None:
+    async def _update(self, change: Callable[[RemoteState], None]) -> None:
         assert self.store is not None
         self.state = await asyncio.to_thread(self.store.update, change)
 
@@ -451,12 +457,12 @@ class RemoteService:
             self._logged[key] = now
         log.log(level, msg, *args)
 
-    def _spawn(self, coro, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
@@ -469,6 +475,6 @@ def _public(meta: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in meta.items() if k != "file"}
 
 
-def _publish_done(fut: asyncio.Future) -> None:
+def _publish_done(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.debug("remote management publish not acknowledged: %s", fut.exception())

@@ -34,16 +34,18 @@ LKG_FILE = f"{CONFIG_DIR}/last-known-good.toml"
 HANDLED_KEEP = 32          # envelope hashes remembered, so re-deliveries stay no-ops
 COMMANDS_KEEP = 1000       # command ids remembered until they expire (at most an hour each)
 
+Doc = dict[str, Any]       # a JSON object, as kept in the state file
+
 
 @dataclass
 class RemoteState:
     highest_version: int = 0
-    active: dict | None = None            # the push in effect (meta + applied_at + file); None: local file
-    last_known_good: dict | None = None   # what ran before the latest push ({"source": "local"|"push", ...})
-    latest_push: dict | None = None       # the newest push accepted, also once rolled back or set aside
-    confirming: dict | None = None        # {"version", "since", "timeout_s"} while commit-confirmed runs
-    set_aside: dict | None = None         # {"version", "at", "by"}: the technician chose the local file
-    last_event: dict | None = None        # the last thing that happened, as published
+    active: Doc | None = None            # the push in effect (meta + applied_at + file); None: local file
+    last_known_good: Doc | None = None   # what ran before the latest push ({"source": "local"|"push", ...})
+    latest_push: Doc | None = None       # the newest push accepted, also once rolled back or set aside
+    confirming: Doc | None = None        # {"version", "since", "timeout_s"} while commit-confirmed runs
+    set_aside: Doc | None = None         # {"version", "at", "by"}: the technician chose the local file
+    last_event: Doc | None = None        # the last thing that happened, as published
     handled: list[str] = field(default_factory=list)
     # Commands carried out, id -> not_after: kept across restarts, so a captured command cannot
     # be replayed to a restarted agent before it expires.
@@ -65,7 +67,7 @@ class RemoteState:
                                and not isinstance(v, bool)}
         return state
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def remember(self, envelope_sha256: str) -> None:

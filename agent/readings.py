@@ -7,9 +7,8 @@ and the poll's UTC time into ``Reading``s; the store gives each a sequence numbe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
-Value = Union[float, int, str, bool, None]
+Value = float | int | str | bool | None
 
 
 @dataclass(frozen=True, slots=True)

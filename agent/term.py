@@ -12,7 +12,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import TextIO, Union
+from typing import TextIO
 
 from agent.i18n import Messages, language
 
@@ -20,7 +20,7 @@ _ANSI = {"ok": "32", "fail": "31;1", "warn": "33", "skip": "2", "bold": "1", "di
          "head": "1;4", "value": "36"}
 _ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
-Cell = Union[str, tuple[str, str]]   # text, or (text, style)
+Cell = str | tuple[str, str]   # text, or (text, style)
 
 
 def wants_colour(stream: TextIO, env: Mapping[str, str]) -> bool:

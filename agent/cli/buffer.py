@@ -106,7 +106,8 @@ def cmd_buffer_export(args: argparse.Namespace) -> int:
     to_stdout = args.csv == "-"
     try:
         rows = readings_between(loc.buffer_path, start, end, rejected=args.rejected)
-        out = sys.stdout if to_stdout else open(args.csv, "w", newline="", encoding="utf-8")
+        out = sys.stdout if to_stdout else \
+            open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
     except (StoreError, OSError) as exc:
         term.print(t("buffer.unreadable", path=loc.buffer_path if isinstance(exc, StoreError)
                      else args.csv, error=str(exc)), err=True)

@@ -59,7 +59,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             "active": [{"id": a.id, "kind": a.kind, "cond": a.cond, "dev": a.dev,
                         "start": a.start, "values": dict(a.values),
                         "text": line} for a, line in
-                       zip(active, render.active_lines(active, t, now=now))],
+                       zip(active, render.active_lines(active, t, now=now), strict=False)],
             "events": [wire.event_doc(e) for e in events]}
         print_json(term, doc)
         return EXIT_PROBLEM if active else EXIT_OK

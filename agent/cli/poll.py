@@ -93,12 +93,12 @@ async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[d
     clock = ClockGuard()
     sources = [factory.build(d) for d in devices]
     try:
-        outcomes = await asyncio.gather(*(poll_once(d, s, clock) for d, s in zip(devices, sources)))
+        outcomes = await asyncio.gather(*(poll_once(d, s, clock) for d, s in zip(devices, sources, strict=False)))
     finally:
         for s in sources:
             await s.close()
         await factory.close()
-    return [poll_result(d, readings) for d, (readings, _, _) in zip(devices, outcomes)]
+    return [poll_result(d, readings) for d, (readings, _, _) in zip(devices, outcomes, strict=False)]
 
 
 def _render_poll(term: Term, results: list[dict[str, Any]]) -> None:

@@ -71,7 +71,7 @@ def _check_wan_routers(tables: list[Table], devices: list[DeviceConfig]) -> None
     """A wan device's ``router`` must name an SNMP device of the same file (typos are silent
     otherwise: the router's view of the WAN would just never appear)."""
     kinds = {d.name: d.kind for d in devices}
-    for t, dev in zip(tables, devices):
+    for t, dev in zip(tables, devices, strict=False):
         router = getattr(dev.settings, "router", None) if dev.kind == "wan" else None
         if router is None or kinds.get(router) == "snmp":
             continue

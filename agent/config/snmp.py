@@ -197,7 +197,7 @@ def parse(t: Table) -> SnmpSettings:
 
 
 def _parse_v3(t: Table) -> tuple[Any, ...]:
-    user = t.str("user", pattern=r"[^\s]{1,%d}" % MAX_USER_LENGTH,
+    user = t.str("user", pattern=rf"[^\s]{{1,{MAX_USER_LENGTH}}}",
                  what=text("cfg.what.v3_user", n=MAX_USER_LENGTH))
     auth_key = _secret(t, "auth_key", min_length=MIN_KEY_LENGTH)
     priv_key = _secret(t, "priv_key", min_length=MIN_KEY_LENGTH)
@@ -244,8 +244,8 @@ def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
 def _selectors(t: Table) -> tuple[InterfaceSelector, ...]:
     texts = t.str_list("interfaces", ()) or ()
     selectors = []
-    for i, text in enumerate(texts):
-        selector = _selector(t, f"interfaces[{i}]", text)
+    for i, words in enumerate(texts):
+        selector = _selector(t, f"interfaces[{i}]", words)
         if selector is not None:
             selectors.append(selector)
     return tuple(selectors)

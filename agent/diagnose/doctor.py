@@ -213,9 +213,9 @@ def _tls_checks(cfg: AgentConfig, broker: BrokerAddress, timeout: float) -> Iter
         return
     cert = _peer_certificate(broker, timeout)   # unverified: to explain what is wrong with it
     try:
-        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
-                version = tls.version() or "TLS"
+        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
+            version = tls.version() or "TLS"
     except ssl.SSLCertVerificationError as exc:
         yield _verify_failure(exc, where, broker.host, ca, cert)
         if cert is not None:
@@ -282,9 +282,9 @@ def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict[str, Any] |
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
-                der = tls.getpeercert(binary_form=True)
+        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
+            der = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError):
         return None
     if not der:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from agent.config.devices import DEVICE_NAME_PATTERN
 from agent.remote.checks import Ignored, Reason, Rejection, common_checks
@@ -51,7 +51,7 @@ class Resend:
     last_seq: int
 
 
-Action = Union[PollNow, Diagnostics, Resend]
+Action = PollNow | Diagnostics | Resend
 COMMAND_NAMES = {"poll_now": PollNow, "diagnostics": Diagnostics, "resend": Resend}
 
 

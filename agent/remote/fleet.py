@@ -307,7 +307,7 @@ def format_table(rows: list[dict[str, Any]], *, now: float) -> str:
                       config, "?" if r["backlog"] is None else str(r["backlog"]),
                       "; ".join(r["problems"]) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
                      for line in lines)
 
 

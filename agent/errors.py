@@ -28,7 +28,8 @@ class ConfigError(AgentError):
 
 
 class SourceError(AgentError):
-    """A device poll failed. ``status`` is the short status published, ``reason`` the plain-words why."""
+    """A device poll failed. ``status`` is the short status published, ``reason`` the
+    plain-words why."""
 
     status = "error"
 
@@ -50,7 +51,8 @@ class DeviceRefused(SourceError):
 
 
 class DeviceProtocolError(SourceError):
-    """The device answered, but with something we cannot use (wrong type, garbage, exception code)."""
+    """The device answered, but with something we cannot use (wrong type, garbage, exception
+    code)."""
 
     status = "bad_answer"
 

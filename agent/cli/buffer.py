@@ -36,7 +36,8 @@ def register(p: argparse.ArgumentParser, t: Messages) -> None:
     e = bsub.add_parser("export", help=t("help.buffer.export"), description=t("help.buffer.export"))
     e.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
                    help=t("help.opt.config", default=DEFAULT_CONFIG))
-    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=t("help.opt.json"))
+    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help=t("help.opt.json"))
     add_lang(e, t)
     e.add_argument("--from", dest="start", metavar="ISO", help=t("help.export.from"))
     e.add_argument("--to", dest="end", metavar="ISO", help=t("help.export.to"))
@@ -87,7 +88,8 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         [t("buffer.rejected"), t("buffer.rejected_value", n=summary.rejected)],
         [t("buffer.size"), size(summary.file_bytes)]]
     if doc["held_in_memory"]:
-        rows.append([t("buffer.in_memory"), (t("buffer.readings", n=doc["held_in_memory"]), "fail")])
+        rows.append([t("buffer.in_memory"),
+                     (t("buffer.readings", n=doc["held_in_memory"]), "fail")])
     term.table(rows)
     return EXIT_OK
 

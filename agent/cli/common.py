@@ -107,7 +107,8 @@ class Located:
         return {k: v for k, v in data.items() if isinstance(v, (str, dict))}
 
 
-def connect(term: Term, loc: Located, *, timeout: float = 15) -> tuple[ControlClient | None, int | None]:
+def connect(term: Term, loc: Located, *,
+            timeout: float = 15) -> tuple[ControlClient | None, int | None]:
     """The running agent, or None; an exit code when it is there but out of reach."""
     try:
         return ControlClient.connect(loc.socket, timeout=timeout), None

@@ -149,7 +149,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         term.print(t("cfgcmd.cannot_read", path=args.config,
                      error=getattr(exc, "strerror", None) or str(exc)), err=True)
         return EXIT_CONFIG
-    lines = list(difflib.unified_diff(local.splitlines(keepends=True), pushed.splitlines(keepends=True),
+    lines = list(difflib.unified_diff(local.splitlines(keepends=True),
+                                      pushed.splitlines(keepends=True),
                                       fromfile=t("cfgcmd.diff_local", path=args.config),
                                       tofile=t("cfgcmd.diff_pushed",
                                                version=state.latest_push.get("version"))))

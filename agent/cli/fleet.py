@@ -88,7 +88,8 @@ def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
                    help="wait this long for the results (default: 15)")
     p.set_defaults(func=cmd_command)
 
-    p = sub.add_parser("status", help="every site seen on the broker: online, config, backlog, problems")
+    p = sub.add_parser("status",
+                       help="every site seen on the broker: online, config, backlog, problems")
     _broker_args(p)
     p.add_argument("--listen", type=float, default=35.0, metavar="SECONDS",
                    help="listen this long for the sites' health readings, sent every "
@@ -211,7 +212,8 @@ def cmd_push(args: argparse.Namespace) -> int:
                 link.subscribe([Topics(opts.prefix, s).config_state for s in sites])
                 link.sync()
             for site in sites:
-                link.publish(Topics(opts.prefix, site).config_set, envelope, retain=not args.no_retain)
+                link.publish(Topics(opts.prefix, site).config_set, envelope,
+                             retain=not args.no_retain)
             print(f"config v{version} published to {len(sites)} site(s)")
             if args.wait <= 0:
                 return EXIT_OK
@@ -221,7 +223,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     for site in sites:
         event = outcomes.get(site)
         if event is None:
-            print(f"{site}: no answer within {args.wait:g} s (offline? it gets the push when it connects)")
+            print(f"{site}: no answer within {args.wait:g} s "
+                  "(offline? it gets the push when it connects)")
         else:
             extra = "".join(f"\n    {p}" for p in event.get("problems", ()))
             print(f"{site}: {event['type']}" + (f" ({event.get('reason')}: {event.get('detail')})"
@@ -249,7 +252,8 @@ def _await_config(link: OperatorLink, prefix: str, sites: list[str], version: An
 
 def _messages(link: OperatorLink, wait_s: float, *,
               until: Callable[[], bool]) -> Iterator[tuple[str, bytes, bool]]:
-    """Every message held by ``link.sync()``, then new ones until ``until()`` or ``wait_s`` passes."""
+    """Every message held by ``link.sync()``, then new ones until ``until()`` or ``wait_s``
+    passes."""
     deadline = time.monotonic() + wait_s
     while link.pending:
         yield link.pending.pop(0)
@@ -285,7 +289,8 @@ def cmd_command(args: argparse.Namespace) -> int:
             link.subscribe(topics)
             for site in sites:
                 link.publish(Topics(opts.prefix, site).command, envelope)
-            for topic, raw, _ in _messages(link, args.wait, until=lambda: len(results) == len(sites)):
+            for topic, raw, _ in _messages(link, args.wait,
+                                           until=lambda: len(results) == len(sites)):
                 try:
                     doc = json.loads(raw)
                 except ValueError:
@@ -316,7 +321,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"listening for up to {args.listen:g} s for the sites' health readings",
                   file=sys.stderr, flush=True)
             for topic, payload, retained in _messages(
-                    link, args.listen, until=lambda: bool(view.sites) and not view.waiting_for_health()):
+                    link, args.listen,
+                    until=lambda: bool(view.sites) and not view.waiting_for_health()):
                 view.observe(topic, payload, retained=retained, now=time.time())
     except FleetError as exc:
         return _fail(str(exc), EXIT_PROBLEM)
@@ -324,7 +330,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(format_table(rows, now=time.time()) if rows else "no site has published on this broker")
+        print(format_table(rows, now=time.time()) if rows
+              else "no site has published on this broker")
     return EXIT_OK
 
 

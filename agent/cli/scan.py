@@ -46,7 +46,8 @@ def register(p: argparse.ArgumentParser, t: Messages) -> None:
                    help=t("help.scan.timeout_modbus"))
     m.add_argument("--all-settings", action="store_true", help=t("help.scan.all_settings"))
     m.set_defaults(func=cmd_scan_modbus)
-    s = add_common(ssub.add_parser("snmp", help=t("help.scan.snmp"), description=t("help.scan.snmp")), t)
+    s = add_common(ssub.add_parser("snmp", help=t("help.scan.snmp"),
+                                   description=t("help.scan.snmp")), t)
     s.add_argument("--target", metavar=t("help.meta.address"), help=t("help.scan.target"))
     s.add_argument("--port", type=int, default=161, metavar=t("help.meta.port"),
                    help=t("help.scan.snmp_port"))

@@ -148,7 +148,8 @@ def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str)
         for name in dev_secrets:
             if name not in names:
                 problems.append(Problem(f"devices.{name}", text(
-                    "cfg.secrets_no_device", names=", ".join(sorted(n for n in names if n)) or "-")))
+                    "cfg.secrets_no_device",
+                    names=", ".join(sorted(n for n in names if n)) or "-")))
         merged["devices"] = [
             {**d, **dev_secrets.get(d.get("name"), {})} if isinstance(d, dict) else d
             for d in data["devices"]

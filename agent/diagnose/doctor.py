@@ -354,7 +354,8 @@ def _mqtt_check(cfg: AgentConfig, broker: BrokerAddress) -> Check:
         if exc.code in _MQTT_BAD_LOGIN:
             return Check("mqtt", where, "fail", "doctor.mqtt.bad_login", params, "hint.mqtt_login")
         if exc.code in _MQTT_CLIENT_ID:
-            return Check("mqtt", where, "fail", "doctor.mqtt.client_id", params, "hint.mqtt_client_id")
+            return Check("mqtt", where, "fail", "doctor.mqtt.client_id", params,
+                         "hint.mqtt_client_id")
         return Check("mqtt", where, "fail", "doctor.mqtt.refused", params, "hint.mqtt_other")
     except PublishError as exc:
         return Check("mqtt", where, "fail", "doctor.mqtt.no_answer",
@@ -399,11 +400,13 @@ def device_check(res: dict[str, Any], kind: str, via: str) -> Check:
     values = [r for r in res["readings"] if not r["metric"].startswith("poll.")]
     reason = Text.from_doc(res.get("reason_code")) or res.get("reason") or ""
     params = {"device": name, "kind": kind, "status": text(f"devstatus.{status}")
-              if status in DEVICE_STATUSES else status, "reason": reason, "n": len(values), "via": via}
+              if status in DEVICE_STATUSES else status, "reason": reason, "n": len(values),
+              "via": via}
     if status == "ok" and values:
         return Check("device", name, "ok", "doctor.device.ok", params)
     if status == "ok":
-        return Check("device", name, "warn", "doctor.device.no_values", params, "hint.device.no_values")
+        return Check("device", name, "warn", "doctor.device.no_values", params,
+                     "hint.device.no_values")
     return Check("device", name, "fail", "doctor.device.failed", params, device_hint(kind, status))
 
 

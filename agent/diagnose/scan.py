@@ -33,7 +33,8 @@ COMMON_BAUDRATES = (9600, 19200, 4800, 38400, 2400, 57600, 115200)
 COMMON_PARITIES = ("N", "E", "O")
 COMMON_COMMUNITIES = ("public", "private")
 ALL_UNITS = tuple(range(1, 248))
-GATEWAY_CODES = (10, 11)   # "gateway path unavailable", "target device failed to respond": nobody there
+# "gateway path unavailable", "target device failed to respond": nobody there
+GATEWAY_CODES = (10, 11)
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
@@ -80,7 +81,8 @@ class ModbusScan:
     error: str | None = None                                # could not open the port / connect
 
 
-def serial_settings(port: str, baudrates: Sequence[int], parities: Sequence[str]) -> list[BusParams]:
+def serial_settings(port: str, baudrates: Sequence[int],
+                    parities: Sequence[str]) -> list[BusParams]:
     return [BusParams("rtu", serial_port=port, baudrate=b, parity=p, stopbits=1, bytesize=8)
             for b in baudrates for p in parities]
 
@@ -213,8 +215,8 @@ def modbus_entry(found: ModbusFound, *, name: str, comments: dict[str, str]) -> 
     p = found.params
     lines = ["[[devices]]", f'name = "{name}"', 'kind = "modbus"']
     if p.is_serial:
-        lines += ['transport = "rtu"', f'serial_port = "{p.serial_port}"', f"baudrate = {p.baudrate}",
-                  f'parity = "{p.parity}"', f"stopbits = {p.stopbits}"]
+        lines += ['transport = "rtu"', f'serial_port = "{p.serial_port}"',
+                  f"baudrate = {p.baudrate}", f'parity = "{p.parity}"', f"stopbits = {p.stopbits}"]
     else:
         if p.transport != "tcp":
             lines.append(f'transport = "{p.transport}"')
@@ -222,7 +224,8 @@ def modbus_entry(found: ModbusFound, *, name: str, comments: dict[str, str]) -> 
     lines += [f"unit_id = {found.unit}", "interval_s = 10", "timeout_s = 2", "",
               f"  # {comments['registers']}", "  [[devices.registers]]"]
     table = found.table or "holding"
-    lines += [f'  name = "{table}.r0"', f'  table = "{table}"', "  address = 0", '  type = "uint16"']
+    lines += [f'  name = "{table}.r0"', f'  table = "{table}"', "  address = 0",
+              '  type = "uint16"']
     return "\n".join(lines) + "\n"
 
 

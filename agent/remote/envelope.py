@@ -214,7 +214,8 @@ def _payload(doc: dict[str, Any]) -> Payload:
 
 # -- key files ---------------------------------------------------------------------------------
 
-def load_trusted_keys(directory: str | os.PathLike[str]) -> tuple[dict[str, Ed25519PublicKey], list[str]]:
+def load_trusted_keys(
+        directory: str | os.PathLike[str]) -> tuple[dict[str, Ed25519PublicKey], list[str]]:
     """Every ``*.pub`` Ed25519 key in ``directory`` by key id, and the problems with other files.
 
     A missing directory means no trusted keys (every push is refused), not an error.
@@ -241,7 +242,8 @@ def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except (OSError, ValueError, TypeError) as exc:
-        raise KeyFileError(f"{path}: not a readable PEM public key ({exc.__class__.__name__})") from exc
+        raise KeyFileError(
+            f"{path}: not a readable PEM public key ({exc.__class__.__name__})") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError(f"{path}: not an Ed25519 key")
     return key

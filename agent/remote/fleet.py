@@ -89,13 +89,15 @@ class OperatorLink:
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = lambda c, u, m: self.inbox.put((m.topic, bytes(m.payload), bool(m.retain)))
+        self.client.on_message = lambda c, u, m: self.inbox.put(
+            (m.topic, bytes(m.payload), bool(m.retain)))
 
     def __enter__(self) -> OperatorLink:
         try:
             self.client.connect(self.opts.host, self.opts.port, keepalive=30)
         except (OSError, ValueError) as exc:
-            raise FleetError(f"cannot reach the broker {self.opts.host}:{self.opts.port}: {exc}") from exc
+            raise FleetError(
+                f"cannot reach the broker {self.opts.host}:{self.opts.port}: {exc}") from exc
         self.client.loop_start()
         rc = self._wait(lambda: self._connect_rc, "the broker to accept the connection")
         if rc.is_failure:
@@ -300,15 +302,16 @@ def format_table(rows: list[dict[str, Any]], *, now: float) -> str:
     lines = [head]
     for r in rows:
         if r["config_source"] == "push":
-            config = f"v{r['config_version']}" + (" (confirming)" if r["config_state"] == "confirming" else "")
+            config = f"v{r['config_version']}" + \
+                (" (confirming)" if r["config_state"] == "confirming" else "")
         else:
             config = r["config_source"] or "?"
         lines.append((r["site"], r["state"], _ago(r["last_seen"], now),
                       config, "?" if r["backlog"] is None else str(r["backlog"]),
                       "; ".join(r["problems"]) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
-                     for line in lines)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))
+                     + "  " + line[-1] for line in lines)
 
 
 def _ago(ts: float | None, now: float) -> str:

@@ -33,9 +33,11 @@ from agent.remote.envelope import sha256_hex
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-# control_socket: the agent deletes a stale socket there at start, so a push must not aim it at a file.
+# control_socket: the agent deletes a stale socket there at start, so a push must not aim it at a
+# file.
 LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "control_socket", "remote")
-# The buffer file holds readings not yet sent: moving it by push would strand them at the next start.
+# The buffer file holds readings not yet sent: moving it by push would strand them at the next
+# start.
 LOCAL_ONLY_IN_TABLES = (("buffer", "path"),)
 LOCAL_ONLY_NAMES = (*LOCAL_ONLY[:-1], "buffer.path", "[remote]")
 MAX_VERSION = 2**53          # stays exact in every JSON reader
@@ -89,8 +91,8 @@ class LocalBasis:
     @classmethod
     def of(cls, cfg: AgentConfig) -> LocalBasis:
         """For an agent started without a config file (tests, embedding)."""
-        return cls({"site_id": cfg.site_id, "state_dir": cfg.state_dir, "remote": asdict(cfg.remote)},
-                   None, cfg.source)
+        return cls({"site_id": cfg.site_id, "state_dir": cfg.state_dir,
+                    "remote": asdict(cfg.remote)}, None, cfg.source)
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,8 @@ def check_push(data: bytes, ctx: PushContext) -> Accepted | Rejection | Ignored:
         return Rejection(Reason.INVALID_CONFIG, f"{len(exc.problems)} problem(s) in the config",
                          tuple(exc.problems), key_id=env.key_id, version=version)
     if cfg.mqtt.connect_timeout_s + CONNECT_MARGIN_S >= ctx.confirm_timeout_s:
-        problem = (f"mqtt.connect_timeout_s: {cfg.mqtt.connect_timeout_s:g} s leaves no time to reach "
-                   f"the broker within this site's [remote] confirm_timeout_s "
+        problem = (f"mqtt.connect_timeout_s: {cfg.mqtt.connect_timeout_s:g} s leaves no time to "
+                   f"reach the broker within this site's [remote] confirm_timeout_s "
                    f"({ctx.confirm_timeout_s:g} s): the push would always be rolled back")
         return Rejection(Reason.INVALID_CONFIG, "1 problem(s) in the config", (problem,),
                          key_id=env.key_id, version=version)
@@ -176,7 +178,8 @@ def inherit_local(data: dict[str, Any], local_doc: Mapping[str, Any]) -> list[st
     for key in LOCAL_ONLY:
         if key in data and data[key] != local_doc.get(key):
             where = f"[{key}]" if key == "remote" else key
-            now = "" if key == "remote" else f" (the site has {show(local_doc.get(key, 'the default'))})"
+            now = "" if key == "remote" else \
+                f" (the site has {show(local_doc.get(key, 'the default'))})"
             problems.append(f"{where}: set in the site's local file only; a push cannot change "
                             f"it{now}")
         if key in local_doc:

@@ -1,6 +1,7 @@
 """Remote management inside the running agent: thin glue between MQTT and the pure checks.
 
-    broker --config/set--> check_push (pure) --Accepted--> state files (atomic) -> Agent.apply_config
+    broker --config/set--> check_push (pure) --Accepted--> state files (atomic)
+                                |                            -> Agent.apply_config
                                 |                            -> commit-confirmed (confirm.py)
                                 +--Rejection-----------------> config/state (retained)
     broker --cmd---------> check_command (pure) --Accepted--> poll_now | diagnostics | resend
@@ -108,7 +109,8 @@ class RemoteService:
         return cfg
 
     async def on_connected(self, link: MqttLink) -> None:
-        """Forwarder hook, once per broker connection: subscribe and say what config is in effect."""
+        """Forwarder hook, once per broker connection: subscribe and say what config is in
+        effect."""
         cfg = self.agent.config
         if self.store is None or not cfg.remote.enabled:
             return
@@ -194,7 +196,8 @@ class RemoteService:
         prev_cfg, prev_running, prev_text = self.agent.config, self.running, self.running_text
         version, timeout = acc.meta.version, prev_cfg.remote.confirm_timeout_s
         now = time.time()
-        meta = {"source": "push", **asdict(acc.meta), "applied_at": now, "file": pushed_file(version)}
+        meta = {"source": "push", **asdict(acc.meta), "applied_at": now,
+                "file": pushed_file(version)}
         lkg = {**prev_running, "file": LKG_FILE}
         await asyncio.to_thread(self.store.write_config, meta["file"], acc.text)
         await asyncio.to_thread(self.store.write_config, LKG_FILE, prev_text)
@@ -210,8 +213,8 @@ class RemoteService:
                             "at": now}
         await self._update(record)
         log.info("applying pushed config v%d (signed by key %s, sha256 %s); rolling back unless "
-                 "the broker is reached within %g s", version, acc.meta.key_id, acc.meta.sha256[:12],
-                 timeout)
+                 "the broker is reached within %g s", version, acc.meta.key_id,
+                 acc.meta.sha256[:12], timeout)
 
         async def apply() -> None:
             self.running, self.running_text = meta, acc.text
@@ -220,7 +223,8 @@ class RemoteService:
         async def revert(why: str | None) -> None:
             await self._rollback(version, timeout, prev_cfg, lkg, prev_text, why=why)
 
-        if await commit_confirmed(apply=apply, revert=revert, reached=lambda: self._reached(acc.config),
+        if await commit_confirmed(apply=apply, revert=revert,
+                                  reached=lambda: self._reached(acc.config),
                                   wake=self.wake, timeout_s=timeout):
             await self._confirmed(version)
 
@@ -269,7 +273,8 @@ class RemoteService:
             reason, detail = "apply_failed", f"config v{version}: {why}"
         else:
             reason = "broker_unreachable"
-            detail = f"could not reach the broker ({brokers}) within {timeout:g} s with config v{version}"
+            detail = (f"could not reach the broker ({brokers}) within {timeout:g} s "
+                      f"with config v{version}")
             if link is not None and link.last_error:
                 detail += f"; last error: {link.last_error}"
         log.error("%s: going back to the last-known-good config", detail)
@@ -413,7 +418,8 @@ class RemoteService:
             if text is None:
                 raise ConfigError([f"{active.get('file')}: missing from the state directory"])
             if active.get("sha256") and sha256_hex(text.encode()) != active["sha256"]:
-                raise ConfigError([f"{active.get('file')}: content does not match its recorded hash"])
+                raise ConfigError(
+                    [f"{active.get('file')}: content does not match its recorded hash"])
             return load_effective(text, self.local, source=f"pushed v{active.get('version')}"), text
         except ConfigError as exc:
             log.error("pushed config v%s cannot be used (%s); using the local file instead",

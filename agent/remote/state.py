@@ -40,11 +40,16 @@ Doc = dict[str, Any]       # a JSON object, as kept in the state file
 @dataclass
 class RemoteState:
     highest_version: int = 0
-    active: Doc | None = None            # the push in effect (meta + applied_at + file); None: local file
-    last_known_good: Doc | None = None   # what ran before the latest push ({"source": "local"|"push", ...})
-    latest_push: Doc | None = None       # the newest push accepted, also once rolled back or set aside
-    confirming: Doc | None = None        # {"version", "since", "timeout_s"} while commit-confirmed runs
-    set_aside: Doc | None = None         # {"version", "at", "by"}: the technician chose the local file
+    active: Doc | None = None            # the push in effect (meta + applied_at + file);
+                                         # None: the local file
+    last_known_good: Doc | None = None   # what ran before the latest push
+                                         # ({"source": "local"|"push", ...})
+    latest_push: Doc | None = None       # the newest push accepted, also once rolled back or
+                                         # set aside
+    confirming: Doc | None = None        # {"version", "since", "timeout_s"} while
+                                         # commit-confirmed runs
+    set_aside: Doc | None = None         # {"version", "at", "by"}: the technician chose the
+                                         # local file
     last_event: Doc | None = None        # the last thing that happened, as published
     handled: list[str] = field(default_factory=list)
     # Commands carried out, id -> not_after: kept across restarts, so a captured command cannot
@@ -119,7 +124,8 @@ class StateStore:
         write_atomic(self.path, json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n")
 
     def update(self, change: Callable[[RemoteState], None]) -> RemoteState:
-        """Load, ``change(state)`` in place, save: under the lock, so the CLI and agent never race."""
+        """Load, ``change(state)`` in place, save: under the lock, so the CLI and agent never
+        race."""
         with self.locked():
             state = self.load()
             change(state)
@@ -140,7 +146,8 @@ class StateStore:
 
     def _prune(self, state: RemoteState) -> None:
         """Delete pushed config texts nothing refers to any more."""
-        keep = {Path(m["file"]).name for m in (state.active, state.last_known_good, state.latest_push)
+        keep = {Path(m["file"]).name
+                for m in (state.active, state.last_known_good, state.latest_push)
                 if isinstance(m, dict) and isinstance(m.get("file"), str)}
         for path in self.config_dir.glob("v*.toml"):
             if path.name not in keep:

@@ -48,7 +48,8 @@ class DeviceHealth:
     last_samples: list[Sample] = field(default_factory=list)
 
 
-async def poll_once(device: DeviceConfig, source: Source, clock: ClockGuard) -> tuple[list[Reading], str, str]:
+async def poll_once(device: DeviceConfig, source: Source,
+                    clock: ClockGuard) -> tuple[list[Reading], str, str]:
     """Poll ``source`` once: readings (samples plus status), status and reason. Never raises
     ``SourceError``: a failure becomes the status readings."""
     wall, flags = clock.stamp()

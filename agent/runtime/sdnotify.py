@@ -107,7 +107,8 @@ class Notifier:
 
 async def watchdog_loop(notifier: Notifier, interval_s: float | None = None, *,
                         healthy: Callable[[], tuple[bool, str]] | None = None) -> None:
-    """Ping ``WATCHDOG=1`` every ``interval_s`` (default: half of ``WATCHDOG_USEC``) until cancelled.
+    """Ping ``WATCHDOG=1`` every ``interval_s`` (default: half of ``WATCHDOG_USEC``) until
+    cancelled.
 
     Runs as a task on the loop it guards, so it pings only while that loop is responsive; and,
     with ``healthy`` (the supervisor's check), only while every task is alive and making

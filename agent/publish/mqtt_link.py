@@ -13,12 +13,15 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerAddress, MqttConfig
 from agent.errors import PublishError
@@ -71,7 +74,8 @@ class _PahoClient(mqtt.Client):
 
 
 class MqttLink:
-    """A single MQTT connection. ``await link.connect()``, ``await link.publish(...)``, ``close()``."""
+    """A single MQTT connection. ``await link.connect()``, ``await link.publish(...)``,
+    ``close()``."""
 
     def __init__(self, cfg: MqttConfig, broker: BrokerAddress, *, will: Will | None = None,
                  max_inflight: int = 32) -> None:
@@ -81,14 +85,15 @@ class MqttLink:
         kwargs: dict[str, Any] = {"client_id": cfg.client_id, "protocol": self.protocol}
         if self.protocol == mqtt.MQTTv311:
             kwargs["clean_session"] = True
-        self.client = _PahoClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        self.client = _PahoClient(CallbackAPIVersion.VERSION2, **kwargs)
         # Sends and receives wake paho's thread at once; the timeout only paces its keep-alive
         # check. A quarter of the keep-alive keeps pings well inside the broker's 1.5 periods.
         self.client.loop_timeout_s = max(1.0, cfg.keepalive_s / 4)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         if cfg.username:
-            self.client.username_pw_set(cfg.username, cfg.password.reveal() if cfg.password else None)
+            self.client.username_pw_set(cfg.username,
+                                        cfg.password.reveal() if cfg.password else None)
         if cfg.tls:
             # Verification is always on: CA from the config, or the system's trust store.
             ctx = ssl.create_default_context(cafile=cfg.ca_file)
@@ -124,25 +129,29 @@ class MqttLink:
         try:
             # The TCP connect and TLS handshake run here, not in paho's thread, so their errors
             # reach us (paho's own loop would only retry them silently).
-            await asyncio.wait_for(asyncio.to_thread(self._open_socket), self.cfg.connect_timeout_s + 2)
+            await asyncio.wait_for(asyncio.to_thread(self._open_socket),
+                                   self.cfg.connect_timeout_s + 2)
             self.client.loop_start()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
             self.connected_at = time.monotonic()
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             self._stop_loop()
             raise PublishError(f"no answer from broker {where} within "
                                f"{self.cfg.connect_timeout_s:g}s") from exc
         except ssl.SSLCertVerificationError as exc:
             self._stop_loop()
             raise PublishError(f"TLS: the certificate of broker {where} could not be verified "
-                               f"({exc.verify_message}); check mqtt.ca_file and the PC's clock") from exc
+                               f"({exc.verify_message}); check mqtt.ca_file and the PC's "
+                               "clock") from exc
         except ssl.SSLError as exc:
             self._stop_loop()
             raise PublishError(f"TLS handshake with broker {where} failed ({exc.reason or exc}); "
-                               f"is it a TLS port, and does it accept our client certificate?") from exc
+                               "is it a TLS port, and does it accept our client "
+                               "certificate?") from exc
         except ConnectionRefusedError as exc:
             self._stop_loop()
-            raise PublishError(f"nothing listening at broker {where} (broker down or wrong port)") from exc
+            raise PublishError(
+                f"nothing listening at broker {where} (broker down or wrong port)") from exc
         except socket.gaierror as exc:
             self._stop_loop()
             raise PublishError(f"cannot resolve broker host {self.broker.host!r} (DNS)") from exc
@@ -162,12 +171,14 @@ class MqttLink:
         else:
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             self._call(self._resolve_connect, ConnectRefused(
                 f"broker refused the connection: {reason_code}", int(reason_code.value)))
         else:
-            size = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
+            size = getattr(properties, "MaximumPacketSize", None) \
+                if properties is not None else None
             self.max_packet_size = int(size) if size else None
             self._call(self._resolve_connect, None)
 
@@ -180,7 +191,8 @@ class MqttLink:
         else:
             fut.set_exception(exc)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
         # Stop paho's own retry loop: the forwarder decides when and where to reconnect.
         try:
             client.disconnect()
@@ -209,7 +221,7 @@ class MqttLink:
         if final is not None and not self.lost.is_set():
             try:
                 await asyncio.wait_for(self.publish(final[0], final[1], retain=True), 3)
-            except (PublishError, asyncio.TimeoutError):
+            except (TimeoutError, PublishError):
                 pass
         self._stop_loop()
         self._mark_lost("closed")
@@ -250,7 +262,8 @@ class MqttLink:
             self._settle(fut, *early)
         return fut
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
+                    properties: Properties) -> None:
         code = getattr(reason_code, "value", 0) or 0
         text = str(reason_code)
         with self._lock:
@@ -272,19 +285,19 @@ class MqttLink:
 
     # -- subscribing ---------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, handler) -> None:
+    def subscribe(self, topic: str, handler: Callable[[str, bytes], object]) -> None:
         """Call ``handler(topic, payload)`` in the event loop for each message on ``topic``."""
         self._subscriptions[topic] = handler
         self.client.subscribe(topic, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         for pattern, handler in self._subscriptions.items():
             if mqtt.topic_matches_sub(pattern, msg.topic):
                 self._call(handler, msg.topic, bytes(msg.payload))
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _call(self, fn, *args) -> None:
+    def _call(self, fn: Callable[..., object], *args: Any) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -293,6 +306,6 @@ class MqttLink:
                 pass
 
 
-def _mark_retrieved(fut: asyncio.Future) -> None:
+def _mark_retrieved(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()

@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.errors import ConfigError
 from central import __version__

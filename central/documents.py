@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from agent.publish.wire import WIRE_VERSION, WireError
 
@@ -18,7 +18,7 @@ EVENT_KINDS = ("raise", "clear", "flapping")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _epoch(x: Any) -> bool:
+def _epoch(x: Any) -> TypeGuard[float]:
     return type(x) in (int, float) and math.isfinite(x) and 0 <= x < 32503680000   # before year 3000
 
 

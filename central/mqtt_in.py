@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -45,7 +46,7 @@ class IngestSession:
         self.inbox: queue.Queue[tuple[int, Inbound]] = queue.Queue(maxsize=cfg.receive_maximum * 2)
         self.generation = 0            # +1 per connection: a mid is only valid on its connection
         self.connected = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                         protocol=mqtt.MQTTv5, manual_ack=True)
         if cfg.username:
             c.username_pw_set(cfg.username, cfg.password)
@@ -55,7 +56,7 @@ class IngestSession:
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
-        c.reconnect_delay_set(0.2, 10)
+        c.reconnect_delay_set(0.2, 10)  # type: ignore[arg-type]  # paho takes fractions; says int
         self.client = c
 
     def start(self) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -43,7 +44,7 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
     ddl = resources.files("central").joinpath("schema.sql").read_text(encoding="utf-8")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute(ddl)   # type: ignore[arg-type]
+        conn.execute(ddl)
 
 
 @dataclass
@@ -178,7 +179,7 @@ def _commit_readings(conn: psycopg.Connection[Any], work: BatchWork, sites: list
             """INSERT INTO loss_markers (site, kind, key, seq)
                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])
                ON CONFLICT (site, kind, key) DO UPDATE SET seq = LEAST(loss_markers.seq, excluded.seq)""",
-            tuple(map(list, zip(*markers))))
+            tuple(map(list, zip(*markers, strict=False))))
 
 
 def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: CommitResult) -> None:
@@ -193,7 +194,7 @@ def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: Commi
                              %s::float8[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[])
                       AS u(site, id, kind, cond, dev, st, en, dur, est, vals, flags, boot)
                ON CONFLICT (site, id) DO NOTHING""",
-            tuple(map(list, zip(*rows))))
+            tuple(map(list, zip(*rows, strict=False))))
         res.events_new = cur.rowcount
         res.events_dup = len(rows) - cur.rowcount
     for site, act in work.active.items():
@@ -228,7 +229,7 @@ def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: Commi
                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                                     %s::bigint[], %s::bytea[])
                ON CONFLICT (dedup_key) DO NOTHING""",
-            tuple(map(list, zip(*rows2))))
+            tuple(map(list, zip(*rows2, strict=False))))
 
 
 # -- series registry (per-site cap) -----------------------------------------------------------------

@@ -133,7 +133,9 @@ class Ingest:
             try:
                 if conn is None or conn.closed or conn.broken:
                     conn, acker = pg.connect(self.cfg.pg_dsn), False
-                flushed = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+                row = conn.execute("SELECT clock_timestamp()").fetchone()
+                assert row is not None   # a SELECT without FROM has one row
+                flushed = row[0]
                 try:
                     self.vm.confirm_flushed()
                 except StoreUnavailable as exc:
@@ -141,7 +143,10 @@ class Ingest:
                     flushed = None
                 pg.write_stats(conn, self.cfg.ingest_id, self.started, self._stats(), flushed)
                 if not acker:
-                    acker = conn.execute("SELECT pg_try_advisory_lock(%s)", (pg.ACKER_LOCK,)).fetchone()[0]
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                       (pg.ACKER_LOCK,)).fetchone()
+                    assert row is not None   # a SELECT without FROM has one row
+                    acker = row[0]
                 if acker:
                     self._acknowledge(conn)
             except Exception as exc:   # keep the loop alive; the next round retries
@@ -181,7 +186,7 @@ class Ingest:
                 self._pending_acks = None
         if self._pending_acks is None:
             snap, candidates = pg.ack_candidates(conn)
-            acks: dict[str, int] = {}
+            acks = {}
             now = time.monotonic()
             for c in candidates:
                 covered = c.covered

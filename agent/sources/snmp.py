@@ -43,8 +43,9 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, cast
 
 from agent.config import DeviceConfig
 from agent.config.snmp import InterfaceSelector, SnmpSettings
@@ -52,10 +53,28 @@ from agent.config.snmp_profiles import InterfaceSpec, ScalarSpec, TableSpec
 from agent.errors import DeviceProtocolError, SourceError
 from agent.readings import Sample
 from agent.sources.latest import LatestSamples
-from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, STRING, TIMETICKS,
-                          NoSuchName, Oid, SnmpClient, TooBig, VarBind)
-from agent.sources.snmp_values import (NOT_OFFERED, clean_text, convert, kind_words, row_matches,
-                          table_samples)
+from agent.sources.snmp_client import (
+    COUNTER32,
+    COUNTER64,
+    END_OF_MIB,
+    GAUGE,
+    INTEGER,
+    STRING,
+    TIMETICKS,
+    NoSuchName,
+    Oid,
+    SnmpClient,
+    TooBig,
+    VarBind,
+)
+from agent.sources.snmp_values import (
+    NOT_OFFERED,
+    clean_text,
+    convert,
+    kind_words,
+    row_matches,
+    table_samples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +314,10 @@ class SnmpSource:
                 requests += routes
             if self._has("discontinuity"):
                 # One value tells whether the agent has ifCounterDiscontinuityTime at all.
-                requests.append(itf.column("discontinuity"))
-        itf_columns = [itf.column(role) for role in self._interface_roles(discovering)] if itf else []
+                requests.append(cast(Oid, itf.column("discontinuity")))   # _has says it is set
+        # _interface_roles keeps only the roles the profile has a column for
+        itf_columns = [cast(Oid, itf.column(role))
+                       for role in self._interface_roles(discovering)] if itf else []
         tables = [t for t in self._tables if discovering or t.name not in self._absent_tables]
         table_columns = []
         for t in tables:
@@ -316,8 +337,10 @@ class SnmpSource:
         # the end of the table. Discovery polls walk to the real end, and ifNumber is trusted
         # only while it matches what they found (some agents count rows they do not serve).
         use_count = count_request is not None and not discovering and self._if_number_trusted
-        walk = await self.walk(requests, columns,
-                               row_count=(count_request, itf.count + (0,)) if use_count else None,
+        row_count = None
+        if use_count and itf is not None and itf.count is not None and count_request is not None:
+            row_count = (count_request, itf.count + (0,))   # count_request is set only with count
+        walk = await self.walk(requests, columns, row_count=row_count,
                                counted=itf_columns if use_count else (), probes=probes)
         try:
             samples: list[Sample] = []
@@ -368,7 +391,8 @@ class SnmpSource:
         # ifAlias only matters when the technician selects interfaces by name or label, ifType
         # for "type:" selectors and recognising the WAN: each is 1 value per interface.
         s = self.settings
-        needs_alias = s.wan_interface is not None or any(sel.if_type is None for sel in s.interfaces)
+        needs_alias = s.wan_interface is not None \
+            or any(sel.if_type is None for sel in s.interfaces)
         needs_type = s.wan_auto or any(sel.if_type is not None for sel in s.interfaces)
         return [r for r in _STATIC_ROLES
                 if (r != "alias" or needs_alias) and (r != "type" or needs_type)]
@@ -406,7 +430,7 @@ class SnmpSource:
             t = self._clock()
             if first:
                 result.time = t
-                for prefix, vb in zip(non_repeaters, answer):
+                for prefix, vb in zip(non_repeaters, answer, strict=False):
                     result.scalars[prefix] = vb
                 first = False
                 count = result.scalars.get(row_count[0]) if row_count else None
@@ -422,7 +446,8 @@ class SnmpSource:
                 column = pending[i % len(pending)]
                 if column in finished:
                     continue
-                if vb.kind == END_OF_MIB or vb.oid[:len(column)] != column or len(vb.oid) == len(column):
+                if vb.kind == END_OF_MIB or vb.oid[:len(column)] != column \
+                        or len(vb.oid) == len(column):
                     finished.add(column)
                     continue
                 if vb.oid <= cursor[column]:
@@ -437,11 +462,11 @@ class SnmpSource:
                     finished.add(column)
             pending = [c for c in pending if c not in finished]
             for probe in probes:
-                vb = result.scalars.get(probe)
-                if (vb is not None and vb.kind != END_OF_MIB and vb.oid[:len(probe)] == probe
-                        and len(vb.oid) > len(probe)):
-                    result.columns[probe][vb.oid[len(probe):]] = (vb, result.time)
-                    cursor[probe] = vb.oid
+                got = result.scalars.get(probe)
+                if (got is not None and got.kind != END_OF_MIB and got.oid[:len(probe)] == probe
+                        and len(got.oid) > len(probe)):
+                    result.columns[probe][got.oid[len(probe):]] = (got, result.time)
+                    cursor[probe] = got.oid
                     pending.append(probe)
             probes = []
         return result
@@ -452,7 +477,7 @@ class SnmpSource:
             return await self._next_v1([*scalars, *oids], result)
         while True:
             reps = self._reps_cap
-            if 0 < self._known_rows and rows_seen <= self._known_rows:
+            if self._known_rows > 0 and rows_seen <= self._known_rows:
                 # One row past the last known row shows the column's end in this answer.
                 reps = min(reps, self._known_rows + 1 - rows_seen)
             result.requests += 1
@@ -480,10 +505,11 @@ class SnmpSource:
                 gone = remaining.pop(exc.index)
                 answer[gone] = VarBind(oids[gone], END_OF_MIB)
                 continue
-            for i, vb in zip(remaining, got):
+            for i, vb in zip(remaining, got, strict=False):
                 answer[i] = vb
             break
-        return [vb if vb is not None else VarBind(oids[i], END_OF_MIB) for i, vb in enumerate(answer)]
+        return [vb if vb is not None else VarBind(oids[i], END_OF_MIB)
+                for i, vb in enumerate(answer)]
 
     # -- scalars -----------------------------------------------------------------------------
 
@@ -519,7 +545,8 @@ class SnmpSource:
             if why is not None:
                 self._quirk(spec.metric, why)
                 continue
-            if spec.role == "uptime" and isinstance(vb.value, int) and vb.kind in (TIMETICKS, INTEGER, GAUGE):
+            if spec.role == "uptime" and isinstance(vb.value, int) \
+                    and vb.kind in (TIMETICKS, INTEGER, GAUGE):
                 rebooted = self._check_uptime(vb.value, walk.time)
             if spec.on_change:
                 if self._on_change.get(spec.metric, object()) == value:
@@ -542,7 +569,8 @@ class SnmpSource:
 
     # -- tables ------------------------------------------------------------------------------
 
-    def _table_samples(self, tables: list[TableSpec], walk: Walk, discovering: bool) -> list[Sample]:
+    def _table_samples(self, tables: list[TableSpec], walk: Walk,
+                       discovering: bool) -> list[Sample]:
         samples: list[Sample] = []
         if discovering:
             self._absent_tables = set()
@@ -596,14 +624,14 @@ class SnmpSource:
         indices = self._indices(itf, walk)
         if not discovering and self._plan is not None and indices != set(self._plan.interfaces):
             log.info("%s: the device's interfaces changed; reading their names again", self.name)
-            names_walk = await self.walk([], [itf.column(r) for r in self._static_roles()
+            names_walk = await self.walk([], [cast(Oid, itf.column(r)) for r in self._static_roles()
                                               if self._has(r)])
             walk.columns.update(names_walk.columns)
             discovering = True
             self._rediscover = True     # the next poll also re-reads tables and routes
         if discovering:
             if self._has("discontinuity") and itf.column("discontinuity") in walk.scalars:
-                column = itf.column("discontinuity")
+                column = cast(Oid, itf.column("discontinuity"))   # _has says it is set
                 probe = walk.scalars.get(column)
                 has = bool(walk.columns.get(column)) or (
                     probe is not None and probe.oid[:len(column)] == column
@@ -622,8 +650,8 @@ class SnmpSource:
     def _indices(self, itf: InterfaceSpec, walk: Walk) -> set[int]:
         """The ifIndex values present in the walked status columns."""
         indices: set[int] = set()
-        for role in ("admin", "oper"):
-            for suffix in walk.columns.get(itf.column(role), {}):
+        for role in ("admin", "oper"):   # required in every profile
+            for suffix in walk.columns.get(cast(Oid, itf.column(role)), {}):
                 if len(suffix) == 1:
                     indices.add(suffix[0])
                 else:
@@ -684,7 +712,8 @@ class SnmpSource:
     def _auto_wan(self, itf: InterfaceSpec, walk: Walk, interfaces: dict[int, _Interface],
                   routes: list[Oid]) -> tuple[int | None, str, str | None]:
         """(ifIndex, why) of the recognised WAN, and the name of a remembered WAN that vanished."""
-        oper = {s[0]: vb.value for s, (vb, _) in walk.columns.get(itf.column("oper"), {}).items()
+        oper = {s[0]: vb.value
+                for s, (vb, _) in walk.columns.get(cast(Oid, itf.column("oper")), {}).items()
                 if len(s) == 1}
 
         def best(candidates: list[int]) -> int:
@@ -696,9 +725,10 @@ class SnmpSource:
             if (vb is None or vb.kind != INTEGER or vb.oid[:len(spec.oid)] != spec.oid
                     or vb.oid[len(spec.oid):][:len(spec.index_prefix)] != spec.index_prefix):
                 continue
-            x = interfaces.get(vb.value)
+            x = interfaces.get(cast(int, vb.value))   # an INTEGER, checked above
             if x is not None and x.if_type != _LOOPBACK_TYPE:
-                found = (x.index, f"it carries the default route ({_dotted(spec.oid)})", _RANK_ROUTE)
+                found = (x.index, f"it carries the default route ({_dotted(spec.oid)})",
+                         _RANK_ROUTE)
                 break
         if found is None:
             typed = [i for i, x in interfaces.items() if x.if_type in itf.wan_types]
@@ -714,7 +744,8 @@ class SnmpSource:
                     break
         memory = self._wan_memory
         present = {x.name for x in interfaces.values()}
-        if memory is not None and memory[0] not in present and (found is None or found[2] > memory[1]):
+        if memory is not None and memory[0] not in present \
+                and (found is None or found[2] > memory[1]):
             # A PPP or cellular interface disappears when its link drops: say the WAN is down
             # rather than quietly promoting a weaker candidate (or nothing) to if.wan.*.
             self._warn_once(f"wan-gone:{memory[0]}", "%s: the WAN %s is gone from the interface "
@@ -767,7 +798,7 @@ class SnmpSource:
             self._read_speed = False
         speed_rows = {"speed": {i: (v[0], 0.0) for i, v in self._speeds.items() if v[0]},
                       "high_speed": {i: (v[1], 0.0) for i, v in self._speeds.items() if v[1]}}
-        oper_now = {i: v[0].value for i, v in rows["oper"].items()}
+        oper_now: dict[int, object] = {i: v[0].value for i, v in rows["oper"].items()}
         if self._oper and oper_now != self._oper:
             self._read_speed = True
         self._oper = oper_now
@@ -784,7 +815,8 @@ class SnmpSource:
             prefix = f"{itf.prefix}.{key}."
             if index == plan.wan:
                 samples.append(Sample(prefix + itf.metric("name"), x.name))
-            for role, metric in (("oper", itf.metric("oper_up")), ("admin", itf.metric("admin_up"))):
+            for role, metric in (("oper", itf.metric("oper_up")),
+                                 ("admin", itf.metric("admin_up"))):
                 status = self._number(rows[role].get(index), prefix + metric, (INTEGER,))
                 if status is not None:
                     samples.append(Sample(prefix + metric, status == _STATUS_UP))
@@ -818,7 +850,7 @@ class SnmpSource:
         entry = rows["speed"].get(index)
         speed = entry[0].value if entry and entry[0].kind in (GAUGE, INTEGER) else None
         if speed is not None and speed != _SPEED_SATURATED:
-            return speed
+            return cast(int, speed)   # a GAUGE or INTEGER
         high = rows["high_speed"].get(index)
         if high is not None and high[0].kind in (GAUGE, INTEGER) and isinstance(high[0].value, int):
             return high[0].value * 1_000_000
@@ -834,7 +866,8 @@ class SnmpSource:
         self._quirk_vb(metric, entry[0] if entry and speed is None else None)
         return None
 
-    def _counter(self, rows, index: int, direction: str, key: str, metric: str,
+    def _counter(self, rows: dict[str, dict[int, tuple[VarBind, float]]], index: int,
+                 direction: str, key: str, metric: str,
                  discontinuity: int | None) -> _Counter | None:
         """The interface's best octet counter: 64-bit, else 32-bit."""
         for column in (f"{direction}64", f"{direction}32"):
@@ -843,8 +876,9 @@ class SnmpSource:
                 continue
             vb, t = entry
             if _is_counter(entry):
-                return _Counter(key, column, vb.value, 64 if vb.kind == COUNTER64 else 32, t,
-                                discontinuity)
+                # _is_counter: a counter with an int value
+                return _Counter(key, column, cast(int, vb.value),
+                                64 if vb.kind == COUNTER64 else 32, t, discontinuity)
             if not vb.is_exception:
                 self._quirk_vb(metric, vb)
         if self._need_32bit or self.settings.version == "1":
@@ -876,7 +910,8 @@ class SnmpSource:
 
     # -- quirks and skipped metrics ----------------------------------------------------------
 
-    def _number(self, entry, metric: str, kinds: Iterable[str]) -> int | None:
+    def _number(self, entry: VarBind | tuple[VarBind, float] | None, metric: str,
+                kinds: Iterable[str]) -> int | None:
         """The integer in ``entry`` (a VarBind or (VarBind, t)), or None after noting the quirk."""
         vb = entry[0] if isinstance(entry, tuple) else entry
         if vb is not None and vb.kind in kinds and isinstance(vb.value, int):
@@ -891,7 +926,8 @@ class SnmpSource:
             self._quirk(metric, f"the device sent {kind_words(vb.kind)}")
         else:
             shown = clean_text(vb.value) if isinstance(vb.value, bytes) else vb.value
-            self._quirk(metric, f"expected a number, the device sent {kind_words(vb.kind)} {shown!r}",
+            self._quirk(metric,
+                        f"expected a number, the device sent {kind_words(vb.kind)} {shown!r}",
                         why_short=f"expected a number, the device sent {kind_words(vb.kind)}")
 
     def _quirk(self, metric: str, why: str, *, why_short: str | None = None) -> None:
@@ -914,7 +950,7 @@ class SnmpSource:
         self._skipped_reported = skipped
         samples.append(Sample(SKIPPED_METRIC, format_skipped(skipped)))
 
-    def _warn_once(self, key: str, message: str, *args, exc_info: bool = False,
+    def _warn_once(self, key: str, message: str, *args: Any, exc_info: bool = False,
                    level: int = logging.WARNING) -> None:
         """Log a device quirk at ``level`` the first time, then at DEBUG, so it cannot flood."""
         if key in self._warned:

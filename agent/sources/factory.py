@@ -1,10 +1,16 @@
-"""Builds the source for a configured device, sharing what must be shared (one Modbus bus, one lock)."""
+"""Builds the source for a configured device, sharing what must be shared (one Modbus bus, one
+lock)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from agent.config import DeviceConfig
 from agent.sources import Source
 from agent.sources.latest import LatestSamples
+
+if TYPE_CHECKING:
+    from agent.sources.modbus import BusPool
 
 
 class SourceFactory:
@@ -12,7 +18,7 @@ class SourceFactory:
 
     def __init__(self, *, state_dir: str) -> None:
         self.state_dir = state_dir
-        self._buses = None
+        self._buses: BusPool | None = None
         # Each device's latest samples, so the WAN check can put the router's view beside its own.
         self.latest = LatestSamples()
 

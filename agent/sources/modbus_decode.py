@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.config.modbus import INTEGER_TYPES, RegisterSpec
 from agent.readings import Sample, Value
@@ -82,7 +82,7 @@ def decode_raw(type_: str, words: Sequence[int], *, word_order: str = "big",
         raise ValueError(f"unknown register type {type_!r}")
     if len(words) != _WIDTH[type_]:
         raise Garbage(f"{type_} needs {_WIDTH[type_]} register(s), got {len(words)}")
-    value = struct.unpack(">" + fmt, words_to_bytes(words, word_order=word_order,
+    value: int | float = struct.unpack(">" + fmt, words_to_bytes(words, word_order=word_order,
                                                     byte_order=byte_order))[0]
     if type_ in ("float32", "float64"):
         if math.isnan(value):

@@ -151,7 +151,7 @@ class ModbusLink:
         client = self._make_client(lost)
         try:
             ok = await asyncio.wait_for(client.connect(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             client.close()
             raise DeviceTimeout(self._connect_timeout_reason()) from None
         except (OSError, ModbusException) as exc:
@@ -159,7 +159,7 @@ class ModbusLink:
             raise await self._why_not_connected(timeout) from exc
         except termios.error as exc:
             client.close()
-            refused = f"{exc.args[-1] if exc.args else exc}"
+            refused: str | None = f"{exc.args[-1] if exc.args else exc}"
         else:
             refused = None
         if refused is not None:
@@ -342,7 +342,7 @@ class ModbusLink:
             _, writer = await asyncio.wait_for(asyncio.open_connection(p.host, p.port), timeout)
         except ConnectionRefusedError:
             return DeviceRefused(f"nothing listening at {p.where}; is the Modbus TCP gateway on?")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return DeviceTimeout(self._connect_timeout_reason())
         except socket.gaierror as exc:
             return DeviceTimeout(f"cannot resolve the host name {p.host!r}: {exc.strerror}")

@@ -9,8 +9,9 @@ message layer) and ``snmp_usm`` (v3, pysnmp's engine, imported only when a devic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence, Union
+from typing import NamedTuple, Protocol
 
 from pyasn1.type import univ
 from pysnmp.proto import rfc1155, rfc1902, rfc1905
@@ -18,9 +19,8 @@ from pysnmp.proto import rfc1155, rfc1902, rfc1905
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused
 
-
 Oid = tuple[int, ...]
-PlainValue = Union[int, bytes, Oid, None]
+PlainValue = int | bytes | Oid | None
 
 # VarBind kinds: what the agent said, independent of pysnmp's classes.
 INTEGER = "integer"
@@ -83,7 +83,7 @@ class Answer(NamedTuple):
     """A response PDU: error-status, error-index (1-based, 0 for none) and the varbinds."""
 
     status: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the SNMP name, read everywhere
     varbinds: list[VarBind]
 
 
@@ -142,7 +142,9 @@ class SnmpClient:
 
     def _open(self) -> Session:
         if self.settings.version == "3":
-            from agent.sources.snmp_usm import UsmSession   # the engine and cryptography, only for v3
+            from agent.sources.snmp_usm import (
+                UsmSession,  # the engine and cryptography, only for v3
+            )
             return UsmSession(self.settings, timeout_s=self.timeout_s, address=self.address,
                               device=self.device)
         from agent.sources.snmp_community import CommunitySession
@@ -159,7 +161,8 @@ class SnmpClient:
             raise self._translate_status(kind, status, index, oids)
         return varbinds
 
-    def _translate_status(self, name: str, status: int, index: int, oids: Sequence[Oid]) -> Exception:
+    def _translate_status(self, name: str, status: int, index: int,
+                          oids: Sequence[Oid]) -> Exception:
         status_name = _ERROR_STATUS_NAMES.get(status, f"error-status {status}")
         where = ""
         if 1 <= index <= len(oids):
@@ -169,8 +172,9 @@ class SnmpClient:
         if status == 2:
             return NoSuchName(f"the router at {self.address} answered noSuchName{where}", index - 1)
         if status in (6, 16):
-            return DeviceRefused(f"access denied: the router at {self.address} refused {name}{where} "
-                                 f"({status_name}); check the view allowed to this community/user")
+            return DeviceRefused(f"access denied: the router at {self.address} refused "
+                                 f"{name}{where} ({status_name}); check the view allowed to this "
+                                 "community/user")
         return DeviceProtocolError(f"the router at {self.address} answered {status_name}{where} "
                                    f"to {name}")
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
+from typing import cast
 
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
@@ -162,7 +163,7 @@ class CommunitySession:
                     if answer is None:
                         garbage += 1
                     elif answer is not _STALE:
-                        return answer
+                        return cast(Answer, answer)   # _decode: an Answer, _STALE or None
         if garbage:
             raise DeviceProtocolError(f"the device at {self.address} answered with something "
                                       "that is not an SNMP response to this request")
@@ -173,7 +174,8 @@ class CommunitySession:
         try:
             fast = decode_response(data)
         except BerError:
-            return self._decode_with_pysnmp(data, request_id)   # unusual encoding: the library decides
+            # unusual encoding: the library decides
+            return self._decode_with_pysnmp(data, request_id)
         if fast.version != (0 if self.settings.version == "1" else 1):
             return None
         if fast.request_id != request_id:

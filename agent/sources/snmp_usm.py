@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pyasn1.type import univ
 from pysnmp.entity.engine import SnmpEngine
 from pysnmp.hlapi.v3arch.asyncio import auth as hlauth
 from pysnmp.hlapi.v3arch.asyncio import cmdgen
@@ -17,11 +18,19 @@ from pysnmp.hlapi.v3arch.asyncio.auth import UsmUserData
 from pysnmp.hlapi.v3arch.asyncio.context import ContextData
 from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
 from pysnmp.proto import errind, rfc1902
-from pyasn1.type import univ
 
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
-from agent.sources.snmp_client import AUTH_FAILED, GET, GETBULK, GETNEXT, Answer, Oid, timeout_reason, to_varbind
+from agent.sources.snmp_client import (
+    AUTH_FAILED,
+    GET,
+    GETBULK,
+    GETNEXT,
+    Answer,
+    Oid,
+    timeout_reason,
+    to_varbind,
+)
 from agent.sources.snmp_ids import use_system_ids_in_pysnmp
 
 log = logging.getLogger(__name__)
@@ -134,7 +143,7 @@ class UsmSession:
             error_indication, error_status, error_index, answer = await asyncio.wait_for(
                 _COMMANDS[kind](engine, self._auth, target, self._context, *bulk, *varbinds,
                                 lookupMib=False), deadline)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise DeviceTimeout(timeout_reason("3", self.address)) from exc
         except Exception as exc:  # noqa: BLE001 - translate every library failure at the edge
             raise DeviceProtocolError(f"SNMP {kind} to {self.address} failed: "

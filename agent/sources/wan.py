@@ -45,7 +45,8 @@ import os
 import socket
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.config import DeviceConfig
 from agent.config.wan import WanSettings, WanTarget
@@ -70,7 +71,7 @@ def icmp_checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071)."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return ~total & 0xFFFF
@@ -81,13 +82,13 @@ async def tcp_probe(host: str, port: int, timeout_s: float) -> float | None:
     start = time.perf_counter()
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     elapsed = (time.perf_counter() - start) * 1000
     writer.close()
     try:
         await asyncio.wait_for(writer.wait_closed(), 1.0)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         pass
     return elapsed
 
@@ -114,7 +115,7 @@ async def icmp_probe(host: str, timeout_s: float) -> float | None:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM),
                 timeout_s)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
         address = infos[0][4][0]
         seq = next(_sequence) & 0xFFFF
@@ -135,7 +136,7 @@ async def icmp_probe(host: str, timeout_s: float) -> float | None:
                 if len(reply) >= 8 and reply[0] == _ICMP_ECHO_REPLY and \
                         struct.unpack("!H", reply[6:8])[0] == seq:
                     return (time.perf_counter() - start) * 1000
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
 
 
@@ -149,8 +150,8 @@ class WanSource:
         self.settings: WanSettings = device.settings
         self._latest = latest
         self._clock = clock
-        self._history = {t.key: collections.deque(maxlen=self.settings.window)
-                         for t in self.settings.targets}
+        self._history: dict[str, collections.deque[bool]] = {
+            t.key: collections.deque(maxlen=self.settings.window) for t in self.settings.targets}
         self._icmp_permitted: bool | None = None      # None: not tried yet
         self._warned: set[str] = set()
 
@@ -161,7 +162,7 @@ class WanSource:
         samples: list[Sample] = []
         reached: list[float] = []
         failures = probes = 0
-        for target, latency in zip(targets, latencies):
+        for target, latency in zip(targets, latencies, strict=False):
             history = self._history[target.key]
             history.append(latency is not None)
             failures += history.count(False)
@@ -232,7 +233,7 @@ class WanSource:
             diagnosis = "down"
         return samples + [Sample("wan.diagnosis", diagnosis)]
 
-    def _once(self, key: str, message: str, *args) -> None:
+    def _once(self, key: str, message: str, *args: Any) -> None:
         level = logging.DEBUG if key in self._warned else logging.WARNING
         self._warned.add(key)
         log.log(level, message, self.name, *args)

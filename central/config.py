@@ -76,7 +76,8 @@ def load_config(path: str | os.PathLike[str]) -> CentralConfig:
     return parse_config(data, source=str(path), base=Path(path).parent)
 
 
-def parse_config(data: dict[str, object], *, source: str = "config", base: Path = Path(".")) -> CentralConfig:
+def parse_config(data: dict[str, object], *, source: str = "config",
+                 base: Path = Path(".")) -> CentralConfig:
     problems = Problems()
     root = problems.root(data)
     log_level = root.str("log_level", "info", choices=("debug", "info", "warning", "error"))

@@ -68,11 +68,13 @@ class IngestSession:
         self.client.loop_start()
 
     def stop(self) -> None:
-        # A clean DISCONNECT keeps the session (expiry > 0): what is queued waits for the next start.
+        # A clean DISCONNECT keeps the session (expiry > 0): what is queued waits for the next
+        # start.
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                    props: Any = None) -> None:
         if rc.is_failure:
             log.error("broker %s:%d refused the ingest: %s", self.cfg.host, self.cfg.port, rc)
             return
@@ -81,14 +83,16 @@ class IngestSession:
                  self.cfg.client_id, flags.session_present)
         client.subscribe([(t, SubscribeOptions(qos=1)) for t in subscriptions(self.cfg)])
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any = None) -> None:
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any,
+                      props: Any = None) -> None:
         refused = [c for c in codes if c.is_failure]
         if refused:
             log.error("the broker refused %d subscription(s): %s (check its ACL for this user)",
                       len(refused), refused[0])
         self.connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                       props: Any = None) -> None:
         self.connected.clear()
         log.warning("disconnected from the broker (%s); reconnecting", rc)
 
@@ -97,7 +101,8 @@ class IngestSession:
                                                  bool(msg.retain))))
 
     def ack(self, items: list[tuple[int, Inbound]]) -> None:
-        """PUBACK messages whose batch is stored; those of an earlier connection come again anyway."""
+        """PUBACK messages whose batch is stored; those of an earlier connection come again
+        anyway."""
         gen = self.generation
         for g, m in items:
             if m.qos > 0 and g == gen:

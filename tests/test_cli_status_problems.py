@@ -17,18 +17,22 @@ import pytest
 
 from cli_support import SPANISH, run_cli
 
-STATUS = {"site_id": "MCSSA001234", "pid": 4242, "started_at": time.time() - 600,
-          "broker": {"connected": True, "broker": "127.0.0.1:8883", "last_ack": time.time() - 3},
-          "buffer": {"depth": 0, "dropped_total": 0, "file_bytes": 4096},
-          "devices": {"ups": {"kind": "modbus", "status": "ok", "last_ok": time.time() - 5,
-                              "last_poll": time.time() - 5}},
-          "problems": [{"code": "power.on_battery", "device": "ups", "since": time.time() - 300,
-                        "args": {"charge": 80}}]}
+def status_doc() -> dict:
+    """The status document, its times relative to now: built when the test runs, not when the
+    suite was collected minutes earlier (``since`` must read "5 min ago")."""
+    now = time.time()
+    return {"site_id": "MCSSA001234", "pid": 4242, "started_at": now - 600,
+            "broker": {"connected": True, "broker": "127.0.0.1:8883", "last_ack": now - 3},
+            "buffer": {"depth": 0, "dropped_total": 0, "file_bytes": 4096},
+            "devices": {"ups": {"kind": "modbus", "status": "ok", "last_ok": now - 5,
+                                "last_poll": now - 5}},
+            "problems": [{"code": "power.on_battery", "device": "ups", "since": now - 300,
+                          "args": {"charge": 80}}]}
 
 
 @pytest.fixture
 def agent_socket(tmp_path):
-    """A control socket answering ``status`` with STATUS, as the running agent would."""
+    """A control socket answering ``status`` with ``status_doc()``, as the running agent would."""
     state = tmp_path / "state"
     state.mkdir()
     path = state / "control.sock"
@@ -36,7 +40,7 @@ def agent_socket(tmp_path):
     server.bind(str(path))
     server.listen(4)
     stop = threading.Event()
-    answer = json.loads(json.dumps(STATUS))   # each test may change its own copy
+    answer = status_doc()   # each test may change its own copy
 
     def serve() -> None:
         server.settimeout(0.2)

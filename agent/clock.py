@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 
 # Reading flags (bit field, published as "f").
-CLOCK_SUSPECT = 1   # wall clock implausible: before the release floor, or behind the last trusted time
-CLOCK_STEPPED = 2   # the wall clock jumped relative to the monotonic clock since the previous reading
+CLOCK_SUSPECT = 1   # wall clock implausible: before the release floor, or behind the last
+                    # trusted time
+CLOCK_STEPPED = 2   # the wall clock jumped relative to the monotonic clock since the previous
+                    # reading
 
 # No clinic reading can predate this release: a clock before it was never set.
 RELEASE_FLOOR = 1_767_225_600.0   # 2026-01-01T00:00:00Z
@@ -21,7 +23,8 @@ STEP_TOLERANCE_S = 5.0
 
 @dataclass
 class ClockGuard:
-    """Flags readings whose timestamps may be wrong. Feed it the last trusted time from the store."""
+    """Flags readings whose timestamps may be wrong. Feed it the last trusted time from the
+    store."""
 
     last_trusted: float = 0.0
     _last_wall: float | None = None

@@ -122,7 +122,7 @@ class AgentStatus:
         return doc
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "AgentStatus":
+    def from_doc(cls, doc: dict[str, Any]) -> AgentStatus:
         """Read a document back (from the control socket or ``status.json``)."""
         broker = doc.get("broker")
         buffer = dict(doc.get("buffer") or {})
@@ -132,7 +132,8 @@ class AgentStatus:
             boot_id=str(doc.get("boot_id", "")), written_at=float(doc.get("written_at", 0.0)),
             broker=_known(LinkStatus, broker) if isinstance(broker, dict) else None,
             buffer=_known(BufferStatus, buffer),
-            devices={name: _known(DeviceStatus, d) for name, d in (doc.get("devices") or {}).items()},
+            devices={name: _known(DeviceStatus, d)
+                     for name, d in (doc.get("devices") or {}).items()},
             remote=dict(doc.get("remote") or {}),
             started_at=float(doc.get("started_at") or 0.0), version=str(doc.get("version", "")),
             config_path=doc.get("config_path"), state_dir=str(doc.get("state_dir", "")),

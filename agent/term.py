@@ -11,7 +11,8 @@ import os
 import re
 import time
 import unicodedata
-from typing import Mapping, Sequence, TextIO, Union
+from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from agent.i18n import Messages, language
 
@@ -19,7 +20,7 @@ _ANSI = {"ok": "32", "fail": "31;1", "warn": "33", "skip": "2", "bold": "1", "di
          "head": "1;4", "value": "36"}
 _ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
-Cell = Union[str, tuple[str, str]]   # text, or (text, style)
+Cell = str | tuple[str, str]   # text, or (text, style)
 
 
 def wants_colour(stream: TextIO, env: Mapping[str, str]) -> bool:
@@ -51,7 +52,7 @@ class Term:
         self.show_progress = progress
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], out: TextIO, err: TextIO) -> "Term":
+    def from_env(cls, env: Mapping[str, str], out: TextIO, err: TextIO) -> Term:
         return cls(lang=language(env), out=out, err=err, colour=wants_colour(out, env),
                    progress=_isatty(err))
 
@@ -93,7 +94,7 @@ class Term:
                 parts.append(self.paint(text, style) + pad)
             self.print(" " * indent + "  ".join(parts).rstrip())
 
-    def progress(self, total: int) -> "Progress":
+    def progress(self, total: int) -> Progress:
         return Progress(self, total)
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.errors import ConfigError
 from central import __version__
@@ -38,16 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clinic-central", description=(
-        "The central side of the clinic agents: every reading into VictoriaMetrics and every event, "
-        "site status and loss into PostgreSQL, exactly once, acknowledged to the clinics end to end."))
+        "The central side of the clinic agents: every reading into VictoriaMetrics and every "
+        "event, site status and loss into PostgreSQL, exactly once, acknowledged to the clinics "
+        "end to end."))
     p.add_argument("--version", action="version", version=f"clinic-central {__version__}")
     sub = p.add_subparsers(metavar="COMMAND")
 
-    ing = sub.add_parser("ingest", help="subscribe to every site and store what arrives (the systemd service)")
+    ing = sub.add_parser(
+        "ingest", help="subscribe to every site and store what arrives (the systemd service)")
     ing.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     ing.set_defaults(func=cmd_ingest)
 
-    st = sub.add_parser("status", help="lag, readings/s, sites seen, gaps; exit 1 when something is wrong")
+    st = sub.add_parser(
+        "status", help="lag, readings/s, sites seen, gaps; exit 1 when something is wrong")
     st.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_status)

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config.fields import Problems, Table
+from agent.config.fields import Problems
 from agent.errors import ConfigError
 
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}"
@@ -78,7 +78,8 @@ def load_config(path: str | os.PathLike[str]) -> CentralConfig:
     return parse_config(data, source=str(path), base=Path(path).parent)
 
 
-def parse_config(data: dict[str, object], *, source: str = "config", base: Path = Path(".")) -> CentralConfig:
+def parse_config(data: dict[str, object], *, source: str = "config",
+                 base: Path = Path(".")) -> CentralConfig:
     problems = Problems()
     root = problems.root(data)
     log_level = root.str("log_level", "info", choices=("debug", "info", "warning", "error"))
@@ -91,23 +92,28 @@ def parse_config(data: dict[str, object], *, source: str = "config", base: Path 
             password = (base / password_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             m.problem("password_file", f"cannot read {password_file}: {exc.strerror}")
+    # The ``what`` texts below are English (central has no catalogue yet), hence the ignores: a
+    # plain string is shown as it is, and Table.str never asks a string ``what`` for its id.
     mqtt = MqttConfig(
         host=m.str("host", "127.0.0.1"), port=m.int("port", 1883, min=1, max=65535),
         tls=m.bool("tls", False), ca_file=m.str("ca_file", None), username=m.str("username", None),
         password=password,
         client_id=m.str("client_id", f"clinic-central-{socket.gethostname()}",
-                        pattern=r"[A-Za-z0-9_.:-]{1,64}", what="1-64 letters, digits, _ . : -"),
-        group=m.str("group", "central", pattern=r"[A-Za-z0-9_-]{1,32}", what="1-32 letters, digits, _ -"),
+                        pattern=r"[A-Za-z0-9_.:-]{1,64}",
+                        what="1-64 letters, digits, _ . : -"),  # type: ignore[arg-type]
+        group=m.str("group", "central", pattern=r"[A-Za-z0-9_-]{1,32}",
+                    what="1-32 letters, digits, _ -"),  # type: ignore[arg-type]
         shared=m.bool("shared", True),
         topic_prefix=m.str("topic_prefix", "clinics", pattern=r"[^#+]+(/[^#+]+)*",
-                           what="a topic without wildcards"),
+                           what="a topic without wildcards"),  # type: ignore[arg-type]
         keepalive_s=m.int("keepalive_s", 30, min=5, max=3600),
         session_expiry_s=m.int("session_expiry_s", 86400, min=0, max=2**32 - 1),
         receive_maximum=m.int("receive_maximum", 2000, min=1, max=65535))
     m.finish()
 
     v = root.table("victoriametrics", required=True)
-    vm_url = v.str("url", "http://127.0.0.1:8428", pattern=r"https?://[^\s/]+(/\S*)?", what="an http(s) URL")
+    vm_url = v.str("url", "http://127.0.0.1:8428", pattern=r"https?://[^\s/]+(/\S*)?",
+                   what="an http(s) URL")  # type: ignore[arg-type]  # see MqttConfig above
     v.finish()
     p = root.table("postgres", required=True)
     pg_dsn = p.str("dsn")

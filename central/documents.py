@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from agent.publish.wire import WIRE_VERSION, WireError
 
@@ -18,8 +18,9 @@ EVENT_KINDS = ("raise", "clear", "flapping")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _epoch(x: Any) -> bool:
-    return type(x) in (int, float) and math.isfinite(x) and 0 <= x < 32503680000   # before year 3000
+def _epoch(x: Any) -> TypeGuard[float]:
+    # before the year 3000
+    return type(x) in (int, float) and math.isfinite(x) and 0 <= x < 32503680000
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ def read_status(doc: dict[str, Any]) -> Status:
     state, boot, version, ts = doc.get("state"), doc.get("boot"), doc.get("version"), doc.get("ts")
     if state not in ("online", "offline"):
         raise WireError("foreign", "status.state must be online or offline")
-    if boot is not None and not isinstance(boot, str) or version is not None and not isinstance(version, str):
+    if boot is not None and not isinstance(boot, str) \
+            or version is not None and not isinstance(version, str):
         raise WireError("bad_shape", "status.boot and status.version must be strings")
     if ts is not None and not _epoch(ts):
         raise WireError("bad_shape", "status.ts must be a time in seconds")

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -45,7 +46,7 @@ class IngestSession:
         self.inbox: queue.Queue[tuple[int, Inbound]] = queue.Queue(maxsize=cfg.receive_maximum * 2)
         self.generation = 0            # +1 per connection: a mid is only valid on its connection
         self.connected = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                         protocol=mqtt.MQTTv5, manual_ack=True)
         if cfg.username:
             c.username_pw_set(cfg.username, cfg.password)
@@ -55,7 +56,7 @@ class IngestSession:
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
-        c.reconnect_delay_set(0.2, 10)
+        c.reconnect_delay_set(0.2, 10)  # type: ignore[arg-type]  # paho takes fractions; says int
         self.client = c
 
     def start(self) -> None:
@@ -67,11 +68,13 @@ class IngestSession:
         self.client.loop_start()
 
     def stop(self) -> None:
-        # A clean DISCONNECT keeps the session (expiry > 0): what is queued waits for the next start.
+        # A clean DISCONNECT keeps the session (expiry > 0): what is queued waits for the next
+        # start.
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                    props: Any = None) -> None:
         if rc.is_failure:
             log.error("broker %s:%d refused the ingest: %s", self.cfg.host, self.cfg.port, rc)
             return
@@ -80,14 +83,16 @@ class IngestSession:
                  self.cfg.client_id, flags.session_present)
         client.subscribe([(t, SubscribeOptions(qos=1)) for t in subscriptions(self.cfg)])
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any = None) -> None:
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any,
+                      props: Any = None) -> None:
         refused = [c for c in codes if c.is_failure]
         if refused:
             log.error("the broker refused %d subscription(s): %s (check its ACL for this user)",
                       len(refused), refused[0])
         self.connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                       props: Any = None) -> None:
         self.connected.clear()
         log.warning("disconnected from the broker (%s); reconnecting", rc)
 
@@ -96,7 +101,8 @@ class IngestSession:
                                                  bool(msg.retain))))
 
     def ack(self, items: list[tuple[int, Inbound]]) -> None:
-        """PUBACK messages whose batch is stored; those of an earlier connection come again anyway."""
+        """PUBACK messages whose batch is stored; those of an earlier connection come again
+        anyway."""
         gen = self.generation
         for g, m in items:
             if m.qos > 0 and g == gen:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -43,7 +44,7 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
     ddl = resources.files("central").joinpath("schema.sql").read_text(encoding="utf-8")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute(ddl)   # type: ignore[arg-type]
+        conn.execute(ddl)
 
 
 @dataclass
@@ -101,8 +102,8 @@ class CommitResult:
 
 def ranges_of(conn: psycopg.Connection[Any], sites: Sequence[str]) -> dict[str, list[Range]]:
     out: dict[str, list[Range]] = {s: [] for s in sites}
-    rows = conn.execute("SELECT site, lo, hi FROM seq_ranges WHERE site = ANY(%s) ORDER BY site, lo",
-                        (list(sites),)).fetchall()
+    rows = conn.execute("SELECT site, lo, hi FROM seq_ranges WHERE site = ANY(%s) "
+                        "ORDER BY site, lo", (list(sites),)).fetchall()
     for site, lo, hi in rows:
         out[site].append((lo, hi))
     return out
@@ -115,7 +116,8 @@ def commit_batch(conn: psycopg.Connection[Any], work: BatchWork) -> CommitResult
         seen = sorted(work.seen)
         # Upserting the site rows in sorted order also locks them: concurrent batches of other
         # ingest processes touching the same sites wait here, in the same order (no deadlock).
-        conn.execute("INSERT INTO sites (site, last_seen) SELECT s, now() FROM unnest(%s::text[]) AS s "
+        conn.execute("INSERT INTO sites (site, last_seen) "
+                     "SELECT s, now() FROM unnest(%s::text[]) AS s "
                      "ORDER BY s ON CONFLICT (site) DO UPDATE SET last_seen = now()", (seen,))
         with_readings = sorted(work.sites)
         if with_readings:
@@ -163,7 +165,8 @@ def _commit_readings(conn: psycopg.Connection[Any], work: BatchWork, sites: list
                 last_reading_at = GREATEST(last_reading_at, to_timestamp(u.ts)),
                 boot = CASE WHEN u.max_seq >= sites.max_seq AND u.boot IS NOT NULL
                             THEN u.boot ELSE sites.boot END,
-                boot_seen = CASE WHEN u.boot IS DISTINCT FROM sites.boot AND u.max_seq >= sites.max_seq
+                boot_seen = CASE WHEN u.boot IS DISTINCT FROM sites.boot
+                            AND u.max_seq >= sites.max_seq
                             AND u.boot IS NOT NULL THEN now() ELSE sites.boot_seen END,
                 drained_seq = GREATEST(sites.drained_seq, u.drained),
                 ack_due = sites.ack_due OR u.dup > 0
@@ -171,14 +174,16 @@ def _commit_readings(conn: psycopg.Connection[Any], work: BatchWork, sites: list
                        %s::float8[], %s::text[], %s::bigint[])
                 AS u(site, max_seq, stored, dup, aside, ts, boot, drained)
           WHERE sites.site = u.site""",
-        tuple(upd[k] for k in ("site", "max_seq", "stored", "dup", "aside", "ts", "boot", "drained")))
+        tuple(upd[k]
+              for k in ("site", "max_seq", "stored", "dup", "aside", "ts", "boot", "drained")))
     markers = [(s, kind, key, seq) for s in sites for kind, key, seq in work.sites[s].markers]
     if markers:
         conn.execute(
             """INSERT INTO loss_markers (site, kind, key, seq)
                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[])
-               ON CONFLICT (site, kind, key) DO UPDATE SET seq = LEAST(loss_markers.seq, excluded.seq)""",
-            tuple(map(list, zip(*markers))))
+               ON CONFLICT (site, kind, key)
+               DO UPDATE SET seq = LEAST(loss_markers.seq, excluded.seq)""",
+            tuple(map(list, zip(*markers, strict=False))))
 
 
 def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: CommitResult) -> None:
@@ -186,14 +191,16 @@ def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: Commi
         rows = [(site, e.id, e.kind, e.cond, e.dev, e.start, e.end, e.dur_s, e.est,
                  json.dumps(e.values), e.flags, boot) for site, boot, e in work.events]
         cur = conn.execute(
-            """INSERT INTO events (site, id, kind, cond, dev, start_at, end_at, dur_s, est, vals, flags, boot)
-               SELECT site, id, kind, cond, dev, to_timestamp(st), to_timestamp(en), dur, est, vals::jsonb,
-                      flags, boot
-                 FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::float8[],
-                             %s::float8[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[])
+            """INSERT INTO events (site, id, kind, cond, dev, start_at, end_at, dur_s, est, vals,
+                                   flags, boot)
+               SELECT site, id, kind, cond, dev, to_timestamp(st), to_timestamp(en), dur, est,
+                      vals::jsonb, flags, boot
+                 FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+                             %s::float8[], %s::float8[], %s::float8[], %s::bool[], %s::text[],
+                             %s::int[], %s::text[])
                       AS u(site, id, kind, cond, dev, st, en, dur, est, vals, flags, boot)
                ON CONFLICT (site, id) DO NOTHING""",
-            tuple(map(list, zip(*rows))))
+            tuple(map(list, zip(*rows, strict=False))))
         res.events_new = cur.rowcount
         res.events_dup = len(rows) - cur.rowcount
     for site, act in work.active.items():
@@ -201,11 +208,13 @@ def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: Commi
             """INSERT INTO events_active (site, at, active) VALUES (%s, to_timestamp(%s), %s)
                ON CONFLICT (site) DO UPDATE SET at = excluded.at, active = excluded.active,
                       received_at = now()
-               WHERE events_active.at IS NULL OR excluded.at IS NULL OR excluded.at >= events_active.at""",
+               WHERE events_active.at IS NULL OR excluded.at IS NULL
+                     OR excluded.at >= events_active.at""",
             (site, act.ts, Jsonb(act.active)))
     for (site, day), doc in work.summaries.items():
         conn.execute("""INSERT INTO daily_summaries (site, day, doc) VALUES (%s, %s, %s)
-                        ON CONFLICT (site, day) DO UPDATE SET doc = excluded.doc, received_at = now()""",
+                        ON CONFLICT (site, day)
+                        DO UPDATE SET doc = excluded.doc, received_at = now()""",
                      (site, day, Jsonb(doc)))
     for site, st in work.statuses.items():
         # A retained status can come again (or late, through another ingest): keep the newest.
@@ -228,10 +237,10 @@ def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: Commi
                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                                     %s::bigint[], %s::bytea[])
                ON CONFLICT (dedup_key) DO NOTHING""",
-            tuple(map(list, zip(*rows2))))
+            tuple(map(list, zip(*rows2, strict=False))))
 
 
-# -- series registry (per-site cap) -----------------------------------------------------------------
+# -- series registry (per-site cap) ----------------------------------------------------------------
 
 def register_series(conn: psycopg.Connection[Any], wanted: dict[str, list[str]],
                     cap: int) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
@@ -244,10 +253,13 @@ def register_series(conn: psycopg.Connection[Any], wanted: dict[str, list[str]],
     sites = sorted(wanted)
     with conn.transaction():
         known = conn.execute(
-            "SELECT site, key FROM series WHERE (site, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-            ([s for s in sites for _ in wanted[s]], [k for s in sites for k in wanted[s]])).fetchall()
+            "SELECT site, key FROM series "
+            "WHERE (site, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([s for s in sites for _ in wanted[s]],
+             [k for s in sites for k in wanted[s]])).fetchall()
         allowed.update((s, k) for s, k in known)
-        counts = dict(conn.execute("SELECT site, count(*) FROM series WHERE site = ANY(%s) GROUP BY site",
+        counts = dict(conn.execute("SELECT site, count(*) FROM series WHERE site = ANY(%s) "
+                                   "GROUP BY site",
                                    (sites,)).fetchall())
         add_site: list[str] = []
         add_key: list[str] = []
@@ -264,7 +276,8 @@ def register_series(conn: psycopg.Connection[Any], wanted: dict[str, list[str]],
                 else:
                     refused.add((s, k))
         if add_site:
-            conn.execute("INSERT INTO series (site, key) SELECT * FROM unnest(%s::text[], %s::text[]) "
+            conn.execute("INSERT INTO series (site, key) "
+                         "SELECT * FROM unnest(%s::text[], %s::text[]) "
                          "ON CONFLICT DO NOTHING", (add_site, add_key))
     return allowed, refused
 
@@ -288,12 +301,14 @@ def ack_candidates(conn: psycopg.Connection[Any]) -> tuple[Any, list[AckCandidat
                             "WHERE max_seq > acked_seq OR ack_due").fetchall()
         sites = [r[0] for r in rows]
         cover = ranges_of(conn, sites)
-        for site, lo, hi in conn.execute("SELECT site, lo, hi FROM gaps WHERE site = ANY(%s)", (sites,)):
+        for site, lo, hi in conn.execute("SELECT site, lo, hi FROM gaps WHERE site = ANY(%s)",
+                                         (sites,)):
             cover[site].append((lo, hi))
     return now, [AckCandidate(s, a, d, due, seqranges.merge(cover[s])) for s, a, d, due in rows]
 
 
-def record_gaps(conn: psycopg.Connection[Any], site: str, holes: Iterable[Range]) -> list[tuple[Range, str]]:
+def record_gaps(conn: psycopg.Connection[Any], site: str,
+                holes: Iterable[Range]) -> list[tuple[Range, str]]:
     """Record holes as final loss, each with the agent's reason when it gave one."""
     markers = conn.execute("SELECT kind, key, seq FROM loss_markers WHERE site = %s ORDER BY seq",
                            (site,)).fetchall()
@@ -308,7 +323,8 @@ def record_gaps(conn: psycopg.Connection[Any], site: str, holes: Iterable[Range]
 
 def _reason(markers: Sequence[tuple[str, str, int]], lo: int, hi: int) -> str:
     """The agent's first loss report after the hole explains it, if it is new since before it."""
-    before = max((float(k) for kind, k, seq in markers if kind == "dropped_by_cap" and seq < lo), default=0.0)
+    before = max((float(k) for kind, k, seq in markers if kind == "dropped_by_cap" and seq < lo),
+                 default=0.0)
     for kind, key, seq in markers:
         if seq <= hi:
             continue
@@ -321,7 +337,8 @@ def _reason(markers: Sequence[tuple[str, str, int]], lo: int, hi: int) -> str:
 
 def flushed_before(conn: psycopg.Connection[Any], stale_s: float) -> Any:
     """The time before which every live ingest's VictoriaMetrics writes are confirmed on disk."""
-    row = conn.execute("SELECT min(flushed_at) FROM ingest_stats WHERE updated_at > now() - make_interval(secs => %s)",
+    row = conn.execute("SELECT min(flushed_at) FROM ingest_stats "
+                       "WHERE updated_at > now() - make_interval(secs => %s)",
                        (stale_s,)).fetchone()
     return row[0] if row else None
 
@@ -335,8 +352,8 @@ def set_acked(conn: psycopg.Connection[Any], acks: dict[str, int]) -> None:
                      (list(acks), list(acks.values())))
 
 
-def write_stats(conn: psycopg.Connection[Any], ingest_id: str, started: float, stats: dict[str, Any],
-                flushed_at: Any | None) -> None:
+def write_stats(conn: psycopg.Connection[Any], ingest_id: str, started: float,
+                stats: dict[str, Any], flushed_at: Any | None) -> None:
     conn.execute("""INSERT INTO ingest_stats (ingest_id, started_at, updated_at, flushed_at, stats)
                     VALUES (%s, to_timestamp(%s), now(), %s, %s)
                     ON CONFLICT (ingest_id) DO UPDATE SET started_at = excluded.started_at,

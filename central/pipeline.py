@@ -24,8 +24,9 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 
@@ -68,7 +69,8 @@ class Counters:
     def snapshot(self) -> dict[str, Any]:
         lags = sorted(self.lag_s)
         return {"messages": self.messages, "batches": self.batches,
-                "readings_received": self.readings_received, "readings_stored": self.readings_stored,
+                "readings_received": self.readings_received,
+                "readings_stored": self.readings_stored,
                 "readings_duplicate": self.readings_duplicate,
                 "readings_set_aside": self.readings_set_aside, "events_stored": self.events_stored,
                 "events_duplicate": self.events_duplicate, "set_aside": dict(self.set_aside),
@@ -96,9 +98,10 @@ class Pipeline:
         self._name_ok = re.compile(cfg.ingest.name_pattern).fullmatch
         self._site_ok = re.compile(SITE_PATTERN).fullmatch
         self._prefix: dict[tuple[str, str, str, str], str] = {}   # known series -> line prefix
-        self._state_leaves = {"status", "meta", "config/state", "events/active", "events", "summary"}
+        self._state_leaves = {"status", "meta", "config/state", "events/active", "events",
+                              "summary"}
 
-    # -- entry point ---------------------------------------------------------------------------------
+    # -- entry point -------------------------------------------------------------------------------
 
     def process(self, messages: list[Inbound]) -> None:
         """Store one batch in both stores (StoreUnavailable: nothing acknowledged, try again)."""
@@ -123,23 +126,26 @@ class Pipeline:
         for a in work.set_aside:
             c.set_aside[a.reason] += 1
 
-    # -- decoding ------------------------------------------------------------------------------------
+    # -- decoding ----------------------------------------------------------------------------------
 
     def _aside(self, work: BatchWork, m: Inbound, site: str | None, reason: str, detail: str,
                readings: int = 0, payload: bytes | None = None, key: str | None = None) -> None:
         if key is None:
-            key = hashlib.sha256(m.topic.encode() + b"\0" + m.payload).hexdigest()[:40] + ":" + reason
+            key = hashlib.sha256(m.topic.encode() + b"\0" + m.payload).hexdigest()[:40] \
+                + ":" + reason
         work.set_aside.append(SetAside(key, site, m.topic, reason, detail, readings,
                                        m.payload if payload is None else payload))
         log.debug("set aside %s from %s: %s", reason, m.topic, detail)
 
-    def _classify(self, m: Inbound, work: BatchWork, batches: list[tuple[str, str, ReadingsBatch]]) -> None:
+    def _classify(self, m: Inbound, work: BatchWork,
+                  batches: list[tuple[str, str, ReadingsBatch]]) -> None:
         parts = split_topic(m.topic, self.cfg.mqtt.topic_prefix)
         if parts is None:
             return self._aside(work, m, None, "foreign_topic", "not under the topic prefix")
         site, leaf = parts
         if not self._site_ok(site) or (self.cfg.sites is not None and site not in self.cfg.sites):
-            return self._aside(work, m, None, "unknown_site", f"site {site[:80]!r} is not in the inventory")
+            return self._aside(work, m, None, "unknown_site",
+                               f"site {site[:80]!r} is not in the inventory")
         if leaf in ("readings", "backlog"):
             try:
                 b = decode_batch(m.payload, max_payload=self.cfg.ingest.max_payload_bytes,
@@ -147,13 +153,15 @@ class Pipeline:
             except WireError as exc:
                 return self._aside(work, m, site, exc.code, exc.detail)
             if b.site != site:
-                return self._aside(work, m, site, "site_mismatch", f"payload says site {b.site[:80]!r}")
+                return self._aside(work, m, site, "site_mismatch",
+                                   f"payload says site {b.site[:80]!r}")
             work.seen.add(site)
             batches.append((site, leaf, b))
             return None
         if leaf not in self._state_leaves:
             return None     # a topic we do not read (commands, diagnostics)
-        if m.retain is False and not m.payload and leaf in ("status", "meta", "config/state", "events/active"):
+        if m.retain is False and not m.payload \
+                and leaf in ("status", "meta", "config/state", "events/active"):
             return None     # a retained message being cleared
         try:
             doc = parse_document(m.payload, max_payload=self.cfg.ingest.max_payload_bytes,
@@ -164,7 +172,8 @@ class Pipeline:
         work.seen.add(site)
         return None
 
-    def _document(self, site: str, leaf: str, doc: dict[str, Any], work: BatchWork, m: Inbound) -> None:
+    def _document(self, site: str, leaf: str, doc: dict[str, Any], work: BatchWork,
+                  m: Inbound) -> None:
         if leaf == "status":
             work.statuses[site] = documents.read_status(doc)
         elif leaf == "meta":
@@ -183,12 +192,12 @@ class Pipeline:
                 self._aside(work, m, site, "bad_event", why, payload=entry,
                             key=hashlib.sha256(m.payload).hexdigest()[:40] + f":event:{i}")
 
-    # -- readings ------------------------------------------------------------------------------------
+    # -- readings ----------------------------------------------------------------------------------
 
     def _readings(self, work: BatchWork, batches: list[tuple[str, str, ReadingsBatch]]) -> bytes:
         ing = self.cfg.ingest
         now = self.clock()
-        oldest_ok = now - ing.retention_days * 86400 + 86400   # a day of margin inside the retention
+        oldest_ok = now - ing.retention_days * 86400 + 86400   # a day inside the retention
         newest_ok = now + ing.future_s
         name_ok, text_max = self._name_ok, ing.text_max_chars
         cover = pg.ranges_of(self.conn, sorted({s for s, _, _ in batches}))
@@ -247,7 +256,8 @@ class Pipeline:
                         if prefix is not None:
                             lines.append(prefix + ("1" if key[3][0] in "tn" else _fmt(value)) + ms)
                         elif not (name_ok(dev) and name_ok(metric)):
-                            aside.setdefault((site, "bad_name"), []).append((seq, dev, metric, value, g.ts))
+                            aside.setdefault((site, "bad_name"), []).append(
+                                (seq, dev, metric, value, g.ts))
                         else:
                             pending.append((site, key, value, seq, int(round(g.ts * 1000))))
             if got:
@@ -261,8 +271,9 @@ class Pipeline:
             self.counters.readings_set_aside += len(rows)
             sample = json.dumps([list(r) for r in rows[:SET_ASIDE_SAMPLE]], default=str).encode()
             seqs = [r[0] for r in rows]
-            work.set_aside.append(SetAside(f"{site}:{reason}:{min(seqs)}:{max(seqs)}:{len(seqs)}", site,
-                                           f"{self.cfg.mqtt.topic_prefix}/{site}/readings", reason,
+            work.set_aside.append(SetAside(f"{site}:{reason}:{min(seqs)}:{max(seqs)}:{len(seqs)}",
+                                           site, f"{self.cfg.mqtt.topic_prefix}/{site}/readings",
+                                           reason,
                                            f"{len(rows)} reading(s), seq {min(seqs)}..{max(seqs)}",
                                            len(rows), sample))
         return "".join(lines).encode()
@@ -277,7 +288,8 @@ class Pipeline:
             w.markers.append(("buffer_replaced", boot, seq))
 
     def _new_series(self, pending: list[tuple[str, tuple[str, str, str, str], Any, int, int]],
-                    aside: dict[tuple[str, str], list[tuple[int, str, str, Any, float]]]) -> list[str]:
+                    aside: dict[tuple[str, str], list[tuple[int, str, str, Any, float]]],
+                    ) -> list[str]:
         wanted: dict[str, list[str]] = {}
         for site, key, _, _, _ in pending:
             k = "\x1f".join(key[1:])
@@ -290,7 +302,8 @@ class Pipeline:
         out: list[str] = []
         for site, key, value, seq, ms in pending:
             if (site, "\x1f".join(key[1:])) not in allowed:
-                aside.setdefault((site, "series_cap"), []).append((seq, key[1], key[2], value, ms / 1000))
+                aside.setdefault((site, "series_cap"), []).append(
+                    (seq, key[1], key[2], value, ms / 1000))
                 continue
             prefix = self._prefix.get(key)
             if prefix is None:
@@ -301,7 +314,8 @@ class Pipeline:
     @staticmethod
     def _line_prefix(key: tuple[str, str, str, str]) -> str:
         site, dev, metric, kind = key
-        labels = f'site="{escape_label(site)}",device="{escape_label(dev)}",metric="{escape_label(metric)}"'
+        labels = (f'site="{escape_label(site)}",device="{escape_label(dev)}",'
+                  f'metric="{escape_label(metric)}"')
         if kind == "v":
             return f"clinic_value{{{labels}}} "
         if kind == "n":

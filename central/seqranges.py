@@ -7,7 +7,7 @@ islands while live readings run ahead of the backlog. Pure functions, no I/O.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 Range = tuple[int, int]
 

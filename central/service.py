@@ -58,7 +58,7 @@ class Ingest:
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    # -- lifecycle -----------------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,8 +66,8 @@ class Ingest:
                 signal.signal(sig, lambda *_: self.stop_event.set())
             except ValueError:
                 pass   # not the main thread (tests): the caller sets stop_event
-        log.info("ingest %s: broker %s:%d, VictoriaMetrics %s", self.cfg.ingest_id, self.cfg.mqtt.host,
-                 self.cfg.mqtt.port, self.cfg.vm_url)
+        log.info("ingest %s: broker %s:%d, VictoriaMetrics %s", self.cfg.ingest_id,
+                 self.cfg.mqtt.host, self.cfg.mqtt.port, self.cfg.vm_url)
         house = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
         self.session.start()
         house.start()
@@ -111,7 +111,8 @@ class Ingest:
                 self.session.ack(items)
                 return
             except StoreUnavailable as exc:
-                log.warning("%s; batch of %d message(s) kept, retrying in %.1fs", exc, len(items), delay)
+                log.warning("%s; batch of %d message(s) kept, retrying in %.1fs", exc,
+                            len(items), delay)
             except Exception:   # a bug must not kill the ingest silently; the batch is retried
                 log.exception("unexpected error storing a batch of %d message(s)", len(items))
             if self.stop_event.wait(delay):
@@ -123,7 +124,7 @@ class Ingest:
                 except StoreUnavailable as exc:
                     log.warning("%s", exc)
 
-    # -- housekeeping ----------------------------------------------------------------------------------
+    # -- housekeeping ------------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
         conn = None
@@ -133,7 +134,9 @@ class Ingest:
             try:
                 if conn is None or conn.closed or conn.broken:
                     conn, acker = pg.connect(self.cfg.pg_dsn), False
-                flushed = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+                row = conn.execute("SELECT clock_timestamp()").fetchone()
+                assert row is not None   # a SELECT without FROM has one row
+                flushed = row[0]
                 try:
                     self.vm.confirm_flushed()
                 except StoreUnavailable as exc:
@@ -141,7 +144,10 @@ class Ingest:
                     flushed = None
                 pg.write_stats(conn, self.cfg.ingest_id, self.started, self._stats(), flushed)
                 if not acker:
-                    acker = conn.execute("SELECT pg_try_advisory_lock(%s)", (pg.ACKER_LOCK,)).fetchone()[0]
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                       (pg.ACKER_LOCK,)).fetchone()
+                    assert row is not None   # a SELECT without FROM has one row
+                    acker = row[0]
                 if acker:
                     self._acknowledge(conn)
             except Exception as exc:   # keep the loop alive; the next round retries
@@ -156,7 +162,8 @@ class Ingest:
         s = self.pipeline.counters.snapshot()
         now, stored = time.monotonic(), s["readings_stored"]
         last = getattr(self, "_rate_mark", None)
-        s["readings_per_s"] = (stored - last[1]) / (now - last[0]) if last and now > last[0] else 0.0
+        s["readings_per_s"] = (stored - last[1]) / (now - last[0]) \
+            if last and now > last[0] else 0.0
         self._rate_mark = (now, stored)
         s["inbox"] = self.session.inbox.qsize()
         s["connected"] = self.session.connected.is_set()
@@ -165,7 +172,8 @@ class Ingest:
         return s
 
     def _acknowledge(self, conn: Any) -> None:
-        """Publish the acks computed last round if every live ingest flushed since; compute new ones."""
+        """Publish the acks computed last round if every live ingest flushed since; compute new
+        ones."""
         stale = self.cfg.ingest.ack_interval_s * STALE_FACTOR + 5
         if self._pending_acks is not None:
             snap, acks = self._pending_acks
@@ -181,7 +189,7 @@ class Ingest:
                 self._pending_acks = None
         if self._pending_acks is None:
             snap, candidates = pg.ack_candidates(conn)
-            acks: dict[str, int] = {}
+            acks = {}
             now = time.monotonic()
             for c in candidates:
                 covered = c.covered

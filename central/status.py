@@ -42,7 +42,8 @@ class CentralStatus:
 def collect(conn: psycopg.Connection[Any], *, live_s: float = 30.0) -> CentralStatus:
     q = conn.execute
     ingests = [IngestRow(i, float(a), float(s), st) for i, a, s, st in q(
-        "SELECT ingest_id, extract(epoch FROM now() - updated_at), extract(epoch FROM now() - started_at), "
+        "SELECT ingest_id, extract(epoch FROM now() - updated_at), "
+        "extract(epoch FROM now() - started_at), "
         "stats FROM ingest_stats ORDER BY ingest_id").fetchall()]
     live = [r for r in ingests if r.age_s < live_s]
     total, seen, online, stored, unacked = q(
@@ -57,8 +58,9 @@ def collect(conn: psycopg.Connection[Any], *, live_s: float = 30.0) -> CentralSt
     p50 = [r.stats["lag_p50_s"] for r in live if r.stats.get("lag_p50_s") is not None]
     mx = [r.stats["lag_max_s"] for r in live if r.stats.get("lag_max_s") is not None]
     return CentralStatus(ingests, total, seen, online, int(stored), rate,
-                         max(p50) if p50 else None, max(mx) if mx else None, unacked, gaps, int(lost),
-                         {k: int(v) for k, v in by_reason.items()}, {k: int(v) for k, v in aside.items()},
+                         max(p50) if p50 else None, max(mx) if mx else None, unacked, gaps,
+                         int(lost), {k: int(v) for k, v in by_reason.items()},
+                         {k: int(v) for k, v in aside.items()},
                          [(s, lo, hi, r) for s, lo, hi, r in worst])
 
 
@@ -73,10 +75,12 @@ def render(st: CentralStatus, *, live_s: float = 30.0) -> tuple[str, bool]:
         alive = r.age_s < live_s
         ok = ok and alive
         s = r.stats
-        out.append(f"  ingest {r.ingest_id}: {'running' if alive else f'SILENT for {r.age_s:.0f} s'}, "
+        state = "running" if alive else f"SILENT for {r.age_s:.0f} s"
+        out.append(f"  ingest {r.ingest_id}: {state}, "
                    f"broker {'connected' if s.get('connected') else 'NOT connected'}, "
                    f"inbox {s.get('inbox', 0)}, {s.get('readings_per_s', 0):.0f} readings/s, "
-                   f"stored {s.get('readings_stored', 0)}, duplicates {s.get('readings_duplicate', 0)}, "
+                   f"stored {s.get('readings_stored', 0)}, "
+                   f"duplicates {s.get('readings_duplicate', 0)}, "
                    f"set aside {s.get('readings_set_aside', 0)}")
     lag = "n/a" if st.lag_p50_s is None else f"p50 {st.lag_p50_s:.2f} s, max {st.lag_max_s:.2f} s"
     out += [f"  readings/s: {st.readings_per_s:.0f} (all ingests)",
@@ -85,10 +89,12 @@ def render(st: CentralStatus, *, live_s: float = 30.0) -> tuple[str, bool]:
             f"{st.sites_online} online, {st.unacked_sites} with readings not yet acknowledged",
             f"  readings stored: {st.readings_stored}",
             f"  gaps:      {st.gaps} ({st.readings_lost} readings lost"
-            + (": " + ", ".join(f"{k} {v}" for k, v in sorted(st.lost_by_reason.items())) if st.lost_by_reason else "")
+            + (": " + ", ".join(f"{k} {v}" for k, v in sorted(st.lost_by_reason.items()))
+               if st.lost_by_reason else "")
             + ")"]
     for site, lo, hi, why in st.worst_gaps:
         out.append(f"    {site}: seq {lo}..{hi} ({hi - lo + 1} readings, {why})")
     if st.set_aside_by_reason:
-        out.append("  set aside: " + ", ".join(f"{k} {v}" for k, v in sorted(st.set_aside_by_reason.items())))
+        out.append("  set aside: "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(st.set_aside_by_reason.items())))
     return "\n".join(out), ok

@@ -33,7 +33,8 @@ class VictoriaMetrics:
         self.url = url.rstrip("/")
         self._http = httpx.Client(timeout=timeout_s)
         self._lock = threading.Lock()
-        self._unconfirmed: list[tuple[float, bytes]] = []   # bodies written since the last confirmed flush
+        # bodies written since the last confirmed flush
+        self._unconfirmed: list[tuple[float, bytes]] = []
         self._start_time: float | None = None
         self._trouble = False      # a failed call since the last confirmed flush: maybe a restart
 
@@ -41,7 +42,8 @@ class VictoriaMetrics:
         self._http.close()
 
     def write(self, body: bytes) -> None:
-        """Write lines of Prometheus text (``name{labels} value ms``); StoreUnavailable on failure."""
+        """Write lines of Prometheus text (``name{labels} value ms``); StoreUnavailable on
+        failure."""
         if not body:
             return
         self._post(body)
@@ -57,7 +59,8 @@ class VictoriaMetrics:
             raise StoreUnavailable(f"VictoriaMetrics write failed: {exc}") from exc
         if r.status_code >= 300:
             self._trouble = True
-            raise StoreUnavailable(f"VictoriaMetrics write answered {r.status_code}: {r.text[:200]}")
+            raise StoreUnavailable(
+                f"VictoriaMetrics write answered {r.status_code}: {r.text[:200]}")
 
     def start_time(self) -> float:
         try:
@@ -86,7 +89,8 @@ class VictoriaMetrics:
         if restarted:
             with self._lock:
                 bodies = [b for t, b in self._unconfirmed if t <= stamp]
-            log.warning("VictoriaMetrics may have restarted: writing %d recent batch(es) again", len(bodies))
+            log.warning("VictoriaMetrics may have restarted: writing %d recent batch(es) again",
+                        len(bodies))
             self._trouble = False
             for body in bodies:
                 self._post(body)

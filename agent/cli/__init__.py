@@ -19,7 +19,7 @@ import importlib
 import os
 import re
 import sys
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from agent import __version__
 from agent.cli.defaults import DEFAULT_CONFIG, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM

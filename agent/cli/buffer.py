@@ -8,11 +8,21 @@ import csv
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from agent.cli.common import (DEFAULT_CONFIG, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common,
-                              add_lang, age, print_json, term as make_term)
+from agent.cli.common import (
+    DEFAULT_CONFIG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    add_common,
+    add_lang,
+    age,
+    print_json,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, ControlError, NoPermission
 from agent.errors import StoreError
 from agent.i18n import Messages
@@ -26,7 +36,8 @@ def register(p: argparse.ArgumentParser, t: Messages) -> None:
     e = bsub.add_parser("export", help=t("help.buffer.export"), description=t("help.buffer.export"))
     e.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
                    help=t("help.opt.config", default=DEFAULT_CONFIG))
-    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=t("help.opt.json"))
+    e.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help=t("help.opt.json"))
     add_lang(e, t)
     e.add_argument("--from", dest="start", metavar="ISO", help=t("help.export.from"))
     e.add_argument("--to", dest="end", metavar="ISO", help=t("help.export.to"))
@@ -77,7 +88,8 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         [t("buffer.rejected"), t("buffer.rejected_value", n=summary.rejected)],
         [t("buffer.size"), size(summary.file_bytes)]]
     if doc["held_in_memory"]:
-        rows.append([t("buffer.in_memory"), (t("buffer.readings", n=doc["held_in_memory"]), "fail")])
+        rows.append([t("buffer.in_memory"),
+                     (t("buffer.readings", n=doc["held_in_memory"]), "fail")])
     term.table(rows)
     return EXIT_OK
 
@@ -96,7 +108,8 @@ def cmd_buffer_export(args: argparse.Namespace) -> int:
     to_stdout = args.csv == "-"
     try:
         rows = readings_between(loc.buffer_path, start, end, rejected=args.rejected)
-        out = sys.stdout if to_stdout else open(args.csv, "w", newline="", encoding="utf-8")
+        out = sys.stdout if to_stdout else \
+            open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
     except (StoreError, OSError) as exc:
         term.print(t("buffer.unreadable", path=loc.buffer_path if isinstance(exc, StoreError)
                      else args.csv, error=str(exc)), err=True)
@@ -143,9 +156,9 @@ def _parse_when(text: str) -> float:
 def _utc(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") \
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")

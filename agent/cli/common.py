@@ -12,12 +12,26 @@ import os
 import sys
 from typing import Any
 
+from agent.cli.defaults import (  # the EXIT_* codes are re-exported for the command modules
+    DEFAULT_CONFIG as DEFAULT_CONFIG,
+)
+from agent.cli.defaults import (
+    DEFAULT_STATE_DIR,
+)
+from agent.cli.defaults import (
+    EXIT_CONFIG as EXIT_CONFIG,
+)
+from agent.cli.defaults import (
+    EXIT_OK as EXIT_OK,
+)
+from agent.cli.defaults import (
+    EXIT_PROBLEM as EXIT_PROBLEM,
+)
 from agent.config import AgentConfig, load_config, read_document
-from agent.control.server import ControlClient, NoPermission, SOCKET_NAME, socket_path
+from agent.control.server import SOCKET_NAME, ControlClient, NoPermission, socket_path
 from agent.errors import ConfigError
 from agent.i18n import Messages
 from agent.term import Term
-from agent.cli.defaults import DEFAULT_CONFIG, DEFAULT_STATE_DIR, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM
 
 STATUS_MARK = {"ok": "ok", "warn": "warn", "fail": "fail", "skip": "skip"}
 
@@ -81,7 +95,7 @@ class Located:
         self.state_dir = cfg.state_dir if cfg else str(raw.get("state_dir") or DEFAULT_STATE_DIR)
         self.socket = socket_path(cfg) if cfg else \
             str(raw.get("control_socket") or os.path.join(self.state_dir, SOCKET_NAME))
-        buf = raw.get("buffer") if isinstance(raw.get("buffer"), dict) else {}
+        buf = b if isinstance(b := raw.get("buffer"), dict) else {}
         self.buffer_path = cfg.buffer.path if cfg else \
             str(buf.get("path") or os.path.join(self.state_dir, "buffer.sqlite"))
 
@@ -93,7 +107,8 @@ class Located:
         return {k: v for k, v in data.items() if isinstance(v, (str, dict))}
 
 
-def connect(term: Term, loc: Located, *, timeout: float = 15) -> tuple[ControlClient | None, int | None]:
+def connect(term: Term, loc: Located, *,
+            timeout: float = 15) -> tuple[ControlClient | None, int | None]:
     """The running agent, or None; an exit code when it is there but out of reach."""
     try:
         return ControlClient.connect(loc.socket, timeout=timeout), None

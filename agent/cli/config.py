@@ -17,12 +17,12 @@ import difflib
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from agent.cli.common import add_common, add_lang, term as make_term
+from agent.cli.common import add_common, add_lang
+from agent.cli.common import term as make_term
 from agent.cli.defaults import DEFAULT_STATE_DIR, EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM
 from agent.config import load_config, read_document
 from agent.errors import ConfigError
@@ -36,7 +36,11 @@ STATUS_FILE = "status.json"      # written by the running agent; holds its pid
 def register(cfg: argparse.ArgumentParser, t: Messages) -> None:
     """Add show-pushed, diff and use-local to ``clinic-agent config``."""
     add_lang(cfg, t)
-    cfg.set_defaults(func=lambda args: (cfg.print_help(), EXIT_CONFIG)[1])
+    def show_help(args: argparse.Namespace) -> int:
+        cfg.print_help()
+        return EXIT_CONFIG
+
+    cfg.set_defaults(func=show_help)
     sub = cfg.add_subparsers(metavar=t("help.meta.action"), title=t("help.title.actions"))
 
     p = sub.add_parser("show-pushed", help=t("help.config.show_pushed"),
@@ -138,13 +142,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if pushed is None:
         term.print(t("cfgcmd.none_pushed"))
         return EXIT_OK
+    assert state.latest_push is not None   # a pushed file is read only from the latest push
     try:
         local = Path(args.config).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         term.print(t("cfgcmd.cannot_read", path=args.config,
                      error=getattr(exc, "strerror", None) or str(exc)), err=True)
         return EXIT_CONFIG
-    lines = list(difflib.unified_diff(local.splitlines(keepends=True), pushed.splitlines(keepends=True),
+    lines = list(difflib.unified_diff(local.splitlines(keepends=True),
+                                      pushed.splitlines(keepends=True),
                                       fromfile=t("cfgcmd.diff_local", path=args.config),
                                       tofile=t("cfgcmd.diff_pushed",
                                                version=state.latest_push.get("version"))))
@@ -169,7 +175,8 @@ def cmd_use_local(args: argparse.Namespace) -> int:
     if before.active is None and not before.confirming:
         term.print(t("cfgcmd.already_local", path=args.config))
         return EXIT_OK
-    version = before.active.get("version") if before.active else before.confirming.get("version")
+    version = before.active.get("version") if before.active \
+        else (before.confirming or {}).get("version")
 
     def set_aside(s: RemoteState) -> None:
         s.set_aside = {"version": version, "at": now, "by": "clinic-agent config use-local"}

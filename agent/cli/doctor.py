@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from agent.cli.common import (EXIT_OK, EXIT_PROBLEM, STATUS_MARK, Located, add_common, print_json,
-                              render_problem, term as make_term)
+from agent.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    STATUS_MARK,
+    Located,
+    add_common,
+    print_json,
+    render_problem,
+)
+from agent.cli.common import term as make_term
 from agent.diagnose.doctor import Check
 from agent.i18n import Messages
 from agent.term import Term, width

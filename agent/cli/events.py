@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from agent.cli.buffer import _parse_when
-from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common,
-                              print_json, term as make_term)
+from agent.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, print_json
+from agent.cli.common import term as make_term
 from agent.errors import StoreError
 from agent.events import render, store, wire
 from agent.i18n import Messages
@@ -59,7 +59,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             "active": [{"id": a.id, "kind": a.kind, "cond": a.cond, "dev": a.dev,
                         "start": a.start, "values": dict(a.values),
                         "text": line} for a, line in
-                       zip(active, render.active_lines(active, t, now=now))],
+                       zip(active, render.active_lines(active, t, now=now), strict=False)],
             "events": [wire.event_doc(e) for e in events]}
         print_json(term, doc)
         return EXIT_PROBLEM if active else EXIT_OK

@@ -18,14 +18,31 @@ import queue
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.remote.envelope import (KeyFileError, Malformed, generate_keypair, load_private_key,
-                              open_envelope, seal)
-from agent.remote.fleet import (BrokerOptions, FleetError, FleetView, OperatorLink, command_payload,
-                           config_payload, format_table)
 from agent.publish.topics import Topics
+from agent.remote.envelope import (
+    KeyFileError,
+    Malformed,
+    generate_keypair,
+    load_private_key,
+    open_envelope,
+    seal,
+)
+from agent.remote.fleet import (
+    BrokerOptions,
+    FleetError,
+    FleetView,
+    OperatorLink,
+    command_payload,
+    config_payload,
+    format_table,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_VALID_FOR = "7d"
@@ -71,7 +88,8 @@ def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
                    help="wait this long for the results (default: 15)")
     p.set_defaults(func=cmd_command)
 
-    p = sub.add_parser("status", help="every site seen on the broker: online, config, backlog, problems")
+    p = sub.add_parser("status",
+                       help="every site seen on the broker: online, config, backlog, problems")
     _broker_args(p)
     p.add_argument("--listen", type=float, default=35.0, metavar="SECONDS",
                    help="listen this long for the sites' health readings, sent every "
@@ -150,10 +168,11 @@ def _version(args: argparse.Namespace) -> int:
         args.version = int(time.time())
     if args.version < 1:
         raise FleetError("--version must be 1 or more")
-    return args.version
+    version: int = args.version
+    return version
 
 
-def _private_key(path: str):
+def _private_key(path: str) -> Ed25519PrivateKey:
     try:
         return load_private_key(path)
     except KeyFileError as exc:
@@ -193,7 +212,8 @@ def cmd_push(args: argparse.Namespace) -> int:
                 link.subscribe([Topics(opts.prefix, s).config_state for s in sites])
                 link.sync()
             for site in sites:
-                link.publish(Topics(opts.prefix, site).config_set, envelope, retain=not args.no_retain)
+                link.publish(Topics(opts.prefix, site).config_set, envelope,
+                             retain=not args.no_retain)
             print(f"config v{version} published to {len(sites)} site(s)")
             if args.wait <= 0:
                 return EXIT_OK
@@ -203,7 +223,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     for site in sites:
         event = outcomes.get(site)
         if event is None:
-            print(f"{site}: no answer within {args.wait:g} s (offline? it gets the push when it connects)")
+            print(f"{site}: no answer within {args.wait:g} s "
+                  "(offline? it gets the push when it connects)")
         else:
             extra = "".join(f"\n    {p}" for p in event.get("problems", ()))
             print(f"{site}: {event['type']}" + (f" ({event.get('reason')}: {event.get('detail')})"
@@ -213,10 +234,10 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def _await_config(link: OperatorLink, prefix: str, sites: list[str], version: Any,
-                  wait_s: float) -> dict[str, dict]:
+                  wait_s: float) -> dict[str, dict[str, Any]]:
     """Each site's final event about ``version``, as published on its config state topic."""
     by_topic = {Topics(prefix, s).config_state: s for s in sites}
-    outcomes: dict[str, dict] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
     for topic, payload, _ in _messages(link, wait_s, until=lambda: len(outcomes) == len(sites)):
         site = by_topic.get(topic)
         try:
@@ -229,8 +250,10 @@ def _await_config(link: OperatorLink, prefix: str, sites: list[str], version: An
     return outcomes
 
 
-def _messages(link: OperatorLink, wait_s: float, *, until):
-    """Every message held by ``link.sync()``, then new ones until ``until()`` or ``wait_s`` passes."""
+def _messages(link: OperatorLink, wait_s: float, *,
+              until: Callable[[], bool]) -> Iterator[tuple[str, bytes, bool]]:
+    """Every message held by ``link.sync()``, then new ones until ``until()`` or ``wait_s``
+    passes."""
     deadline = time.monotonic() + wait_s
     while link.pending:
         yield link.pending.pop(0)
@@ -259,14 +282,15 @@ def cmd_command(args: argparse.Namespace) -> int:
     except FleetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     sites = payload["sites"]
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         with OperatorLink(opts) as link:
             topics = {Topics(opts.prefix, s).command_result: s for s in sites}
             link.subscribe(topics)
             for site in sites:
                 link.publish(Topics(opts.prefix, site).command, envelope)
-            for topic, raw, _ in _messages(link, args.wait, until=lambda: len(results) == len(sites)):
+            for topic, raw, _ in _messages(link, args.wait,
+                                           until=lambda: len(results) == len(sites)):
                 try:
                     doc = json.loads(raw)
                 except ValueError:
@@ -297,7 +321,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"listening for up to {args.listen:g} s for the sites' health readings",
                   file=sys.stderr, flush=True)
             for topic, payload, retained in _messages(
-                    link, args.listen, until=lambda: bool(view.sites) and not view.waiting_for_health()):
+                    link, args.listen,
+                    until=lambda: bool(view.sites) and not view.waiting_for_health()):
                 view.observe(topic, payload, retained=retained, now=time.time())
     except FleetError as exc:
         return _fail(str(exc), EXIT_PROBLEM)
@@ -305,7 +330,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(format_table(rows, now=time.time()) if rows else "no site has published on this broker")
+        print(format_table(rows, now=time.time()) if rows
+              else "no site has published on this broker")
     return EXIT_OK
 
 

@@ -7,15 +7,27 @@ import argparse
 import asyncio
 import os
 
-from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, add_lang,
-                              print_json, term as make_term)
+from agent.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    add_common,
+    add_lang,
+    print_json,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, NoPermission
 from agent.i18n import Messages
 
 
 def register(p: argparse.ArgumentParser, t: Messages) -> None:
     add_lang(p, t)
-    p.set_defaults(func=lambda args: (p.print_help(), EXIT_CONFIG)[1])
+    def show_help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return EXIT_CONFIG
+
+    p.set_defaults(func=show_help)
     ssub = p.add_subparsers(metavar="modbus|snmp", title=t("help.title.actions"))
     m = add_common(ssub.add_parser("modbus", help=t("help.scan.modbus"),
                                    description=t("help.scan.modbus")), t)
@@ -34,7 +46,8 @@ def register(p: argparse.ArgumentParser, t: Messages) -> None:
                    help=t("help.scan.timeout_modbus"))
     m.add_argument("--all-settings", action="store_true", help=t("help.scan.all_settings"))
     m.set_defaults(func=cmd_scan_modbus)
-    s = add_common(ssub.add_parser("snmp", help=t("help.scan.snmp"), description=t("help.scan.snmp")), t)
+    s = add_common(ssub.add_parser("snmp", help=t("help.scan.snmp"),
+                                   description=t("help.scan.snmp")), t)
     s.add_argument("--target", metavar=t("help.meta.address"), help=t("help.scan.target"))
     s.add_argument("--port", type=int, default=161, metavar=t("help.meta.port"),
                    help=t("help.scan.snmp_port"))

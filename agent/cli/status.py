@@ -16,8 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.cli.common import (EXIT_OK, EXIT_PROBLEM, STATUS_MARK, Located, add_common, age,
-                              print_json, render_problem, term as make_term)
+from agent.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    STATUS_MARK,
+    Located,
+    add_common,
+    age,
+    print_json,
+    render_problem,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, ControlError, NoPermission
 from agent.diagnose.doctor import device_hint
 from agent.errors import StoreError
@@ -59,7 +68,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         problems.extend((describe_active(p, t, now), None) for p in active)
         doc["site"] = snap.get("site_id") or doc["site"]
         doc["agent"].update(running=True, pid=snap.get("pid"),
-                            uptime_s=round(now - snap["started_at"], 1) if snap.get("started_at") else None)
+                            uptime_s=round(now - snap["started_at"], 1)
+                            if snap.get("started_at") else None)
         link = snap.get("broker") or {}
         doc["broker"] = {"connected": bool(link.get("connected")), "broker": link.get("broker", ""),
                          "since": link.get("since"), "last_error": link.get("last_error", ""),
@@ -68,7 +78,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if isinstance(link.get("last_error_code"), dict):
             doc["broker"]["last_error_code"] = link["last_error_code"]
         buf = snap.get("buffer") or {}
-        doc["buffer"] = {"depth": buf.get("depth", 0), "oldest_age_s": age(now, buf.get("oldest_ts")),
+        doc["buffer"] = {"depth": buf.get("depth", 0),
+                         "oldest_age_s": age(now, buf.get("oldest_ts")),
                          "dropped_total": buf.get("dropped_total", 0),
                          "file_bytes": buf.get("file_bytes", 0),
                          "held_in_memory": snap.get("held_in_memory", 0)}
@@ -151,7 +162,8 @@ def active_problems(snap: dict[str, Any]) -> list[dict[str, Any]]:
     for p in raw:
         if isinstance(p, dict) and isinstance(p.get("code"), str):
             out.append({"code": p["code"], "device": str(p.get("device") or ""),
-                        "since": p.get("since") if isinstance(p.get("since"), (int, float)) else None,
+                        "since": p.get("since")
+                        if isinstance(p.get("since"), (int, float)) else None,
                         "args": p.get("args") if isinstance(p.get("args"), dict) else {}})
     return out
 
@@ -234,7 +246,8 @@ def _render_status(term: Term, doc: dict[str, Any], problems: list[tuple[str, st
         rows.append([t("status.buffer"), text, ""])
     cfg = doc["config"]
     if cfg["source"] == "pushed":
-        text = t("status.config.pushed", version=cfg["version"], state=t(f"status.config.{cfg['state']}"))
+        text = t("status.config.pushed", version=cfg["version"],
+                 state=t(f"status.config.{cfg['state']}"))
     else:
         text = t("status.config.local", path=cfg["file"])
     rows.append([t("status.config"), text, _mark(term, "ok" if cfg["valid"] else "fail")])
@@ -244,8 +257,8 @@ def _render_status(term: Term, doc: dict[str, Any], problems: list[tuple[str, st
         drows = []
         for d in doc["devices"]:
             style = "ok" if d["status"] == "ok" else "skip" if d["status"] == "disabled" else "fail"
-            last = t("time.ago", when=ago(d["last_ok_age_s"], t)) if d["last_ok_age_s"] is not None \
-                else t("time.never")
+            last = t("time.ago", when=ago(d["last_ok_age_s"], t)) \
+                if d["last_ok_age_s"] is not None else t("time.never")
             drows.append([d["name"], d["kind"], (status_word(d["status"], t), style),
                           last if d["status"] != "disabled" else "-", reason_of(d, t)])
         term.table(drows, header=[t("col.device"), t("col.kind"), t("col.status"),

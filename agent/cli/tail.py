@@ -7,8 +7,16 @@ import json
 from datetime import datetime
 from typing import Any
 
-from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, connect,
-                              fmt_value, term as make_term)
+from agent.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    add_common,
+    connect,
+    fmt_value,
+)
+from agent.cli.common import term as make_term
 from agent.control.server import ControlError
 from agent.i18n import Messages, Text
 from agent.readings import REASON_CODE_METRIC, decode_reason_code

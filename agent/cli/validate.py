@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import argparse
 
-from agent.cli.common import (DEFAULT_CONFIG, EXIT_CONFIG, EXIT_OK, add_lang, print_config_error,
-                              print_json, render_problem, term as make_term)
+from agent.cli.common import (
+    DEFAULT_CONFIG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    add_lang,
+    print_config_error,
+    print_json,
+    render_problem,
+)
+from agent.cli.common import term as make_term
 from agent.config import load_config
 from agent.errors import ConfigError
 from agent.i18n import Messages

@@ -10,17 +10,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from agent.errors import ConfigError
-from agent.config.fields import Problem, Problems, Table, show
-from agent.config.syntax import parse_document, parse_text
-from agent.i18n import LANGUAGES, text
-from agent.config.secret import Secret
-from agent.config.devices import DeviceConfig, parse_devices
-from agent.config.remote import RemoteConfig, parse as parse_remote
 from agent.config import events as events_cfg
+from agent.config.devices import DeviceConfig, parse_devices
 from agent.config.events import EventsConfig
+from agent.config.fields import Problem, Problems, Table, show
+from agent.config.remote import RemoteConfig
+from agent.config.remote import parse as parse_remote
+from agent.config.secret import Secret
+from agent.config.syntax import parse_document, parse_text
+from agent.errors import ConfigError
+from agent.i18n import LANGUAGES, text
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text", "read_document", "salvage_config"]
@@ -151,7 +152,8 @@ def merge_secrets(data: dict[str, Any], secrets: dict[str, Any], *, source: str)
         for name in dev_secrets:
             if name not in names:
                 problems.append(Problem(f"devices.{name}", text(
-                    "cfg.secrets_no_device", names=", ".join(sorted(n for n in names if n)) or "-")))
+                    "cfg.secrets_no_device",
+                    names=", ".join(sorted(n for n in names if n)) or "-")))
         merged["devices"] = [
             {**d, **dev_secrets.get(d.get("name"), {})} if isinstance(d, dict) else d
             for d in data["devices"]
@@ -189,7 +191,8 @@ def salvage_config(path: str | os.PathLike[str]) -> tuple[AgentConfig | None, li
         except ConfigError as exc:
             bad = {str(getattr(p, "path", "")).split(".")[0].split("[")[0] for p in exc.details}
             if "mqtt" in bad and "mqtt" in base:
-                mqtt_bad = {str(p.path) for p in exc.details if str(p.path).startswith("mqtt.")}
+                problems = cast("list[Problem]", exc.details)   # parse_config reports Problems
+                mqtt_bad = {str(p.path) for p in problems if str(p.path).startswith("mqtt.")}
                 if any(k in mqtt_bad for k in ("mqtt.host", "mqtt.port", "mqtt.tls")) \
                         or not isinstance(base["mqtt"], dict):
                     return None, []
@@ -201,7 +204,7 @@ def salvage_config(path: str | os.PathLike[str]) -> tuple[AgentConfig | None, li
     else:
         return None, []
     kept, skipped = [], []
-    devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    devices = d if isinstance(d := data.get("devices"), list) else []
     for i, dev in enumerate(devices):
         try:
             parse_config({**base, "devices": [dev]}, source=str(path))

@@ -10,12 +10,14 @@ have a ``name`` are also named by it where they are shown: ``devices[1] (ups).po
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from agent.i18n import ENGLISH, Messages, Text, text
 
@@ -88,7 +90,7 @@ class Problems:
     def add(self, path: str, message: Text, label: str = "") -> None:
         self.details.append(Problem(path, message, label if label != path else ""))
 
-    def root(self, data: Any) -> "Table":
+    def root(self, data: Any) -> Table:
         return Table(self, data, "")
 
 
@@ -149,6 +151,7 @@ class Table:
             self.problem(key, "cfg.expected", what=what, got=show(raw))
 
     # -- scalars -------------------------------------------------------------------------------
+    # (these shadow str, int, float and bool in the class: later annotations say builtins.)
 
     def str(self, key: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None,
             pattern: str | None = None, what: Text | None = None, suggest: bool = True) -> Any:
@@ -181,7 +184,7 @@ class Table:
             return None if default is _MISSING else default
         return raw
 
-    def host(self, key: str, default: Any = _MISSING) -> Any:
+    def host(self, key: builtins.str, default: Any = _MISSING) -> Any:
         """A host name or an IP address, checked as such (192.168.1.300 is neither)."""
         raw = self.str(key, default, what=HOST_WHAT)
         if not isinstance(raw, str) or raw is default:
@@ -193,8 +196,8 @@ class Table:
             return None if default is _MISSING else default
         return raw
 
-    def int(self, key: str, default: Any = _MISSING, *, min: int | None = None,
-            max: int | None = None) -> Any:
+    def int(self, key: builtins.str, default: Any = _MISSING, *, min: builtins.int | None = None,
+            max: builtins.int | None = None) -> Any:
         raw = self._get(key, default)
         if raw is _MISSING:
             return None if default is _MISSING else default
@@ -204,8 +207,9 @@ class Table:
             return None if default is _MISSING else default
         return raw
 
-    def float(self, key: str, default: Any = _MISSING, *, min: float | None = None,
-              max: float | None = None, min_exclusive: bool = False) -> Any:
+    def float(self, key: builtins.str, default: Any = _MISSING, *,
+              min: builtins.float | None = None, max: builtins.float | None = None,
+              min_exclusive: builtins.bool = False) -> Any:
         raw = self._get(key, default)
         if raw is _MISSING:
             return None if default is _MISSING else default
@@ -222,7 +226,7 @@ class Table:
             return None if default is _MISSING else default
         return float(raw)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         raw = self._get(key, default)
         if raw is _MISSING:
             return None if default is _MISSING else default
@@ -236,7 +240,7 @@ class Table:
             return None if default is _MISSING else default
         return raw
 
-    def secret(self, key: str, *, min_length: int = 1) -> str | None:
+    def secret(self, key: builtins.str, *, min_length: builtins.int = 1) -> builtins.str | None:
         """A password, community or key: a string checked without ever echoing its value into a
         problem (``password = 123456`` must not end up in the journal). None if absent or bad."""
         raw = self.raw(key)
@@ -252,7 +256,7 @@ class Table:
             return None
         return raw
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
         raw = self._get(key, default)
         if raw is _MISSING:
             return None if default is _MISSING else default
@@ -263,7 +267,7 @@ class Table:
 
     # -- nested --------------------------------------------------------------------------------
 
-    def table(self, key: str, *, required: bool = False) -> "Table":
+    def table(self, key: builtins.str, *, required: builtins.bool = False) -> Table:
         self._seen.add(key)
         if key not in self.data:
             if required:
@@ -271,7 +275,7 @@ class Table:
             return Table(self.problems, {}, self.key_path(key), self.key_label(key))
         return Table(self.problems, self.data[key], self.key_path(key), self.key_label(key))
 
-    def tables(self, key: str, *, required: bool = False) -> list["Table"]:
+    def tables(self, key: builtins.str, *, required: builtins.bool = False) -> list[Table]:
         """An array of tables (``[[key]]`` in TOML); each entry labelled by its ``name``."""
         self._seen.add(key)
         raw = self.data.get(key)
@@ -294,7 +298,7 @@ class Table:
             out.append(Table(self.problems, item, path, label))
         return out
 
-    def raw(self, key: str, default: Any = None) -> Any:
+    def raw(self, key: builtins.str, default: Any = None) -> Any:
         """The untyped value, for callers that validate a shape of their own."""
         self._seen.add(key)
         return self.data.get(key, default)

@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from agent.config import modbus_profiles
 from agent.config.fields import Table, closest, show
+from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 from agent.config.toml_text import parse_bounded
 from agent.errors import ConfigError
 from agent.i18n import text
-from agent.config.modbus_profiles import PROFILE_NAME_PATTERN, ProfileInfo, ProfileSource
 
 TRANSPORTS = ("tcp", "rtu", "rtu_over_tcp")
 TABLES = ("holding", "input", "coil", "discrete")
@@ -250,7 +251,7 @@ def _baudrate(t: Table) -> int:
 def _address_base(t: Table, default: int | str = 0) -> int | str:
     raw = t.raw("address_base", default)
     if raw in (0, 1, "modicon") and not isinstance(raw, bool):
-        return raw
+        return cast("int | str", raw)
     t.problem("address_base", "cfg.expected", what=text("cfg.what.address_base"), got=show(raw))
     return default
 
@@ -442,6 +443,7 @@ def _parse_register(rt: Table, address_base: int | str, max_per_read: int,
         ok = False
     if not ok:
         return None
+    assert address is not None   # ok says so
     return RegisterSpec(name=name, table=table, address=address, label=label, type=type_,
                         count=count, bit=bit, word_order=word_order, byte_order=byte_order,
                         scale=scale if scale else 1.0, offset=offset or 0.0, unit=unit or "",

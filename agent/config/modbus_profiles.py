@@ -4,9 +4,9 @@ A ``kind = "modbus"`` device may say ``profile = "eastron-sdm630"`` instead of l
 registers. The profile is the file ``modbus-eastron-sdm630.toml``, looked up first in the
 device's ``profiles_dir`` and then among the profiles shipped in ``agent/profiles/``, so a clinic
 can fix or extend a shipped profile without waiting for a release. The ``modbus-`` prefix lets
-Modbus and SNMP profiles (``snmp-*.toml``, config/snmp_profiles.py) share one directory. Every profile maps the
-vendor's registers onto the common metric names of docs/modbus-profiles.md and cites the public
-document it was taken from.
+Modbus and SNMP profiles (``snmp-*.toml``, config/snmp_profiles.py) share one directory. Every
+profile maps the vendor's registers onto the common metric names of docs/modbus-profiles.md and
+cites the public document it was taken from.
 
 This module only finds and reads the files; ``config/modbus.py`` validates their content with the
 same rules (and the same messages) as registers written in the config itself.

@@ -1,4 +1,5 @@
-"""The optional ``[remote]`` table: signed config pushes and remote commands (docs/remote-management.md).
+"""The optional ``[remote]`` table: signed config pushes and remote commands
+(docs/remote-management.md).
 
 It is set in the site's local file only: a push can never change it (see ``agent.remote.push``),
 so a bad push cannot switch remote management off, swap the trusted keys or shorten the time the
@@ -18,9 +19,10 @@ DEFAULT_TRUSTED_KEYS_DIR = "/etc/clinic-agent/trusted-keys"
 @dataclass(frozen=True)
 class RemoteConfig:
     enabled: bool = True
-    trusted_keys_dir: str = DEFAULT_TRUSTED_KEYS_DIR   # *.pub files (Ed25519, PEM); never private keys
+    trusted_keys_dir: str = DEFAULT_TRUSTED_KEYS_DIR   # *.pub files (Ed25519, PEM); no private keys
     max_push_bytes: int = 256 * 1024
-    confirm_timeout_s: float = 180.0                   # commit-confirmed: reach the broker or roll back
+    confirm_timeout_s: float = 180.0                   # commit-confirmed: reach the broker, or
+                                                       # roll back
 
 
 def parse(t: Table) -> RemoteConfig:

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from agent.config import snmp_profiles
 from agent.config.fields import Table, show
-from agent.i18n import Text, text
 from agent.config.secret import Secret
 from agent.config.snmp_profiles import DEFAULT_PROFILES, PROFILE_NAME_PATTERN, ProfileSet
+from agent.i18n import text
 
 VERSIONS = ("1", "2c", "3")
 AUTH_PROTOCOLS = ("none", "md5", "sha", "sha224", "sha256", "sha384", "sha512")
@@ -85,7 +85,7 @@ class InterfaceSelector:
     alias_only: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "InterfaceSelector":
+    def parse(cls, text: str) -> InterfaceSelector:
         """Build a selector; raises ``ValueError`` (``re.error`` included) for a bad one."""
         if text.startswith(REGEX_PREFIX):
             return cls(text, re.compile(text[len(REGEX_PREFIX):]))
@@ -197,7 +197,7 @@ def parse(t: Table) -> SnmpSettings:
 
 
 def _parse_v3(t: Table) -> tuple[Any, ...]:
-    user = t.str("user", pattern=r"[^\s]{1,%d}" % MAX_USER_LENGTH,
+    user = t.str("user", pattern=rf"[^\s]{{1,{MAX_USER_LENGTH}}}",
                  what=text("cfg.what.v3_user", n=MAX_USER_LENGTH))
     auth_key = _secret(t, "auth_key", min_length=MIN_KEY_LENGTH)
     priv_key = _secret(t, "priv_key", min_length=MIN_KEY_LENGTH)
@@ -232,7 +232,7 @@ def _protocol(t: Table, key: str, choices: tuple[str, ...], *, key_name: str,
                       choices=", ".join(choices[1:]))
             return None
         return "none"
-    return t.str(key, None, choices=choices)
+    return cast("str | None", t.str(key, None, choices=choices))
 
 
 def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
@@ -244,8 +244,8 @@ def _secret(t: Table, key: str, *, min_length: int = 1) -> Secret | None:
 def _selectors(t: Table) -> tuple[InterfaceSelector, ...]:
     texts = t.str_list("interfaces", ()) or ()
     selectors = []
-    for i, text in enumerate(texts):
-        selector = _selector(t, f"interfaces[{i}]", text)
+    for i, words in enumerate(texts):
+        selector = _selector(t, f"interfaces[{i}]", words)
         if selector is not None:
             selectors.append(selector)
     return tuple(selectors)

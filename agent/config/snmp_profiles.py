@@ -42,9 +42,10 @@ from __future__ import annotations
 import ast
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.config.fields import Problem, Problems, Table, closest, show
 from agent.config.profiles import NAME_PATTERN, SNMP_PROFILES, shipped_dir
@@ -246,7 +247,8 @@ def _parse_file(path: Path, name: str, problems: Problems) -> ProfileSet | None:
     root = problems.root(data)
     root.str("description", "")
     scalars = tuple(s for s in (_scalar(t, name) for t in root.tables("scalars")) if s)
-    tables = tuple(s for s in (_table(t, name, i) for i, t in enumerate(root.tables("tables"))) if s)
+    tables = tuple(s for s in (_table(t, name, i) for i, t in enumerate(root.tables("tables")))
+                   if s)
     interfaces = _interfaces(root.table("interfaces"), name) if root.has("interfaces") else None
     root.finish()
     return ProfileSet(names=(name,), scalars=scalars, tables=tables, interfaces=interfaces)
@@ -462,7 +464,8 @@ def _interfaces(t: Table, profile: str) -> InterfaceSpec | None:
                                                       if x)))
     wt.finish()
     t.finish()
-    if not any(role == "admin" for role, _ in columns) or not any(role == "oper" for role, _ in columns):
+    if not any(role == "admin" for role, _ in columns) \
+            or not any(role == "oper" for role, _ in columns):
         return None
     return InterfaceSpec(prefix=prefix or "if", wan_key=wan_key or "wan", count=count,
                          columns=tuple(columns), metrics=tuple(metrics),

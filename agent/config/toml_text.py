@@ -10,7 +10,6 @@ message, so a pushed file gets a published rejection and ``validate`` a list of 
 
 from __future__ import annotations
 
-import tomllib
 from collections import deque
 from typing import Any
 
@@ -27,7 +26,7 @@ def parse_bounded(text: str, *, source: str, secret: bool = False) -> dict[str, 
     """The document in ``text``, or ``ConfigError`` listing every problem (syntax explained by
     ``agent.config.syntax``, bounds checked here). ``secret``: a secrets file, whose values are
     never quoted back."""
-    from agent.config.syntax import parse_text   # syntax imports the bounds from here
+    from agent.config.syntax import parse_text  # syntax imports the bounds from here
     doc, problems = parse_text(text, secret=secret)
     if doc is None:
         raise ConfigError(problems, source=source)

@@ -8,7 +8,8 @@ Parsed from a ``[[devices]]`` entry with ``kind = "wan"``::
     interval_s = 30
     timeout_s = 3
     targets = ["broker.example.org:8883", "1.1.1.1:53"]   # host:port = TCP connect
-    # targets = ["1.1.1.1"]   # no port: ICMP echo where the OS allows it, else TCP to icmp_fallback_port
+    # targets = ["1.1.1.1"]   # no port: ICMP echo where the OS allows it,
+    #                         # else TCP to icmp_fallback_port
     window = 20               # polls over which loss_pct is computed
     router = "router"         # optional: the snmp device whose WAN interface to report beside
 

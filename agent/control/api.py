@@ -9,8 +9,9 @@ through ``apply_config``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.errors import AgentError
 
@@ -33,8 +34,8 @@ class NotConnected(AgentError):
 class PollOutcome:
     """One device's poll asked for through the control interface."""
 
-    device: "DeviceConfig"
-    readings: "list[Reading] | None"   # None: the poll did not finish in time
+    device: DeviceConfig
+    readings: list[Reading] | None   # None: the poll did not finish in time
 
 
 ReadingObserver = Callable[["list[Reading]"], None]
@@ -42,20 +43,20 @@ ReadingObserver = Callable[["list[Reading]"], None]
 
 class AgentControl(Protocol):
     @property
-    def config(self) -> "AgentConfig": ...
+    def config(self) -> AgentConfig: ...
 
     @property
     def config_path(self) -> str | None: ...
 
-    async def status(self) -> "AgentStatus": ...
+    async def status(self) -> AgentStatus: ...
 
-    async def buffer_status(self) -> "BufferStatus": ...
+    async def buffer_status(self) -> BufferStatus: ...
 
-    def link_status(self) -> "LinkStatus | None": ...
+    def link_status(self) -> LinkStatus | None: ...
 
     def device_names(self) -> frozenset[str]: ...
 
-    async def apply_config(self, cfg: "AgentConfig") -> None: ...
+    async def apply_config(self, cfg: AgentConfig) -> None: ...
 
     def poll_now(self, device: str | None = None) -> list[str]:
         """Ask for a poll of ``device`` (or all) without waiting; the names asked."""
@@ -66,16 +67,16 @@ class AgentControl(Protocol):
         raises ``UnknownDevice``."""
         ...
 
-    def request_resend(self, first_seq: int, last_seq: int) -> "asyncio.Future[ResendResult]":
+    def request_resend(self, first_seq: int, last_seq: int) -> asyncio.Future[ResendResult]:
         """Send buffered readings again within the backlog budget; raises ``NotConnected``."""
         ...
 
-    def broker_reached(self, cfg: "AgentConfig") -> bool:
+    def broker_reached(self, cfg: AgentConfig) -> bool:
         """Connected to the broker with ``cfg``'s MQTT settings (not an older connection)."""
         ...
 
     def publish(self, topic: str, payload: bytes, *,
-                retain: bool = False) -> "asyncio.Future[None] | None":
+                retain: bool = False) -> asyncio.Future[None] | None:
         """Publish on the current connection (QoS 1); None when not connected."""
         ...
 

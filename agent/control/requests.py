@@ -26,7 +26,8 @@ OPS = ("status", "poll_once", "tail", "buffer")
 
 
 class BadRequest(Exception):
-    """A request refused before it reached the agent: ``code`` goes on the wire, with ``message``."""
+    """A request refused before it reached the agent: ``code`` goes on the wire, with
+    ``message``."""
 
     def __init__(self, code: str, message: str, *, fatal: bool = False) -> None:
         super().__init__(message)

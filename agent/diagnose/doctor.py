@@ -16,12 +16,13 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from agent.clock import RELEASE_FLOOR
-from agent.config import AgentConfig, BrokerAddress, load_config, salvage_config
+from agent.config import AgentConfig, BrokerAddress, DeviceConfig, load_config, salvage_config
 from agent.control.server import ControlClient, ControlError, NoPermission, socket_path
 from agent.errors import ConfigError, PublishError
 from agent.i18n import Text, text
@@ -54,7 +55,7 @@ class Check:
     details: list[Any] = field(default_factory=list)   # e.g. each config problem (fields.Problem)
 
 
-PollDirect = Callable[[AgentConfig, list], list[dict[str, Any]]]
+PollDirect = Callable[[AgentConfig, list[DeviceConfig]], list[dict[str, Any]]]
 
 
 def run(config_path: str, *, poll_direct: PollDirect,
@@ -189,7 +190,7 @@ def _tcp_check(broker: BrokerAddress, timeout: float) -> Check:
     except ConnectionRefusedError:
         return Check("tcp", where, "fail", "doctor.tcp.refused", {"where": where},
                      "hint.tcp_refused")
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Check("tcp", where, "fail", "doctor.tcp.timeout",
                      {"where": where, "s": f"{timeout:g}"}, "hint.tcp_timeout")
     except OSError as exc:
@@ -213,9 +214,9 @@ def _tls_checks(cfg: AgentConfig, broker: BrokerAddress, timeout: float) -> Iter
         return
     cert = _peer_certificate(broker, timeout)   # unverified: to explain what is wrong with it
     try:
-        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
-                version = tls.version() or "TLS"
+        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
+            version = tls.version() or "TLS"
     except ssl.SSLCertVerificationError as exc:
         yield _verify_failure(exc, where, broker.host, ca, cert)
         if cert is not None:
@@ -258,7 +259,7 @@ def _speaks_plain_mqtt(broker: BrokerAddress, timeout: float) -> bool:
 
 
 def _verify_failure(exc: ssl.SSLCertVerificationError, where: str, host: str, ca: str,
-                    cert: dict | None) -> Check:
+                    cert: dict[str, Any] | None) -> Check:
     code = exc.verify_code
     params = {"where": where, "error": exc.verify_message or str(exc), "ca": ca or "system",
               "host": host, "names": ", ".join(cert["names"]) if cert else "?",
@@ -276,15 +277,15 @@ def _verify_failure(exc: ssl.SSLCertVerificationError, where: str, host: str, ca
     return Check("tls", where, "fail", "doctor.tls.verify_other", params, "hint.tls_other")
 
 
-def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict | None:
+def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict[str, Any] | None:
     """The broker's certificate, fetched without verifying it, as a few plain fields."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
-                der = tls.getpeercert(binary_form=True)
+        with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=broker.host) as tls:
+            der = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError):
         return None
     if not der:
@@ -292,7 +293,7 @@ def _peer_certificate(broker: BrokerAddress, timeout: float) -> dict | None:
     return _describe_certificate(der)
 
 
-def _describe_certificate(der: bytes) -> dict | None:
+def _describe_certificate(der: bytes) -> dict[str, Any] | None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
     try:
@@ -316,7 +317,8 @@ def _describe_certificate(der: bytes) -> dict | None:
             "not_after": cert.not_valid_after_utc.timestamp()}
 
 
-def _cert_checks(where: str, cert: dict, *, verified: bool, now: float | None = None) -> Iterator[Check]:
+def _cert_checks(where: str, cert: dict[str, Any], *, verified: bool,
+                 now: float | None = None) -> Iterator[Check]:
     now = time.time() if now is None else now
     params = {"until": _iso(cert["not_after"]), "since": _iso(cert["not_before"]),
               "issuer": cert["issuer"], "subject": cert["subject"],
@@ -353,7 +355,8 @@ def _mqtt_check(cfg: AgentConfig, broker: BrokerAddress) -> Check:
         if exc.code in _MQTT_BAD_LOGIN:
             return Check("mqtt", where, "fail", "doctor.mqtt.bad_login", params, "hint.mqtt_login")
         if exc.code in _MQTT_CLIENT_ID:
-            return Check("mqtt", where, "fail", "doctor.mqtt.client_id", params, "hint.mqtt_client_id")
+            return Check("mqtt", where, "fail", "doctor.mqtt.client_id", params,
+                         "hint.mqtt_client_id")
         return Check("mqtt", where, "fail", "doctor.mqtt.refused", params, "hint.mqtt_other")
     except PublishError as exc:
         return Check("mqtt", where, "fail", "doctor.mqtt.no_answer",
@@ -398,11 +401,13 @@ def device_check(res: dict[str, Any], kind: str, via: str) -> Check:
     values = [r for r in res["readings"] if not r["metric"].startswith("poll.")]
     reason = Text.from_doc(res.get("reason_code")) or res.get("reason") or ""
     params = {"device": name, "kind": kind, "status": text(f"devstatus.{status}")
-              if status in DEVICE_STATUSES else status, "reason": reason, "n": len(values), "via": via}
+              if status in DEVICE_STATUSES else status, "reason": reason, "n": len(values),
+              "via": via}
     if status == "ok" and values:
         return Check("device", name, "ok", "doctor.device.ok", params)
     if status == "ok":
-        return Check("device", name, "warn", "doctor.device.no_values", params, "hint.device.no_values")
+        return Check("device", name, "warn", "doctor.device.no_values", params,
+                     "hint.device.no_values")
     return Check("device", name, "fail", "doctor.device.failed", params, device_hint(kind, status))
 
 
@@ -412,7 +417,7 @@ def device_hint(kind: str, status: str) -> str:
     return registered_hint(kind, status)
 
 
-def _poll_budget(devices: list) -> float:
+def _poll_budget(devices: list[DeviceConfig]) -> float:
     from agent.runtime.poller import hard_deadline
     return max(hard_deadline(d) for d in devices) * 2 + 10
 
@@ -428,7 +433,7 @@ def _salvage(config_path: str) -> tuple[AgentConfig | None, list[str]]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _with_timeout(fn: Callable[[], Any], timeout: float) -> Any:

@@ -1,4 +1,5 @@
-"""Power and internet events decided at the edge: "on battery since 14:03", "mains back after 47 min".
+"""Power and internet events decided at the edge: "on battery since 14:03", "mains back after
+47 min".
 
     readings ─> EventEngine.observe / tick (engine.py, conditions.py; pure, time injected)
             ─> events + engine snapshot, in the buffer's transaction (store.py)

@@ -1,4 +1,5 @@
-"""The daily summary of a site: the clinic's own power and internet figures, small enough for any link.
+"""The daily summary of a site: the clinic's own power and internet figures, small enough for
+any link.
 
     {"v": 1, "site": "DFSSA001234", "day": "2026-11-20",
      "mains_outages": 2, "mains_outage_min": 53.0, "mains_longest_min": 47.0,

@@ -24,18 +24,24 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
 
 from agent.config import AgentConfig
 from agent.errors import PublishError
 from agent.publish.central_ack import CentralRelease
 from agent.publish.mqtt_link import LinkLost, MqttLink, PublishRefused, Will
 from agent.readings import StoredReading
-from agent.status import LinkStatus
 from agent.runtime.supervisor import Heartbeat
+from agent.status import LinkStatus
 from agent.store.outbox import AsyncStore
 
 if TYPE_CHECKING:
@@ -49,8 +55,8 @@ LIVE_WINDOW = 8          # live messages in flight at once
 BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket queue short
 BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
 NOT_AUTHORIZED = 0x87     # MQTT 5 reason code: the broker's ACL refuses the topic
-EVENTS_BATCH = 50
-STABLE_S = 30.0           # a connection that lasted this long resets the reconnect pause         # events per message (a message per event would do; they are rare)
+EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
+STABLE_S = 30.0           # a connection that lasted this long resets the reconnect pause
 
 
 class TokenBucket:
@@ -83,7 +89,7 @@ class _Flight:
     lane: str                 # "live", "backlog" or "ping"
     future: asyncio.Future[None]
     sent_at: float
-    resend: "_ResendRequest | None" = None
+    resend: _ResendRequest | None = None
     event_ids: tuple[int, ...] = ()     # lane "events"
     summary_day: str = ""               # lane "summary"
 
@@ -121,7 +127,7 @@ class _ResendRequest:
 class Forwarder:
     """Runs forever: connect (with backoff, failing over between brokers), drain, repeat."""
 
-    def __init__(self, cfg: AgentConfig, store: AsyncStore, writer: "StoreWriter", *,
+    def __init__(self, cfg: AgentConfig, store: AsyncStore, writer: StoreWriter, *,
                  boot_id: str,
                  on_connected: Callable[[MqttLink], Awaitable[None]] | None = None) -> None:
         self.cfg = cfg
@@ -226,7 +232,7 @@ class Forwarder:
                 return await self._connect_once()
         raise AssertionError("unreachable")
 
-    def _log_retry(self, retry_state) -> None:
+    def _log_retry(self, retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         # Logged at warning once, then at debug, so a long outage does not flood the journal.
         level = logging.WARNING if retry_state.attempt_number == 1 else logging.DEBUG
@@ -237,7 +243,8 @@ class Forwarder:
         brokers = self.cfg.mqtt.brokers
         broker = brokers[self._broker_index % len(brokers)]
         will = Will(self.topics.status, self._status_payload("offline", lost=True))
-        link = MqttLink(self.cfg.mqtt, broker, will=will, max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4)
+        link = MqttLink(self.cfg.mqtt, broker, will=will,
+                        max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4)
         self.state.broker = f"{broker.host}:{broker.port}"
         try:
             await link.connect()
@@ -258,7 +265,7 @@ class Forwarder:
 
     def _status_payload(self, state: str, *, lost: bool = False) -> bytes:
         from agent import __version__
-        doc = {"state": state, "boot": self.boot_id, "version": __version__}
+        doc: dict[str, Any] = {"state": state, "boot": self.boot_id, "version": __version__}
         if not lost:
             doc["ts"] = round(time.time(), 3)
         return json.dumps(doc, separators=(",", ":")).encode()
@@ -602,6 +609,7 @@ class Forwarder:
 
     async def _handle_refused(self, f: _Flight, exc: PublishRefused,
                               resends: list[_Resend]) -> None:
+        assert f.encoded is not None   # the caller skips heartbeats
         lo, hi = f.encoded.ranges[0][0], f.encoded.ranges[-1][1]
         if f.encoded.count > 1:
             half = max(f.encoded.count // 2, 1)
@@ -628,5 +636,5 @@ class Forwarder:
         link.publish(self.topics.meta, payload, retain=True)
 
 
-def _ranges_text(ranges) -> str:
+def _ranges_text(ranges: Iterable[tuple[int, int]]) -> str:
     return ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, TypeGuard
 
 from agent.readings import StoredReading
 
@@ -45,7 +46,7 @@ def encode_batch(readings: Sequence[StoredReading], *, site: str, boot: str,
     current: dict[str, Any] | None = None
     for r in readings:
         contiguous = prev is not None and r.seq == prev.seq + 1
-        if not (contiguous and current is not None and r.device == prev.device
+        if not (contiguous and current is not None and prev is not None and r.device == prev.device
                 and r.ts == prev.ts and r.flags == prev.flags):
             current = {"s": r.seq, "d": r.device, "t": _time(r.ts), "m": []}
             if r.flags:
@@ -59,16 +60,18 @@ def encode_batch(readings: Sequence[StoredReading], *, site: str, boot: str,
         prev = r
     doc = {"v": WIRE_VERSION, "site": site, "boot": boot, "g": groups}
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    spans = tuple((lo, hi) for lo, hi in ranges)
     if compress:
-        return Encoded(zlib.compress(text, 9), tuple(map(tuple, ranges)), len(readings), CONTENT_ZLIB)
-    return Encoded(text, tuple(map(tuple, ranges)), len(readings), CONTENT_JSON)
+        return Encoded(zlib.compress(text, 9), spans, len(readings), CONTENT_ZLIB)
+    return Encoded(text, spans, len(readings), CONTENT_JSON)
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:
     """Inverse of the payload framing: zlib or plain JSON to a dict."""
     if payload[:1] == b"\x78":
         payload = zlib.decompress(payload)
-    return json.loads(payload)
+    doc: dict[str, Any] = json.loads(payload)
+    return doc
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def _value(v: Any) -> Any:
 
 DEFAULT_MAX_PAYLOAD = 256 * 1024          # bytes on the wire
 DEFAULT_MAX_INFLATED = 4 * 1024 * 1024    # bytes after zlib
-MAX_SEQ = 2**63 - 1                        # seq is an SQLite INTEGER on the agent, a bigint centrally
+MAX_SEQ = 2**63 - 1                        # seq: an SQLite INTEGER on the agent, a bigint centrally
 
 
 class WireError(ValueError):
@@ -128,7 +131,8 @@ class WireError(ValueError):
 
 @dataclass(frozen=True)
 class WireGroup:
-    """One group of a readings batch: consecutive seqs of one poll; ``metrics[k]`` has seq ``seq + k``."""
+    """One group of a readings batch: consecutive seqs of one poll; ``metrics[k]`` has seq
+    ``seq + k``."""
 
     seq: int
     device: str
@@ -195,11 +199,11 @@ def parse_document(payload: bytes, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
     return doc
 
 
-def _is_int(x: Any) -> bool:
+def _is_int(x: Any) -> TypeGuard[int]:
     return type(x) is int
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: Any) -> TypeGuard[float]:
     return (type(x) is int and -MAX_SEQ <= x <= MAX_SEQ) or (type(x) is float and math.isfinite(x))
 
 
@@ -238,7 +242,8 @@ def decode_batch(payload: bytes, *, max_payload: int = DEFAULT_MAX_PAYLOAD,
                 raise WireError("bad_shape", f"g[{i}].m[{k}] must be [name, value]")
             v = pair[1]
             if not (v is None or type(v) is str or type(v) is bool or _is_number(v)):
-                raise WireError("bad_shape", f"g[{i}].m[{k}] has a value of type {type(v).__name__}")
+                raise WireError("bad_shape",
+                                f"g[{i}].m[{k}] has a value of type {type(v).__name__}")
             pairs.append((pair[0], v))
         groups.append(WireGroup(s, d, float(t), f, tuple(pairs)))
         next_seq = s + len(m)

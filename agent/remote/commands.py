@@ -18,9 +18,9 @@ command cannot be replayed while it is still valid.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Mapping, Union
-
+from typing import TYPE_CHECKING, Any
 
 from agent.config.devices import DEVICE_NAME_PATTERN
 from agent.remote.checks import Ignored, Reason, Rejection, common_checks
@@ -51,7 +51,7 @@ class Resend:
     last_seq: int
 
 
-Action = Union[PollNow, Diagnostics, Resend]
+Action = PollNow | Diagnostics | Resend
 COMMAND_NAMES = {"poll_now": PollNow, "diagnostics": Diagnostics, "resend": Resend}
 
 
@@ -91,10 +91,12 @@ def check_command(data: bytes, ctx: CommandContext) -> CommandAccepted | Rejecti
     if set(body) - {"id", "command", "args"} or not isinstance(cid, str) \
             or not re.fullmatch(COMMAND_ID_PATTERN, cid) or not isinstance(name, str) \
             or not isinstance(args, dict):
-        return Rejection(Reason.MALFORMED, "payload: a command carries an id (8-64 letters, digits, "
-                         "'_', '-'), a command name and an args table", key_id=env.key_id)
+        return Rejection(Reason.MALFORMED, "payload: a command carries an id (8-64 letters, "
+                         "digits, '_', '-'), a command name and an args table",
+                         key_id=env.key_id)
     if env.payload.not_after - ctx.now > MAX_TTL_S:
-        return Rejection(Reason.TOO_LONG_LIVED, f"valid for {env.payload.not_after - ctx.now:.0f} s; "
+        return Rejection(Reason.TOO_LONG_LIVED,
+                         f"valid for {env.payload.not_after - ctx.now:.0f} s; "
                          f"commands may be valid for at most {MAX_TTL_S:.0f} s", key_id=env.key_id,
                          command_id=cid)
     if cid in ctx.seen_ids:
@@ -105,7 +107,8 @@ def check_command(data: bytes, ctx: CommandContext) -> CommandAccepted | Rejecti
                          f"{', '.join(COMMAND_NAMES)}", key_id=env.key_id, command_id=cid)
     action = _action(name, args, ctx)
     if isinstance(action, str):
-        return Rejection(Reason.BAD_ARGUMENTS, f"{name}: {action}", key_id=env.key_id, command_id=cid)
+        return Rejection(Reason.BAD_ARGUMENTS, f"{name}: {action}", key_id=env.key_id,
+                         command_id=cid)
     return CommandAccepted(cid, name, action, env.key_id, env.payload.not_after)
 
 
@@ -117,12 +120,14 @@ def _claimed_id(data: bytes) -> str | None:
     return cid if isinstance(cid, str) and re.fullmatch(COMMAND_ID_PATTERN, cid) else None
 
 
-def _action(name: str, args: dict, ctx: CommandContext) -> Action | str:
+def _action(name: str, args: dict[str, Any], ctx: CommandContext) -> Action | str:
     """The typed action, or what is wrong with the arguments."""
-    allowed = {"poll_now": {"device"}, "diagnostics": set(), "resend": {"first_seq", "last_seq"}}[name]
+    allowed = {"poll_now": {"device"}, "diagnostics": set(),
+               "resend": {"first_seq", "last_seq"}}[name]
     unknown = sorted(str(k)[:40] for k in args if k not in allowed)
     if unknown:
-        return f"unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed)) or 'none'}"
+        return (f"unknown argument(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(allowed)) or 'none'}")
     if name == "poll_now":
         device = args.get("device")
         if device is None:
@@ -138,6 +143,7 @@ def _action(name: str, args: dict, ctx: CommandContext) -> Action | str:
     if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _MAX_SEQ
                for v in (first, last)):
         return "first_seq and last_seq must be sequence numbers (integers >= 1)"
+    assert isinstance(first, int) and isinstance(last, int)   # checked just above
     if last < first or last - first >= MAX_RESEND:
         return f"expected first_seq <= last_seq and at most {MAX_RESEND} readings"
     return Resend(first, last)

@@ -10,10 +10,11 @@ again. A site is never left unreachable by a push.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 
-async def wait_for_broker(reached: Callable[[], bool], wake: asyncio.Event, timeout_s: float) -> bool:
+async def wait_for_broker(reached: Callable[[], bool], wake: asyncio.Event,
+                          timeout_s: float) -> bool:
     """True as soon as ``reached()``; False after ``timeout_s``. ``wake`` is set on every change
     worth a look (a connection made), so nothing here polls."""
     loop = asyncio.get_running_loop()
@@ -27,13 +28,14 @@ async def wait_for_broker(reached: Callable[[], bool], wake: asyncio.Event, time
             return False
         try:
             await asyncio.wait_for(wake.wait(), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return reached()
 
 
 async def commit_confirmed(*, apply: Callable[[], Awaitable[None]],
                            revert: Callable[[str | None], Awaitable[None]],
-                           reached: Callable[[], bool], wake: asyncio.Event, timeout_s: float) -> bool:
+                           reached: Callable[[], bool], wake: asyncio.Event,
+                           timeout_s: float) -> bool:
     """Apply, wait for the broker, revert if it never answered. Returns whether it was confirmed.
 
     ``revert`` gets why when applying itself failed, ``None`` when the broker was not reached.

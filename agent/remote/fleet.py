@@ -16,15 +16,20 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.errors import AgentError
 from agent.publish.wire import decode_payload, iter_readings
 from agent.remote.commands import MAX_TTL_S
 
+_T = TypeVar("_T")
 STATUS_LEAVES = ("status", "config/state", "readings", "backlog")
 
 
@@ -72,10 +77,10 @@ class OperatorLink:
         self.pending: list[tuple[str, bytes, bool]] = []   # drained from inbox by wait_for
         self._cond = threading.Condition()
         self._acks: dict[int, int] = {}
-        self._subacks: dict[int, list[int]] = {}
+        self._subacks: dict[int | None, list[int]] = {}   # mid None: not connected, never acked
         self._connect_rc: Any = None
         self.client_id = f"fleet-{secrets.token_hex(6)}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                                   protocol=mqtt.MQTTv5)
         if opts.username:
             self.client.username_pw_set(opts.username, opts.password)
@@ -84,13 +89,15 @@ class OperatorLink:
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = lambda c, u, m: self.inbox.put((m.topic, bytes(m.payload), bool(m.retain)))
+        self.client.on_message = lambda c, u, m: self.inbox.put(
+            (m.topic, bytes(m.payload), bool(m.retain)))
 
-    def __enter__(self) -> "OperatorLink":
+    def __enter__(self) -> OperatorLink:
         try:
             self.client.connect(self.opts.host, self.opts.port, keepalive=30)
         except (OSError, ValueError) as exc:
-            raise FleetError(f"cannot reach the broker {self.opts.host}:{self.opts.port}: {exc}") from exc
+            raise FleetError(
+                f"cannot reach the broker {self.opts.host}:{self.opts.port}: {exc}") from exc
         self.client.loop_start()
         rc = self._wait(lambda: self._connect_rc, "the broker to accept the connection")
         if rc.is_failure:
@@ -119,7 +126,8 @@ class OperatorLink:
     def subscribe(self, filters: Iterable[str]) -> None:
         for topic in filters:
             _, mid = self.client.subscribe(topic, qos=1)
-            codes = self._wait(lambda: self._subacks.get(mid), f"the subscription to {topic}")
+            codes = self._wait(lambda: self._subacks.get(mid),  # noqa: B023 (called right here)
+                               f"the subscription to {topic}")
             if any(c >= 0x80 for c in codes):
                 raise FleetError(f"broker refused the subscription to {topic}")
 
@@ -143,7 +151,7 @@ class OperatorLink:
                 return
             self.pending.append(msg)
 
-    def _wait(self, get, what: str):
+    def _wait(self, get: Callable[[], _T | None], what: str) -> _T:
         deadline = time.monotonic() + self.timeout_s
         with self._cond:
             while (value := get()) is None:
@@ -153,17 +161,20 @@ class OperatorLink:
                 self._cond.wait(remaining)
             return value
 
-    def _on_connect(self, client, userdata, flags, rc, props=None) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+                    rc: ReasonCode, props: Properties | None = None) -> None:
         with self._cond:
             self._connect_rc = rc
             self._cond.notify_all()
 
-    def _on_publish(self, client, userdata, mid, rc, props=None) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
+                    props: Properties | None = None) -> None:
         with self._cond:
             self._acks[mid] = rc.value
             self._cond.notify_all()
 
-    def _on_subscribe(self, client, userdata, mid, rcs, props=None) -> None:
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode],
+                      props: Properties | None = None) -> None:
         with self._cond:
             self._subacks[mid] = [rc.value for rc in rcs]
             self._cond.notify_all()
@@ -256,7 +267,7 @@ class FleetView:
 
     def _row(self, v: SiteView) -> dict[str, Any]:
         cfg = v.config or {}
-        applied = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+        applied = c if isinstance(c := cfg.get("config"), dict) else {}
         problems = [f"{name}: {d['status']}" + (f" ({d['reason']})" if d["reason"] else "")
                     for name, d in sorted(v.devices.items()) if d["status"] not in (None, "ok")]
         problems += _config_problems(cfg)
@@ -270,7 +281,7 @@ class FleetView:
 
 
 def _config_problems(state: dict[str, Any]) -> list[str]:
-    event = state.get("event") if isinstance(state.get("event"), dict) else {}
+    event = e if isinstance(e := state.get("event"), dict) else {}
     kind, version = event.get("type"), event.get("version")
     if kind == "rejected":
         return [f"config push v{version} rejected: {event.get('reason')} ({event.get('detail')})"]
@@ -291,15 +302,16 @@ def format_table(rows: list[dict[str, Any]], *, now: float) -> str:
     lines = [head]
     for r in rows:
         if r["config_source"] == "push":
-            config = f"v{r['config_version']}" + (" (confirming)" if r["config_state"] == "confirming" else "")
+            config = f"v{r['config_version']}" + \
+                (" (confirming)" if r["config_state"] == "confirming" else "")
         else:
             config = r["config_source"] or "?"
         lines.append((r["site"], r["state"], _ago(r["last_seen"], now),
                       config, "?" if r["backlog"] is None else str(r["backlog"]),
                       "; ".join(r["problems"]) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1]
-                     for line in lines)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))
+                     + "  " + line[-1] for line in lines)
 
 
 def _ago(ts: float | None, now: float) -> str:

@@ -19,10 +19,10 @@ technician. MQTT credentials are never pushed: they stay in the local file or it
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
-
+from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig, load_secrets, merge_secrets, parse_config, parse_toml_text
 from agent.config.fields import show
@@ -33,9 +33,11 @@ from agent.remote.envelope import sha256_hex
 if TYPE_CHECKING:
     from agent.remote.envelope import PublicKey
 
-# control_socket: the agent deletes a stale socket there at start, so a push must not aim it at a file.
+# control_socket: the agent deletes a stale socket there at start, so a push must not aim it at a
+# file.
 LOCAL_ONLY = ("site_id", "state_dir", "secrets_file", "control_socket", "remote")
-# The buffer file holds readings not yet sent: moving it by push would strand them at the next start.
+# The buffer file holds readings not yet sent: moving it by push would strand them at the next
+# start.
 LOCAL_ONLY_IN_TABLES = (("buffer", "path"),)
 LOCAL_ONLY_NAMES = (*LOCAL_ONLY[:-1], "buffer.path", "[remote]")
 MAX_VERSION = 2**53          # stays exact in every JSON reader
@@ -71,7 +73,7 @@ class LocalBasis:
     text: str = ""                         # the local file's text (kept as last-known-good)
 
     @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> "LocalBasis":
+    def read(cls, path: str | os.PathLike[str]) -> LocalBasis:
         """Read the local file (and its secrets file). Raises ``ConfigError``."""
         path = Path(path)
         try:
@@ -87,10 +89,10 @@ class LocalBasis:
         return cls(doc, secrets, str(path), text)
 
     @classmethod
-    def of(cls, cfg: AgentConfig) -> "LocalBasis":
+    def of(cls, cfg: AgentConfig) -> LocalBasis:
         """For an agent started without a config file (tests, embedding)."""
-        return cls({"site_id": cfg.site_id, "state_dir": cfg.state_dir, "remote": asdict(cfg.remote)},
-                   None, cfg.source)
+        return cls({"site_id": cfg.site_id, "state_dir": cfg.state_dir,
+                    "remote": asdict(cfg.remote)}, None, cfg.source)
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,8 @@ def check_push(data: bytes, ctx: PushContext) -> Accepted | Rejection | Ignored:
         return Rejection(Reason.INVALID_CONFIG, f"{len(exc.problems)} problem(s) in the config",
                          tuple(exc.problems), key_id=env.key_id, version=version)
     if cfg.mqtt.connect_timeout_s + CONNECT_MARGIN_S >= ctx.confirm_timeout_s:
-        problem = (f"mqtt.connect_timeout_s: {cfg.mqtt.connect_timeout_s:g} s leaves no time to reach "
-                   f"the broker within this site's [remote] confirm_timeout_s "
+        problem = (f"mqtt.connect_timeout_s: {cfg.mqtt.connect_timeout_s:g} s leaves no time to "
+                   f"reach the broker within this site's [remote] confirm_timeout_s "
                    f"({ctx.confirm_timeout_s:g} s): the push would always be rolled back")
         return Rejection(Reason.INVALID_CONFIG, "1 problem(s) in the config", (problem,),
                          key_id=env.key_id, version=version)
@@ -176,7 +178,8 @@ def inherit_local(data: dict[str, Any], local_doc: Mapping[str, Any]) -> list[st
     for key in LOCAL_ONLY:
         if key in data and data[key] != local_doc.get(key):
             where = f"[{key}]" if key == "remote" else key
-            now = "" if key == "remote" else f" (the site has {show(local_doc.get(key, 'the default'))})"
+            now = "" if key == "remote" else \
+                f" (the site has {show(local_doc.get(key, 'the default'))})"
             problems.append(f"{where}: set in the site's local file only; a push cannot change "
                             f"it{now}")
         if key in local_doc:
@@ -184,7 +187,7 @@ def inherit_local(data: dict[str, Any], local_doc: Mapping[str, Any]) -> list[st
         else:
             data.pop(key, None)
     for table, key in LOCAL_ONLY_IN_TABLES:
-        local_t = local_doc.get(table) if isinstance(local_doc.get(table), dict) else {}
+        local_t = lt if isinstance(lt := local_doc.get(table), dict) else {}
         pushed_t = data.get(table)
         if isinstance(pushed_t, dict):
             pushed_t = data[table] = dict(pushed_t)

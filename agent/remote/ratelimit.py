@@ -7,7 +7,7 @@ or push): a flood of them from the broker must not become a flood of replies and
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class RateLimiter:

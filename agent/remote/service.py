@@ -1,6 +1,7 @@
 """Remote management inside the running agent: thin glue between MQTT and the pure checks.
 
-    broker --config/set--> check_push (pure) --Accepted--> state files (atomic) -> Agent.apply_config
+    broker --config/set--> check_push (pure) --Accepted--> state files (atomic)
+                                |                            -> Agent.apply_config
                                 |                            -> commit-confirmed (confirm.py)
                                 +--Rejection-----------------> config/state (retained)
     broker --cmd---------> check_command (pure) --Accepted--> poll_now | diagnostics | resend
@@ -20,6 +21,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +29,24 @@ from agent.config import AgentConfig
 from agent.errors import AgentError, ConfigError
 from agent.publish.topics import Topics
 from agent.remote.checks import Ignored, Rejection
-from agent.remote.commands import CommandAccepted, CommandContext, Diagnostics, PollNow, Resend, check_command
+from agent.remote.commands import (
+    CommandAccepted,
+    CommandContext,
+    Diagnostics,
+    PollNow,
+    Resend,
+    check_command,
+)
 from agent.remote.confirm import commit_confirmed, wait_for_broker
 from agent.remote.envelope import load_trusted_keys, sha256_hex
 from agent.remote.inbox import Inbox
-from agent.remote.ratelimit import RateLimiter
 from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, load_effective
+from agent.remote.ratelimit import RateLimiter
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from agent.control.api import AgentControl
     from agent.publish.mqtt_link import MqttLink
 
@@ -52,7 +63,7 @@ REPLY_BURST, REPLY_EVERY_S = 10, 6.0     # replies to refused messages: 10 at on
 class RemoteService:
     """Config pushes and remote commands for one ``Agent``."""
 
-    def __init__(self, agent: "AgentControl") -> None:
+    def __init__(self, agent: AgentControl) -> None:
         self.agent = agent
         self.store: StateStore | None = None
         self.state = RemoteState()
@@ -62,7 +73,7 @@ class RemoteService:
         self.running_text = ""
         self.wake = asyncio.Event()          # set on every broker connection
         self._push_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rejected: deque[str] = deque(maxlen=32)   # envelope hashes refused, in memory only
         self._commands_seen: dict[str, float] = {}      # command id -> its not_after (persisted)
         self._logged: dict[str, float] = {}
@@ -97,8 +108,9 @@ class RemoteService:
             self._spawn(self._confirm_after_restart(cfg), "remote:confirm")
         return cfg
 
-    async def on_connected(self, link: "MqttLink") -> None:
-        """Forwarder hook, once per broker connection: subscribe and say what config is in effect."""
+    async def on_connected(self, link: MqttLink) -> None:
+        """Forwarder hook, once per broker connection: subscribe and say what config is in
+        effect."""
         cfg = self.agent.config
         if self.store is None or not cfg.remote.enabled:
             return
@@ -121,6 +133,7 @@ class RemoteService:
             pushed = await asyncio.to_thread(self._load_active)
         if pushed is not None:
             chosen, self.running_text = pushed
+            assert self.state.active is not None   # pushed was loaded from it
             self.running = dict(self.state.active)
         else:
             self._run_local(local_cfg)
@@ -183,7 +196,8 @@ class RemoteService:
         prev_cfg, prev_running, prev_text = self.agent.config, self.running, self.running_text
         version, timeout = acc.meta.version, prev_cfg.remote.confirm_timeout_s
         now = time.time()
-        meta = {"source": "push", **asdict(acc.meta), "applied_at": now, "file": pushed_file(version)}
+        meta = {"source": "push", **asdict(acc.meta), "applied_at": now,
+                "file": pushed_file(version)}
         lkg = {**prev_running, "file": LKG_FILE}
         await asyncio.to_thread(self.store.write_config, meta["file"], acc.text)
         await asyncio.to_thread(self.store.write_config, LKG_FILE, prev_text)
@@ -199,8 +213,8 @@ class RemoteService:
                             "at": now}
         await self._update(record)
         log.info("applying pushed config v%d (signed by key %s, sha256 %s); rolling back unless "
-                 "the broker is reached within %g s", version, acc.meta.key_id, acc.meta.sha256[:12],
-                 timeout)
+                 "the broker is reached within %g s", version, acc.meta.key_id,
+                 acc.meta.sha256[:12], timeout)
 
         async def apply() -> None:
             self.running, self.running_text = meta, acc.text
@@ -209,12 +223,15 @@ class RemoteService:
         async def revert(why: str | None) -> None:
             await self._rollback(version, timeout, prev_cfg, lkg, prev_text, why=why)
 
-        if await commit_confirmed(apply=apply, revert=revert, reached=lambda: self._reached(acc.config),
+        if await commit_confirmed(apply=apply, revert=revert,
+                                  reached=lambda: self._reached(acc.config),
                                   wake=self.wake, timeout_s=timeout):
             await self._confirmed(version)
 
     async def _confirm_after_restart(self, cfg: AgentConfig) -> None:
         async with self._push_lock:
+            # spawned by startup, once these are set
+            assert self.store is not None and self.local is not None and self.local_cfg is not None
             confirming = self.state.confirming or {}
             version = confirming.get("version")
             timeout = self.agent.config.remote.confirm_timeout_s
@@ -256,7 +273,8 @@ class RemoteService:
             reason, detail = "apply_failed", f"config v{version}: {why}"
         else:
             reason = "broker_unreachable"
-            detail = f"could not reach the broker ({brokers}) within {timeout:g} s with config v{version}"
+            detail = (f"could not reach the broker ({brokers}) within {timeout:g} s "
+                      f"with config v{version}")
             if link is not None and link.last_error:
                 detail += f"; last error: {link.last_error}"
         log.error("%s: going back to the last-known-good config", detail)
@@ -315,7 +333,7 @@ class RemoteService:
         log.info("remote command %s (%s, key %s)", decision.name, decision.id, decision.key_id)
         try:
             result = await self._execute(decision)
-        except (AgentError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, AgentError, OSError) as exc:
             self._publish_result({"id": decision.id, "command": decision.name, "ok": False,
                                   "reason": "failed", "detail": f"{exc.__class__.__name__}: {exc}"})
             return
@@ -356,7 +374,7 @@ class RemoteService:
                 "latest_push": _public(s.latest_push), "set_aside": s.set_aside,
                 "event": s.last_event}
 
-    def _publish_state(self, link: "MqttLink | None" = None) -> None:
+    def _publish_state(self, link: MqttLink | None = None) -> None:
         topic = self._topics().config_state
         payload = json.dumps(self.state_doc(), separators=(",", ":"), default=str).encode()
         sent = (link.publish(topic, payload, retain=True) if link is not None
@@ -393,14 +411,15 @@ class RemoteService:
     def _load_active(self) -> tuple[AgentConfig, str] | None:
         """The pushed config in effect, re-validated against today's local file; None if unusable
         (the state then records that the local file took over)."""
-        assert self.store is not None and self.state.active is not None
+        assert self.store is not None and self.state.active is not None and self.local is not None
         active = self.state.active
         text = self.store.read_config(active.get("file"))
         try:
             if text is None:
                 raise ConfigError([f"{active.get('file')}: missing from the state directory"])
             if active.get("sha256") and sha256_hex(text.encode()) != active["sha256"]:
-                raise ConfigError([f"{active.get('file')}: content does not match its recorded hash"])
+                raise ConfigError(
+                    [f"{active.get('file')}: content does not match its recorded hash"])
             return load_effective(text, self.local, source=f"pushed v{active.get('version')}"), text
         except ConfigError as exc:
             log.error("pushed config v%s cannot be used (%s); using the local file instead",
@@ -415,7 +434,7 @@ class RemoteService:
             self.state = self.store.update(record)
             return None
 
-    def _trusted_keys(self, cfg: AgentConfig):
+    def _trusted_keys(self, cfg: AgentConfig) -> dict[str, Ed25519PublicKey]:
         keys, problems = load_trusted_keys(cfg.remote.trusted_keys_dir)
         for p in problems:
             self._log_once(f"key:{p}", "trusted key ignored: %s", p)
@@ -432,7 +451,7 @@ class RemoteService:
             self._log_once("cmd:persist", "cannot record remote command %s in %s (%s); it is "
                            "remembered until the agent restarts", command_id, self.store.path, exc)
 
-    async def _update(self, change) -> None:
+    async def _update(self, change: Callable[[RemoteState], None]) -> None:
         assert self.store is not None
         self.state = await asyncio.to_thread(self.store.update, change)
 
@@ -444,12 +463,12 @@ class RemoteService:
             self._logged[key] = now
         log.log(level, msg, *args)
 
-    def _spawn(self, coro, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
@@ -462,6 +481,6 @@ def _public(meta: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in meta.items() if k != "file"}
 
 
-def _publish_done(fut: asyncio.Future) -> None:
+def _publish_done(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.debug("remote management publish not acknowledged: %s", fut.exception())

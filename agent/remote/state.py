@@ -20,10 +20,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,30 @@ LKG_FILE = f"{CONFIG_DIR}/last-known-good.toml"
 HANDLED_KEEP = 32          # envelope hashes remembered, so re-deliveries stay no-ops
 COMMANDS_KEEP = 1000       # command ids remembered until they expire (at most an hour each)
 
+Doc = dict[str, Any]       # a JSON object, as kept in the state file
+
 
 @dataclass
 class RemoteState:
     highest_version: int = 0
-    active: dict | None = None            # the push in effect (meta + applied_at + file); None: local file
-    last_known_good: dict | None = None   # what ran before the latest push ({"source": "local"|"push", ...})
-    latest_push: dict | None = None       # the newest push accepted, also once rolled back or set aside
-    confirming: dict | None = None        # {"version", "since", "timeout_s"} while commit-confirmed runs
-    set_aside: dict | None = None         # {"version", "at", "by"}: the technician chose the local file
-    last_event: dict | None = None        # the last thing that happened, as published
+    active: Doc | None = None            # the push in effect (meta + applied_at + file);
+                                         # None: the local file
+    last_known_good: Doc | None = None   # what ran before the latest push
+                                         # ({"source": "local"|"push", ...})
+    latest_push: Doc | None = None       # the newest push accepted, also once rolled back or
+                                         # set aside
+    confirming: Doc | None = None        # {"version", "since", "timeout_s"} while
+                                         # commit-confirmed runs
+    set_aside: Doc | None = None         # {"version", "at", "by"}: the technician chose the
+                                         # local file
+    last_event: Doc | None = None        # the last thing that happened, as published
     handled: list[str] = field(default_factory=list)
     # Commands carried out, id -> not_after: kept across restarts, so a captured command cannot
     # be replayed to a restarted agent before it expires.
     commands_seen: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "RemoteState":
+    def from_dict(cls, doc: Any) -> RemoteState:
         if not isinstance(doc, dict):
             return cls()
         known = {f.name for f in fields(cls)}
@@ -64,7 +72,7 @@ class RemoteState:
                                and not isinstance(v, bool)}
         return state
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def remember(self, envelope_sha256: str) -> None:
@@ -116,7 +124,8 @@ class StateStore:
         write_atomic(self.path, json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n")
 
     def update(self, change: Callable[[RemoteState], None]) -> RemoteState:
-        """Load, ``change(state)`` in place, save: under the lock, so the CLI and agent never race."""
+        """Load, ``change(state)`` in place, save: under the lock, so the CLI and agent never
+        race."""
         with self.locked():
             state = self.load()
             change(state)
@@ -137,7 +146,8 @@ class StateStore:
 
     def _prune(self, state: RemoteState) -> None:
         """Delete pushed config texts nothing refers to any more."""
-        keep = {Path(m["file"]).name for m in (state.active, state.last_known_good, state.latest_push)
+        keep = {Path(m["file"]).name
+                for m in (state.active, state.last_known_good, state.latest_push)
                 if isinstance(m, dict) and isinstance(m.get("file"), str)}
         for path in self.config_dir.glob("v*.toml"):
             if path.name not in keep:

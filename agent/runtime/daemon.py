@@ -25,9 +25,10 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent import __version__
 from agent.clock import ClockGuard
@@ -43,8 +44,7 @@ from agent.runtime.sdnotify import Notifier, watchdog_loop
 from agent.runtime.supervisor import Heartbeat, Supervisor
 from agent.runtime.writer import StoreWriter
 from agent.sources.factory import SourceFactory
-from agent.status import (AgentStatus, BufferStatus, DeviceStatus, LinkStatus, Problem,
-                          TaskState)
+from agent.status import AgentStatus, BufferStatus, DeviceStatus, LinkStatus, Problem, TaskState
 from agent.store.outbox import AsyncStore
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ class Agent:
             try:
                 readings = await asyncio.wait_for(poller.poll_soon(),
                                                   hard_deadline(poller.device) * 2 + 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return PollOutcome(poller.device, None)
             return PollOutcome(poller.device, readings)
         return list(await asyncio.gather(*(one(p) for p in pollers)))

@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from agent.logs import OnceLog
 
@@ -35,7 +35,7 @@ class Notifier:
         self._log = OnceLog(log)   # a vanished socket would otherwise log every ping
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Notifier":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
         """The notifier systemd asked for through the environment (disabled when there is none).
 
         ``WATCHDOG_PID``, when set, names the process the watchdog is meant for: any other
@@ -105,7 +105,8 @@ class Notifier:
 
 async def watchdog_loop(notifier: Notifier, interval_s: float | None = None, *,
                         healthy: Callable[[], tuple[bool, str]] | None = None) -> None:
-    """Ping ``WATCHDOG=1`` every ``interval_s`` (default: half of ``WATCHDOG_USEC``) until cancelled.
+    """Ping ``WATCHDOG=1`` every ``interval_s`` (default: half of ``WATCHDOG_USEC``) until
+    cancelled.
 
     Runs as a task on the loop it guards, so it pings only while that loop is responsive; and,
     with ``healthy`` (the supervisor's check), only while every task is alive and making

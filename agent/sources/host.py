@@ -26,7 +26,8 @@ class HostSource:
         self.settings = device.settings
         self.disk_paths = tuple(self.settings.disk_paths) or (state_dir,)
         self._process = psutil.Process(os.getpid())
-        psutil.cpu_percent(interval=None)   # primes the counter: the first real value is the next poll's
+        # primes the counter: the first real value is the next poll's
+        psutil.cpu_percent(interval=None)
 
     async def read(self) -> list[Sample]:
         # psutil reads /proc and /sys: quick, but still file I/O, so off the event loop.

@@ -10,10 +10,10 @@ stays fresh for is not handed out, so a router that stopped answering is not rep
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from agent.readings import Sample
+from agent.readings import Sample, Value
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Snapshot:
     at: float
     fresh_for_s: float
 
-    def value(self, metric: str):
+    def value(self, metric: str) -> Value:
         sample = self.samples.get(metric)
         return sample.value if sample is not None else None
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.config import DeviceConfig
 from agent.config.modbus import BIT_TABLES, ModbusSettings, RegisterSpec
@@ -102,7 +102,7 @@ class BusPool:
     """Shares one ``Bus`` per TCP endpoint (host, port, transport) or per serial port."""
 
     def __init__(self) -> None:
-        self._buses: dict[tuple, Bus] = {}
+        self._buses: dict[tuple[object, ...], Bus] = {}
 
     def acquire(self, settings: ModbusSettings, device: str) -> tuple[Bus, Text | None]:
         """The bus for ``settings``, and why ``device`` cannot use it (None when it can)."""
@@ -148,7 +148,7 @@ def bus_params(s: ModbusSettings) -> BusParams:
     return BusParams(transport=s.transport, host=s.host, port=s.port)
 
 
-def bus_key(p: BusParams) -> tuple:
+def bus_key(p: BusParams) -> tuple[object, ...]:
     if p.is_serial:
         # /dev/serial/by-id/... and /dev/ttyUSB0 can be the same adapter: one bus, one lock.
         return ("rtu", os.path.realpath(str(p.serial_port)))

@@ -9,8 +9,8 @@ the limits become 16 times larger, capped at 2000 bits per read by the protocol.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from agent.config.modbus import BIT_TABLES, MAX_BITS_PER_READ, TABLES, RegisterSpec
 

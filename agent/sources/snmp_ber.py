@@ -16,9 +16,23 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from agent.sources.snmp_client import (COUNTER32, COUNTER64, END_OF_MIB, GAUGE, INTEGER, IPADDRESS,
-                          NO_SUCH_INSTANCE, NO_SUCH_OBJECT, NULL, OBJECT_ID, OPAQUE, STRING,
-                          TIMETICKS, Oid, VarBind)
+from agent.sources.snmp_client import (
+    COUNTER32,
+    COUNTER64,
+    END_OF_MIB,
+    GAUGE,
+    INTEGER,
+    IPADDRESS,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
+    NULL,
+    OBJECT_ID,
+    OPAQUE,
+    STRING,
+    TIMETICKS,
+    Oid,
+    VarBind,
+)
 
 RESPONSE_PDU = 0xA2
 REPORT_PDU = 0xA8           # SNMPv3: what a router answers when it refuses a message
@@ -54,7 +68,7 @@ class Response(NamedTuple):
     version: int              # 0 = SNMPv1, 1 = SNMPv2c
     request_id: int
     status: int
-    index: int
+    index: int                # type: ignore[assignment]  # shadows tuple.index: the SNMP name
     varbinds: list[VarBind]
 
 
@@ -190,7 +204,7 @@ def _value(oid: Oid, tag: int, data: bytes, start: int, end: int) -> VarBind:
     if spec is None:
         raise BerError(f"value tag 0x{tag:02x}")
     kind, how, top = spec
-    if how == _UINT or how == _INT:
+    if how in (_UINT, _INT):
         if start == end:
             raise BerError("empty INTEGER")
         number = int.from_bytes(data[start:end], "big", signed=True)

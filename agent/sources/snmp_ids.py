@@ -41,4 +41,4 @@ def use_system_ids_in_pysnmp() -> None:
     ids = _SystemIds()
     v1.getNextRequestID = ids
     v2c.getNextRequestID = ids
-    cache.Cache._Cache__message_id = ids  # type: ignore[attr-defined]
+    cache.Cache._Cache__message_id = ids

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
-from agent.config.snmp_profiles import ROW_FIELD, TableSpec, ValueSpec
+from agent.config.snmp_profiles import ROW_FIELD, TableMetric, TableSpec, ValueSpec
 from agent.readings import Sample, Value
-from agent.sources.snmp_client import (IPADDRESS, NULL, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, END_OF_MIB, OBJECT_ID,
-                          STRING, Oid, VarBind)
+from agent.sources.snmp_client import (
+    END_OF_MIB,
+    IPADDRESS,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
+    NULL,
+    OBJECT_ID,
+    STRING,
+    Oid,
+    VarBind,
+)
 
 NOT_OFFERED = "not offered by the device"
 # snmp.skipped is a status line, not a dump: past this many characters it says "and N more".
@@ -81,7 +90,7 @@ def convert(vb: VarBind | None, spec: ValueSpec) -> tuple[Value, str | None]:
     if vb.is_exception:
         return None, f"the device sent {kind_words(vb.kind)}"
     if spec.type == "bool":
-        raw = raw_value(vb)
+        raw: float | str | None = raw_value(vb)
         if raw is None:
             return None, f"expected a number or a string, the device sent {kind_words(vb.kind)}"
         if isinstance(raw, str) and any(isinstance(t, int) for t in spec.true_if):
@@ -149,7 +158,8 @@ def table_samples(spec: TableSpec, rows: Rows) -> tuple[list[Sample], dict[str, 
     for m in spec.metrics:
         values: list[float] = []
         for index, row in selected:
-            name = f"{spec.prefix}.{m.metric}" if single else f"{spec.prefix}.{keys[index]}.{m.metric}"
+            name = f"{spec.prefix}.{m.metric}" if single \
+                else f"{spec.prefix}.{keys[index]}.{m.metric}"
             value, why = _row_value(m, row)
             if why is not None:
                 if m.per_row or single:
@@ -168,7 +178,7 @@ def table_samples(spec: TableSpec, rows: Rows) -> tuple[list[Sample], dict[str, 
     return samples, skipped
 
 
-def _row_value(m, row: dict[str, VarBind]) -> tuple[Value, str | None]:
+def _row_value(m: TableMetric, row: dict[str, VarBind]) -> tuple[Value, str | None]:
     if m.expr.columns == (m.expr.text.strip(),):
         # A plain column: every value type applies (strings, enums, bools).
         return convert(row.get(m.expr.text.strip()), m.value)

@@ -29,10 +29,11 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.errors import StoreCorrupt, StoreError
 from agent.readings import Reading, StoredReading
@@ -125,19 +126,19 @@ class ReadingStore:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.recovered_from = recovered_from
-        self.recorder: "EventRecorder | None" = None
-        self.new_events: list["Event"] = []   # decided by the last write
-        self._active: list["Active"] = []
+        self.recorder: EventRecorder | None = None
+        self.new_events: list[Event] = []   # decided by the last write
+        self._active: list[Active] = []
         self._seq_file = path.with_name(path.name + ".seq")
         self._reserved = _read_seq_reservation(self._seq_file)
         last = self._meta_int("last_seq", 0)
-        row_max = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM readings").fetchone()[0]
+        row_max: int = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM readings").fetchone()[0]
         # A fresh file after corruption starts above every number ever reserved.
         self._last_seq = max(last, row_max, self._reserved if recovered_from else 0)
         self._dropped_total = self._meta_int("dropped_total", 0)
         # Kept up to date by every write, so the health readings never count a long backlog.
-        self._depth = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
-        self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        self._depth: int = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+        self._page_size: int = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._run_base = float(self._meta_int("run_clock_ms", 0)) / 1000
         self._opened_mono = time.monotonic()
         if self._last_seq >= self._reserved:
@@ -147,7 +148,7 @@ class ReadingStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, max_bytes: int = 256 << 20,
-             max_age_s: float = 60 * 86400) -> "ReadingStore":
+             max_age_s: float = 60 * 86400) -> ReadingStore:
         """Open (or create) the buffer. A corrupt file is moved aside and a fresh one created."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,14 +177,14 @@ class ReadingStore:
 
     # -- events (agent.events): decided on the readings, in the transaction that stores them ---
 
-    def attach_events(self, cfg: "EventsConfig", *, site: str) -> None:
+    def attach_events(self, cfg: EventsConfig, *, site: str) -> None:
         """Decide events on every write from now on (agent.events.recorder)."""
         from agent.events.recorder import EventRecorder
         with self._db:
             self.recorder = EventRecorder(cfg, self._db, site=site)
         self._active = self.recorder.active()
 
-    def reconfigure_events(self, cfg: "EventsConfig", devices: Iterable[str]) -> list["Event"]:
+    def reconfigure_events(self, cfg: EventsConfig, devices: Iterable[str]) -> list[Event]:
         if self.recorder is None:
             return []
         with self._db:
@@ -192,7 +193,7 @@ class ReadingStore:
         return events
 
     @_typed
-    def tick_events(self) -> list["Event"]:
+    def tick_events(self) -> list[Event]:
         """Timers of the engine (minimum durations, the generator's wait), between polls."""
         if self.recorder is None:
             return []
@@ -203,7 +204,7 @@ class ReadingStore:
         return events
 
     @_typed
-    def unsent_events(self, limit: int) -> list["Event"]:
+    def unsent_events(self, limit: int) -> list[Event]:
         from agent.events import store as events_store
         return events_store.unsent(self._db, limit)
 
@@ -212,13 +213,13 @@ class ReadingStore:
         from agent.events import store as events_store
         return events_store.unsent_summaries(self._db)
 
-    def active_events(self) -> list["Active"]:
+    def active_events(self) -> list[Active]:
         """Conditions on now, as of the last write (a list replaced whole: safe to read from
         the event loop while the store thread writes)."""
         return self._active
 
     def write(self, readings: Sequence[Reading], acked: Sequence[tuple[int, int]],
-              acks: "EventAcks | None" = None) -> tuple[int, int]:
+              acks: EventAcks | None = None) -> tuple[int, int]:
         """One transaction: store ``readings`` (new sequence numbers, returned as (first, last))
         and delete the ``acked`` (inclusive) seq ranges. One fsync for a tick's polls and acks
         is what keeps the agent's writes to the clinic PC's flash small.
@@ -245,7 +246,7 @@ class ReadingStore:
             raise StoreError(f"disk full: cannot store readings ({exc})") from exc
 
     def _write(self, readings: Sequence[Reading], acked: Sequence[tuple[int, int]],
-               acks: "EventAcks | None") -> tuple[int, int]:
+               acks: EventAcks | None) -> tuple[int, int]:
         first = self._last_seq + 1
         last = first + len(readings) - 1
         if readings and last >= self._reserved:
@@ -282,7 +283,8 @@ class ReadingStore:
         n = 0
         with self._db:
             for lo, hi in ranges:
-                n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+                n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?",
+                                      (lo, hi)).rowcount
         self._depth -= n
         return n
 
@@ -293,10 +295,12 @@ class ReadingStore:
         with self._db:
             for lo, hi in ranges:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO rejected (seq, ts, device, metric, value, unit, flags, why) "
+                    "INSERT OR REPLACE INTO rejected "
+                    "(seq, ts, device, metric, value, unit, flags, why) "
                     "SELECT seq, ts, device, metric, value, unit, flags, ? FROM readings "
                     "WHERE seq BETWEEN ? AND ?", (why, lo, hi))
-                n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+                n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?",
+                                      (lo, hi)).rowcount
         self._depth -= n
         return n
 
@@ -347,8 +351,8 @@ class ReadingStore:
 
     @_typed
     def bytes_used(self) -> int:
-        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages: int = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free: int = self._db.execute("PRAGMA freelist_count").fetchone()[0]
         return (pages - free) * self._page_size
 
     @property
@@ -449,7 +453,7 @@ class AsyncStore:
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, max_bytes: int,
-                   max_age_s: float) -> "AsyncStore":
+                   max_age_s: float) -> AsyncStore:
         store = await asyncio.to_thread(ReadingStore.open, path, max_bytes=max_bytes,
                                         max_age_s=max_age_s)
         return cls(store)
@@ -491,29 +495,29 @@ class AsyncStore:
     # -- changes: for the writer -----------------------------------------------------------------
 
     async def write(self, readings: Sequence[Reading], acked: Sequence[tuple[int, int]],
-                    acks: EventAcks | None = None) -> tuple[tuple[int, int], list["Event"]]:
+                    acks: EventAcks | None = None) -> tuple[tuple[int, int], list[Event]]:
         """One transaction; returns the seq range stored and the events it decided."""
-        def write() -> tuple[tuple[int, int], list["Event"]]:
+        def write() -> tuple[tuple[int, int], list[Event]]:
             rng = self._store.write(readings, acked, acks)
             return rng, self._store.new_events
         return await self._call(write)
 
-    async def attach_events(self, cfg: "EventsConfig", *, site: str) -> None:
+    async def attach_events(self, cfg: EventsConfig, *, site: str) -> None:
         await self._call(lambda: self._store.attach_events(cfg, site=site))
 
-    async def reconfigure_events(self, cfg: "EventsConfig", devices: list[str]) -> list["Event"]:
+    async def reconfigure_events(self, cfg: EventsConfig, devices: list[str]) -> list[Event]:
         return await self._call(self._store.reconfigure_events, cfg, devices)
 
-    async def tick_events(self) -> list["Event"]:
+    async def tick_events(self) -> list[Event]:
         return await self._call(self._store.tick_events)
 
-    async def unsent_events(self, limit: int) -> list["Event"]:
+    async def unsent_events(self, limit: int) -> list[Event]:
         return await self._call(self._store.unsent_events, limit)
 
     async def unsent_summaries(self) -> list[dict[str, Any]]:
         return await self._call(self._store.unsent_summaries)
 
-    def active_events(self) -> list["Active"]:
+    def active_events(self) -> list[Active]:
         """Conditions on now (the engine's view; a snapshot of a list replaced on each write)."""
         return self._store.active_events()
 
@@ -591,7 +595,7 @@ def _small_pages(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("VACUUM")
 
 
-def _row(r: tuple) -> StoredReading:
+def _row(r: tuple[Any, ...]) -> StoredReading:
     seq, ts, device, metric, value, unit, flags = r
     if flags & _BOOL:
         value = bool(value)
@@ -679,7 +683,7 @@ def summarize(path: str | os.PathLike[str]) -> BufferSummary:
     """Depth, age, drops and size of the buffer at ``path`` (opened read-only)."""
     conn = open_read_only(path)
     try:
-        q = lambda sql: conn.execute(sql).fetchone()   # noqa: E731
+        q: Callable[[str], Any] = lambda sql: conn.execute(sql).fetchone()   # noqa: E731
         depth, oldest, newest = q("SELECT COUNT(*), MIN(ts), MAX(ts) FROM readings")
         meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN "
                                  "('last_seq', 'dropped_total')").fetchall())

@@ -4,7 +4,7 @@ Library errors (pysnmp, pymodbus, paho, sqlite3) are translated into these at th
 calls the library, with ``raise ... from exc`` so the cause is kept for debugging.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.i18n import Text
 

@@ -18,8 +18,9 @@ read centrally, and searched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 LANGUAGES = ("en", "es")
 
@@ -534,7 +535,7 @@ class Text:
     id: str
     args: Mapping[str, Any] = field(default_factory=dict)
 
-    def render(self, t: "Messages") -> str:
+    def render(self, t: Messages) -> str:
         return t(self.id, **self.args)
 
     def __str__(self) -> str:
@@ -545,7 +546,7 @@ class Text:
         return {"code": self.id, "args": {k: _arg_doc(v) for k, v in self.args.items()}}
 
     @classmethod
-    def from_doc(cls, doc: Any) -> "Text | None":
+    def from_doc(cls, doc: Any) -> Text | None:
         if not isinstance(doc, Mapping) or not isinstance(doc.get("code"), str):
             return None
         args = doc.get("args") if isinstance(doc.get("args"), Mapping) else {}

@@ -140,7 +140,7 @@ def _legacy_des(lib: Any) -> Any:
 
 
 def _load() -> Any:
-    import _hashlib   # linked to the libcrypto that ``ssl`` uses: dlsym searches its dependencies
+    import _hashlib  # linked to the libcrypto that ``ssl`` uses: dlsym searches its dependencies
     import ssl
     if ssl.OPENSSL_VERSION_INFO < (1, 1, 1):
         return None
@@ -200,7 +200,7 @@ def _aes_cfb128_cryptography(key: bytes, iv: bytes, data: bytes, *, encrypt: boo
     except ImportError as exc:
         raise CryptoUnavailable("no OpenSSL with AES and no cryptography package") from exc
     try:
-        from cryptography.hazmat.decrepit.ciphers.modes import CFB   # cryptography >= 47
+        from cryptography.hazmat.decrepit.ciphers.modes import CFB  # cryptography >= 47
     except ImportError:
         from cryptography.hazmat.primitives.ciphers.modes import CFB
     cipher = Cipher(algorithms.AES(key), CFB(iv))

@@ -12,7 +12,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # What a device's ``status`` can be (poll.status, plus the CLI's unknown and disabled).
 DEVICE_STATUSES = ("ok", "timeout", "refused", "bad_answer", "error", "unknown", "disabled")
 

@@ -12,8 +12,18 @@ import logging
 import sys
 from typing import Any
 
-from agent.cli.common import (EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, config_or_exit,
-                              connect, fmt_value, print_json, term as make_term)
+from agent.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Located,
+    add_common,
+    config_or_exit,
+    connect,
+    fmt_value,
+    print_json,
+)
+from agent.cli.common import term as make_term
 from agent.cli.status import reason_of, status_word
 from agent.config import AgentConfig, DeviceConfig
 from agent.control.server import ControlError, poll_result

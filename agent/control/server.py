@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -33,15 +34,20 @@ import os
 import socket
 import stat
 import time
-import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from agent.control.api import AgentControl, UnknownDevice
-from agent.readings import (REASON_CODE_METRIC, REASON_METRIC, STATUS_METRIC, Reading,
-                            decode_reason_code)
 from agent.control import requests as limits
+from agent.control.api import AgentControl, UnknownDevice
 from agent.control.requests import BadRequest, parse_request, read_request
+from agent.readings import (
+    REASON_CODE_METRIC,
+    REASON_METRIC,
+    STATUS_METRIC,
+    Reading,
+    decode_reason_code,
+)
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, DeviceConfig
@@ -54,7 +60,7 @@ MAX_REQUEST_BYTES = limits.MAX_REQUEST_BYTES
 TAIL_QUEUE_BATCHES = 1000         # a slow tail client loses readings; the agent never waits for it
 
 
-def socket_path(cfg: "AgentConfig") -> str:
+def socket_path(cfg: AgentConfig) -> str:
     """Where the agent listens: ``control_socket`` from the config, else in the state dir."""
     return getattr(cfg, "control_socket", "") or os.path.join(cfg.state_dir, SOCKET_NAME)
 
@@ -64,7 +70,7 @@ def reading_doc(r: Reading) -> dict[str, Any]:
             "flags": r.flags}
 
 
-def poll_result(device: "DeviceConfig", readings: list[Reading]) -> dict[str, Any]:
+def poll_result(device: DeviceConfig, readings: list[Reading]) -> dict[str, Any]:
     """One device's poll as the CLI shows it (the same shape whether polled here or directly)."""
     status = next((r.value for r in readings if r.metric == STATUS_METRIC), "unknown")
     reason = next((r.value for r in readings if r.metric == REASON_METRIC), "")
@@ -323,7 +329,7 @@ class ControlClient:
         self._file = self.sock.makefile("rb")
 
     @classmethod
-    def connect(cls, path: str, *, timeout: float = 10.0) -> "ControlClient | None":
+    def connect(cls, path: str, *, timeout: float = 10.0) -> ControlClient | None:
         """A client if the agent runs; None if it does not. Raises ``NoPermission``."""
         try:
             return cls(path, timeout=timeout)
@@ -369,7 +375,7 @@ class ControlClient:
             self._file.close()
             self.sock.close()
 
-    def __enter__(self) -> "ControlClient":
+    def __enter__(self) -> ControlClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,15 +15,20 @@ import asyncio
 import os
 import socket
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, SourceError
 from agent.i18n import Text, text
-from agent.sources.modbus_link import (GATEWAY_CODES, BusParams, ConnectionLost, ExceptionResponse,
-                                       ModbusLink)
+from agent.sources.modbus_link import (
+    GATEWAY_CODES,
+    BusParams,
+    ConnectionLost,
+    ExceptionResponse,
+    ModbusLink,
+)
 
 Progress = Callable[[int, int, str], None]      # done, total, what is being tried
 

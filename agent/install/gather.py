@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from agent.config.secret import Secret
 from agent.i18n import Messages, Text, text

@@ -13,9 +13,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.config.remote import DEFAULT_TRUSTED_KEYS_DIR
 from agent.i18n import Messages, Text, text

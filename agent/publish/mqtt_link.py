@@ -18,8 +18,9 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -125,7 +126,7 @@ class MqttLink:
             self._attach()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
             self.connected_at = time.monotonic()
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             self._stop_loop()
             raise PublishError(f"no answer from broker {where} within "
                                f"{self.cfg.connect_timeout_s:g}s") from exc
@@ -202,7 +203,7 @@ class MqttLink:
         if final is not None and not self.lost.is_set():
             try:
                 await asyncio.wait_for(self.publish(final[0], final[1], retain=True), 3)
-            except (PublishError, asyncio.TimeoutError):
+            except (TimeoutError, PublishError):
                 pass
         self._stop_loop()
         self._mark_lost("closed")

@@ -11,10 +11,10 @@ the reason reported is always the first check that failed, in this order:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Mapping
-
+from typing import TYPE_CHECKING
 
 from agent.remote.envelope import Envelope, EnvelopeError, Malformed, open_envelope, verify
 

@@ -13,17 +13,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from agent.clock import ClockGuard
 from agent.config import DeviceConfig
 from agent.errors import SourceError
-from agent.logs import OnceLog
-from agent.runtime.supervisor import Heartbeat
 from agent.i18n import Text, text
-from agent.readings import (DURATION_METRIC, REASON_CODE_METRIC, REASON_METRIC, SKIPPED_METRIC,
-                            STATUS_METRIC, Reading, Sample, encode_reason_code)
+from agent.logs import OnceLog
+from agent.readings import (
+    DURATION_METRIC,
+    REASON_CODE_METRIC,
+    REASON_METRIC,
+    SKIPPED_METRIC,
+    STATUS_METRIC,
+    Reading,
+    Sample,
+    encode_reason_code,
+)
+from agent.runtime.supervisor import Heartbeat
 from agent.sources import Source
 
 log = logging.getLogger(__name__)
@@ -67,7 +76,7 @@ async def poll_once(device: DeviceConfig[Any], source: Source, clock: ClockGuard
             samples = await source.read()
     except SourceError as exc:
         status, reason, code = exc.status, exc.reason, exc.code
-    except asyncio.TimeoutError:
+    except TimeoutError:
         status = "timeout"
         code = text("src.poll.abandoned", s=f"{hard_deadline(device):g}")
         reason = str(code)

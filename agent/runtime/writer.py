@@ -26,8 +26,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import StoreError
 from agent.readings import Reading
@@ -146,7 +147,7 @@ class StoreWriter:
         self._wake.set()
         return await fut
 
-    async def reconfigure_events(self, cfg: "EventsConfig", devices: list[str]) -> None:
+    async def reconfigure_events(self, cfg: EventsConfig, devices: list[str]) -> None:
         """New event rules; the conditions of removed devices are closed (in the writer's turn)."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs.append((lambda: self.store.reconfigure_events(cfg, devices), fut))

@@ -30,8 +30,13 @@ from agent.i18n import Text, text
 from agent.logs import OnceLog
 from agent.readings import Sample
 from agent.sources.modbus_decode import Garbage, to_samples
-from agent.sources.modbus_link import (GATEWAY_CODES, BusParams, ConnectionLost, ExceptionResponse,
-                                       ModbusLink)
+from agent.sources.modbus_link import (
+    GATEWAY_CODES,
+    BusParams,
+    ConnectionLost,
+    ExceptionResponse,
+    ModbusLink,
+)
 from agent.sources.modbus_plan import ReadPlan, ReadRequest, compile_plan, single_reads
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 from agent.config.modbus import INTEGER_TYPES, RegisterSpec
 from agent.i18n import Text, text

@@ -157,7 +157,7 @@ class ModbusLink:
         client = self._make_client(lost)
         try:
             ok = await asyncio.wait_for(client.connect(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             client.close()
             raise DeviceTimeout(self._connect_timeout_reason()) from None
         except (OSError, ModbusException) as exc:
@@ -342,7 +342,7 @@ class ModbusLink:
             _, writer = await asyncio.wait_for(asyncio.open_connection(p.host, p.port), timeout)
         except ConnectionRefusedError:
             return DeviceRefused(text("src.modbus.refused", where=p.where))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return DeviceTimeout(self._connect_timeout_reason())
         except socket.gaierror as exc:
             return DeviceTimeout(text("src.cannot_resolve", host=repr(p.host),

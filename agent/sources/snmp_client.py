@@ -9,8 +9,9 @@ message layer) and ``snmp_usm`` (v3: the same message layer inside USM security,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence, Union
+from typing import NamedTuple, Protocol, Union
 
 from pyasn1.type import univ
 from pysnmp.proto import rfc1155, rfc1902, rfc1905
@@ -18,7 +19,6 @@ from pysnmp.proto import rfc1155, rfc1902, rfc1905
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceProtocolError, DeviceRefused
 from agent.i18n import Text, text
-
 
 Oid = tuple[int, ...]
 PlainValue = Union[int, bytes, Oid, None]

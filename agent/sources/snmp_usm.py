@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
@@ -36,9 +37,17 @@ from agent.sources.snmp_client import GET, Answer, Oid, timeout_reason, to_varbi
 from agent.sources.snmp_community import Datagrams, open_datagrams, request_pdu
 from agent.sources.snmp_ids import new_id
 from agent.sources.snmp_usm_keys import SaltCounter, UserKeys, UsmKeys
-from agent.sources.snmp_usm_wire import (FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, Incoming, Security,
-                                         decode_message, decode_scoped_pdu, encode_message,
-                                         encode_scoped_pdu)
+from agent.sources.snmp_usm_wire import (
+    FLAG_AUTH,
+    FLAG_PRIV,
+    FLAG_REPORTABLE,
+    Incoming,
+    Security,
+    decode_message,
+    decode_scoped_pdu,
+    encode_message,
+    encode_scoped_pdu,
+)
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ import os
 import socket
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from agent.config import DeviceConfig
 from agent.config.wan import WanSettings, WanTarget
@@ -82,13 +82,13 @@ async def tcp_probe(host: str, port: int, timeout_s: float) -> float | None:
     start = time.perf_counter()
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     elapsed = (time.perf_counter() - start) * 1000
     writer.close()
     try:
         await asyncio.wait_for(writer.wait_closed(), 1.0)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         pass
     return elapsed
 
@@ -115,7 +115,7 @@ async def icmp_probe(host: str, timeout_s: float) -> float | None:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM),
                 timeout_s)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
         address = infos[0][4][0]
         seq = next(_sequence) & 0xFFFF
@@ -136,7 +136,7 @@ async def icmp_probe(host: str, timeout_s: float) -> float | None:
                 if len(reply) >= 8 and reply[0] == _ICMP_ECHO_REPLY and \
                         struct.unpack("!H", reply[6:8])[0] == seq:
                     return (time.perf_counter() - start) * 1000
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
 
 

@@ -53,6 +53,7 @@ AGENT_DEVICE = "agent"          # the agent's own health readings use this devic
 FORWARDER = "forwarder"
 WRITER = "writer"
 MONITOR = "monitor"
+STATUS_FILE_MAX_AGE_S = 300.0
 
 
 class Agent:
@@ -78,6 +79,8 @@ class Agent:
         self.writer: StoreWriter | None = None
         self.forwarder: Forwarder | None = None
         self._observers: list[ReadingObserver] = []
+        self._status_key: object = None
+        self._status_written = 0.0
         self._background: set[asyncio.Task[None]] = set()
         self.remote = RemoteService(self)    # signed config pushes and remote commands
         self.control = ControlServer(self)   # the technician CLI's way in
@@ -352,11 +355,26 @@ class Agent:
                 await self.writer.maintain()
                 self.sink(await self.health_readings())
                 status = await self.status()
-                await asyncio.to_thread(_write_json_atomic,
-                                        Path(self.cfg.state_dir) / "status.json", status.to_doc())
+                if self._status_file_due(status):
+                    await asyncio.to_thread(_write_json_atomic,
+                                            Path(self.cfg.state_dir) / "status.json",
+                                            status.to_doc())
             except Exception:
                 log.exception("agent health check failed")
             await asyncio.sleep(self.cfg.status_interval_s)
+
+    def _status_file_due(self, status: AgentStatus) -> bool:
+        """``status.json`` is rewritten when something a person reads in it changed (a device,
+        the broker link, a problem), or every ``STATUS_FILE_MAX_AGE_S``: each rewrite costs the
+        flash a file and a journal commit, and counters alone change every time."""
+        key = (tuple((n, d.status) for n, d in sorted(status.devices.items())),
+               bool(status.broker and status.broker.connected), status.healthy,
+               tuple((p.code, p.device) for p in status.problems))
+        now = time.monotonic()
+        if key == self._status_key and now - self._status_written < STATUS_FILE_MAX_AGE_S:
+            return False
+        self._status_key, self._status_written = key, now
+        return True
 
     async def health_readings(self) -> list[Reading]:
         buffer = await self.buffer_status()

@@ -129,6 +129,7 @@ class ReadingStore:
         self.recorder: EventRecorder | None = None
         self.new_events: list[Event] = []   # decided by the last write
         self._active: list[Active] = []
+        self.mark_due = False    # the run clock is noted with the next write
         self._seq_file = path.with_name(path.name + ".seq")
         self._reserved = _read_seq_reservation(self._seq_file)
         last = self._meta_int("last_seq", 0)
@@ -264,6 +265,8 @@ class ReadingStore:
                     "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 self._set_meta("last_seq", last)
+            if self.mark_due:
+                self._mark_rows()   # in the poll's transaction: no fsync of its own
             if acks:
                 from agent.events import store as events_store
                 events_store.ack(self._db, acks.events)
@@ -368,11 +371,15 @@ class ReadingStore:
     @_typed
     def mark(self, run_s: float | None = None) -> None:
         """Note the run clock against the newest sequence number (the age cap's reference)."""
-        run_s = self.run_clock() if run_s is None else run_s
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO marks (seq, run_s) VALUES (?, ?)",
-                             (self._last_seq, run_s))
-            self._set_meta("run_clock_ms", int(run_s * 1000))
+            self._mark_rows(run_s)
+
+    def _mark_rows(self, run_s: float | None = None) -> None:
+        run_s = self.run_clock() if run_s is None else run_s
+        self._db.execute("INSERT OR REPLACE INTO marks (seq, run_s) VALUES (?, ?)",
+                         (self._last_seq, run_s))
+        self._set_meta("run_clock_ms", int(run_s * 1000))
+        self.mark_due = False
 
     @_typed
     def enforce_bounds(self, *, run_now: float | None = None) -> int:
@@ -537,7 +544,10 @@ class AsyncStore:
     async def maintain(self) -> int:
         """Note the run clock and apply the size and age caps; returns readings dropped."""
         def both() -> int:
-            self._store.mark()
+            if self._store.mark_due:
+                self._store.mark()      # nothing was written since the last time: on its own
+            else:
+                self._store.mark_due = True
             return self._store.enforce_bounds()
         return await self._call(both)
 

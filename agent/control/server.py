@@ -217,7 +217,8 @@ class ControlServer:
             if o.readings is None:
                 results.append({"device": o.device.name, "kind": o.device.kind,
                                 "status": "timeout",
-                                "reason": "the agent's poll did not finish in time", "readings": []})
+                                "reason": "the agent's poll did not finish in time",
+                                "readings": []})
             else:
                 results.append(poll_result(o.device, o.readings))
         return {"ok": True, "result": results}

@@ -83,7 +83,9 @@ class ModbusScan:
     error: Text | str | None = None                         # could not open the port / connect
 
 
-def serial_settings(port: str, baudrates: Sequence[int], parities: Sequence[str]) -> list[BusParams]:
+def serial_settings(
+    port: str, baudrates: Sequence[int], parities: Sequence[str]
+) -> list[BusParams]:
     return [BusParams("rtu", serial_port=port, baudrate=b, parity=p, stopbits=1, bytesize=8)
             for b in baudrates for p in parities]
 
@@ -226,8 +228,9 @@ def modbus_entry(found: ModbusFound, *, name: str, comments: dict[str, str]) -> 
     p = found.params
     lines = ["[[devices]]", f'name = "{name}"', 'kind = "modbus"']
     if p.is_serial:
-        lines += ['transport = "rtu"', f'serial_port = "{p.serial_port}"', f"baudrate = {p.baudrate}",
-                  f'parity = "{p.parity}"', f"stopbits = {p.stopbits}"]
+        lines += ['transport = "rtu"', f'serial_port = "{p.serial_port}"',
+                  f"baudrate = {p.baudrate}", f'parity = "{p.parity}"',
+                  f"stopbits = {p.stopbits}"]
     else:
         if p.transport != "tcp":
             lines.append(f'transport = "{p.transport}"')
@@ -235,7 +238,8 @@ def modbus_entry(found: ModbusFound, *, name: str, comments: dict[str, str]) -> 
     lines += [f"unit_id = {found.unit}", "interval_s = 10", "timeout_s = 2", "",
               f"  # {comments['registers']}", "  [[devices.registers]]"]
     table = found.table or "holding"
-    lines += [f'  name = "{table}.r0"', f'  table = "{table}"', "  address = 0", '  type = "uint16"']
+    lines += [f'  name = "{table}.r0"', f'  table = "{table}"', "  address = 0",
+              '  type = "uint16"']
     return "\n".join(lines) + "\n"
 
 

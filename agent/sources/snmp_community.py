@@ -156,7 +156,8 @@ class CommunitySession:
         try:
             fast = decode_response(data)
         except BerError:
-            return self._decode_with_pysnmp(data, request_id)   # unusual encoding: the library decides
+            # unusual encoding: the library decides
+            return self._decode_with_pysnmp(data, request_id)
         if fast.version != (0 if self.settings.version == "1" else 1):
             return None
         if fast.request_id != request_id:

@@ -162,7 +162,7 @@ class WanSource:
         samples: list[Sample] = []
         reached: list[float] = []
         failures = probes = 0
-        for target, latency in zip(targets, latencies):
+        for target, latency in zip(targets, latencies, strict=True):
             history = self._history[target.key]
             history.append(latency is not None)
             failures += history.count(False)

@@ -79,7 +79,7 @@ def _poll_timeout(loc: Located) -> float:
     return max((hard_deadline(d) for d in devices), default=60.0) * 2 + 10
 
 
-def poll_directly(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[dict[str, Any]]:
+def poll_directly(cfg: AgentConfig, devices: list[DeviceConfig[Any]]) -> list[dict[str, Any]]:
     """Poll ``devices`` from this process (only when the agent is not running)."""
     # Sources log what they find once; the result already says it, keep the terminal clean.
     logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr,
@@ -87,7 +87,7 @@ def poll_directly(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[dict[st
     return asyncio.run(_poll_devices(cfg, devices))
 
 
-async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[dict[str, Any]]:
+async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig[Any]]) -> list[dict[str, Any]]:
     from agent.clock import ClockGuard
     from agent.runtime.poller import poll_once
     from agent.sources.factory import SourceFactory

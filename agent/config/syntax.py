@@ -97,7 +97,7 @@ def explain(
     blanked) so parsing can go on; no line when it cannot be found."""
     m = _POSITION.search(message)
     if m:
-        line_no = int(m.group(1))
+        line_no: int | None = int(m.group(1))
     else:   # "at end of document": an unclosed quote, list or table
         line_no = _unclosed_line(lines)
     if line_no is None or not 1 <= line_no <= len(lines):

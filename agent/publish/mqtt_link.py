@@ -317,7 +317,7 @@ class MqttLink:
             return fut
         props = None
         if self.protocol == mqtt.MQTTv5 and content_type:
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props = Properties(PacketTypes.PUBLISH)
             props.ContentType = content_type
         info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.remote.envelope import Envelope, EnvelopeError, Malformed, open_envelope, verify
 
@@ -49,8 +49,8 @@ class Rejection:
     version: int | None = None      # config pushes, once the envelope was readable
     command_id: str | None = None   # commands, once the envelope was readable
 
-    def to_dict(self) -> dict:
-        doc: dict = {"reason": str(self.reason), "detail": self.detail}
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"reason": str(self.reason), "detail": self.detail}
         if self.problems:
             doc["problems"] = list(self.problems)
         for name in ("key_id", "version", "command_id"):

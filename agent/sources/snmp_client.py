@@ -82,7 +82,7 @@ class Answer(NamedTuple):
     """A response PDU: error-status, error-index (1-based, 0 for none) and the varbinds."""
 
     status: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the field name is API
     varbinds: list[VarBind]
 
 

@@ -58,7 +58,8 @@ class DeviceRefused(SourceError):
 
 
 class DeviceProtocolError(SourceError):
-    """The device answered, but with something we cannot use (wrong type, garbage, exception code)."""
+    """The device answered, but with something we cannot use (wrong type, garbage, exception
+    code)."""
 
     status = "bad_answer"
 

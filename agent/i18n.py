@@ -549,7 +549,8 @@ class Text:
     def from_doc(cls, doc: Any) -> Text | None:
         if not isinstance(doc, Mapping) or not isinstance(doc.get("code"), str):
             return None
-        args = doc.get("args") if isinstance(doc.get("args"), Mapping) else {}
+        raw = doc.get("args")
+        args: Mapping[Any, Any] = raw if isinstance(raw, Mapping) else {}
         return cls(doc["code"], {k: _arg_from_doc(v) for k, v in args.items()})
 
 

@@ -51,7 +51,8 @@ def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
         if lib.EVP_DigestVerifyInit(ctx, None, None, None, pkey) != 1:
             return False
         # 1: valid; 0: not valid; negative: malformed input (also not valid).
-        return bool(lib.EVP_DigestVerify(ctx, signature, len(signature), message, len(message)) == 1)
+        verdict = lib.EVP_DigestVerify(ctx, signature, len(signature), message, len(message))
+        return bool(verdict == 1)
     finally:
         lib.EVP_MD_CTX_free(ctx)
         lib.EVP_PKEY_free(pkey)
@@ -124,9 +125,10 @@ def _legacy_des(lib: Any) -> Any:
         _des = None
         try:
             p = ctypes.c_void_p
-            for name, restype, argtypes in (("OSSL_LIB_CTX_new", p, []),
-                                            ("OSSL_PROVIDER_load", p, [p, ctypes.c_char_p]),
-                                            ("EVP_CIPHER_fetch", p, [p, ctypes.c_char_p, ctypes.c_char_p])):
+            for name, restype, argtypes in (
+                    ("OSSL_LIB_CTX_new", p, []),
+                    ("OSSL_PROVIDER_load", p, [p, ctypes.c_char_p]),
+                    ("EVP_CIPHER_fetch", p, [p, ctypes.c_char_p, ctypes.c_char_p])):
                 fn = getattr(lib, name)
                 fn.restype, fn.argtypes = restype, argtypes
         except AttributeError:      # OpenSSL 1.1.1: no providers

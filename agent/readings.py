@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Union
 
 from agent.i18n import Text
 
-Value = Union[float, int, str, bool, None]
+Value = float | int | str | bool | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ def cmd_poll_once(args: argparse.Namespace) -> int:
     if client is not None:
         with client:
             try:
-                results = client.request("poll_once", device=args.device, timeout=_poll_timeout(loc))
+                results = client.request(
+                    "poll_once", device=args.device, timeout=_poll_timeout(loc))
             except ControlError as exc:
                 term.print(t("poll.agent_refused", error=str(exc)), err=True)
                 return EXIT_CONFIG if exc.code == "unknown_device" else EXIT_PROBLEM
@@ -78,14 +79,15 @@ def _poll_timeout(loc: Located) -> float:
     return max((hard_deadline(d) for d in devices), default=60.0) * 2 + 10
 
 
-def poll_directly(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[dict[str, Any]]:
+def poll_directly(cfg: AgentConfig, devices: list[DeviceConfig[Any]]) -> list[dict[str, Any]]:
     """Poll ``devices`` from this process (only when the agent is not running)."""
     # Sources log what they find once; the result already says it, keep the terminal clean.
-    logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr,
+                        format="%(levelname)s %(message)s")
     return asyncio.run(_poll_devices(cfg, devices))
 
 
-async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[dict[str, Any]]:
+async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig[Any]]) -> list[dict[str, Any]]:
     from agent.clock import ClockGuard
     from agent.runtime.poller import poll_once
     from agent.sources.factory import SourceFactory
@@ -93,12 +95,15 @@ async def _poll_devices(cfg: AgentConfig, devices: list[DeviceConfig]) -> list[d
     clock = ClockGuard()
     sources = [factory.build(d) for d in devices]
     try:
-        outcomes = await asyncio.gather(*(poll_once(d, s, clock) for d, s in zip(devices, sources)))
+        # gather keeps order and length, so each device meets its own source and outcome
+        pairs = zip(devices, sources, strict=True)
+        outcomes = await asyncio.gather(*(poll_once(d, s, clock) for d, s in pairs))
     finally:
         for s in sources:
             await s.close()
         await factory.close()
-    return [poll_result(d, outcome.readings) for d, outcome in zip(devices, outcomes)]
+    return [poll_result(d, outcome.readings)
+            for d, outcome in zip(devices, outcomes, strict=True)]
 
 
 def _render_poll(term: Term, results: list[dict[str, Any]]) -> None:

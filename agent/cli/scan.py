@@ -124,7 +124,8 @@ def cmd_scan_modbus(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     term.print(t("scan.modbus.tried", settings=", ".join(result.tried)))
     if result.unsupported:
-        term.print(term.paint(t("scan.modbus.unsupported", settings=result.unsupported_why), "warn"))
+        why = t("scan.modbus.unsupported", settings=result.unsupported_why)
+        term.print(term.paint(why, "warn"))
     if not result.found:
         term.print(term.paint(t("scan.modbus.nothing"), "fail"))
         if result.noise:

@@ -74,7 +74,7 @@ class AgentConfig:
     state_dir: str
     mqtt: MqttConfig
     buffer: BufferConfig
-    devices: tuple[DeviceConfig, ...]
+    devices: tuple[DeviceConfig[Any], ...]
     log_level: str = "info"
     remote: RemoteConfig = RemoteConfig()
     status_interval_s: float = 30.0
@@ -83,7 +83,7 @@ class AgentConfig:
     language: str = ""           # technician CLI: "es" or "en"; "" = the locale's (agent.i18n)
     source: str = field(default="config", compare=False)
 
-    def device(self, name: str) -> DeviceConfig | None:
+    def device(self, name: str) -> DeviceConfig[Any] | None:
         return next((d for d in self.devices if d.name == name), None)
 
 

@@ -1,4 +1,5 @@
-"""Reading a TOML file as a technician wrote it: every syntax mistake explained with its line and fix.
+"""Reading a TOML file as a technician wrote it: every syntax mistake explained with its line
+and fix.
 
     bytes -> (UTF-8? a byte-order mark is fine; Latin-1 is explained) -> tomllib
           -> on a syntax error: the line is looked at, the mistake named (text without quotes,
@@ -38,14 +39,18 @@ def decode(data: bytes) -> tuple[str, list[Problem]]:
             Problem("", text("cfg.syntax.encoding", line=line, char=char))]
 
 
-def parse_document(data: bytes, *, secret: bool = False) -> tuple[dict[str, Any] | None, list[Problem]]:
+def parse_document(
+    data: bytes, *, secret: bool = False
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     """The TOML document in ``data`` and the problems found reading it (None when unusable)."""
     source_text, problems = decode(data)
     doc, more = parse_text(source_text, secret=secret)
     return (doc if not problems else None), problems + more
 
 
-def parse_text(source_text: str, *, secret: bool = False) -> tuple[dict[str, Any] | None, list[Problem]]:
+def parse_text(
+    source_text: str, *, secret: bool = False
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     """As ``parse_document``, for text already decoded. Within the bounds of
     ``agent.config.toml_text`` (size, nesting, 64-bit integers: docs/limits.md), so a hostile
     file or push is a list of problems, never a ``RecursionError`` or ``ValueError``."""
@@ -85,12 +90,14 @@ def _capped(problem: Problem) -> Problem:
     return Problem(problem.path, Text(problem.text.id, args), problem.label)
 
 
-def explain(message: str, lines: list[str], *, secret: bool = False) -> tuple[Problem, int | None, str]:
+def explain(
+    message: str, lines: list[str], *, secret: bool = False
+) -> tuple[Problem, int | None, str]:
     """The problem tomllib's ``message`` stands for, the line (1-based) and that line fixed (or
     blanked) so parsing can go on; no line when it cannot be found."""
     m = _POSITION.search(message)
     if m:
-        line_no = int(m.group(1))
+        line_no: int | None = int(m.group(1))
     else:   # "at end of document": an unclosed quote, list or table
         line_no = _unclosed_line(lines)
     if line_no is None or not 1 <= line_no <= len(lines):

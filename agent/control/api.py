@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import AgentError
 
@@ -34,7 +34,7 @@ class NotConnected(AgentError):
 class PollOutcome:
     """One device's poll asked for through the control interface."""
 
-    device: DeviceConfig
+    device: DeviceConfig[Any]
     readings: list[Reading] | None   # None: the poll did not finish in time
 
 

@@ -70,7 +70,7 @@ def reading_doc(r: Reading) -> dict[str, Any]:
             "flags": r.flags}
 
 
-def poll_result(device: DeviceConfig, readings: list[Reading]) -> dict[str, Any]:
+def poll_result(device: DeviceConfig[Any], readings: list[Reading]) -> dict[str, Any]:
     """One device's poll as the CLI shows it (the same shape whether polled here or directly)."""
     status = next((r.value for r in readings if r.metric == STATUS_METRIC), "unknown")
     reason = next((r.value for r in readings if r.metric == REASON_METRIC), "")
@@ -96,8 +96,8 @@ class ControlServer:
         self.started_at = time.time()
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
-        self._clients: set[asyncio.Task] = set()
-        self._tails: set[asyncio.Queue] = set()
+        self._clients: set[asyncio.Task[Any]] = set()
+        self._tails: set[asyncio.Queue[list[Reading]]] = set()
         self.tail_dropped = 0
         self._unwatch: Callable[[], None] | None = None
 
@@ -217,15 +217,16 @@ class ControlServer:
             if o.readings is None:
                 results.append({"device": o.device.name, "kind": o.device.kind,
                                 "status": "timeout",
-                                "reason": "the agent's poll did not finish in time", "readings": []})
+                                "reason": "the agent's poll did not finish in time",
+                                "readings": []})
             else:
                 results.append(poll_result(o.device, o.readings))
         return {"ok": True, "result": results}
 
-    async def _tail(self, request: dict, reader: asyncio.StreamReader,
+    async def _tail(self, request: dict[str, Any], reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
         devices = request.get("devices") or None
-        queue: asyncio.Queue = asyncio.Queue(TAIL_QUEUE_BATCHES)
+        queue: asyncio.Queue[list[Reading]] = asyncio.Queue(TAIL_QUEUE_BATCHES)
         self._tails.add(queue)
         # The client says nothing more; its hang-up ends the stream even while no polls come.
         gone = asyncio.ensure_future(reader.read(1))
@@ -246,15 +247,15 @@ class ControlServer:
             gone.cancel()
 
 
-def _error(code: str, message: str) -> dict:
+def _error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": code, "message": message}
 
 
-def _line(doc: dict) -> bytes:
+def _line(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-async def _send(writer: asyncio.StreamWriter, doc: dict) -> None:
+async def _send(writer: asyncio.StreamWriter, doc: dict[str, Any]) -> None:
     writer.write(_line(doc))
     async with asyncio.timeout(limits.WRITE_TIMEOUT_S):
         await writer.drain()
@@ -362,7 +363,7 @@ class ControlClient:
         except (BrokenPipeError, ConnectionResetError):
             return b""
 
-    def stream(self, op: str, **args: Any) -> Iterator[dict]:
+    def stream(self, op: str, **args: Any) -> Iterator[dict[str, Any]]:
         """Send a streaming request (tail) and yield each line after the first answer."""
         self.sock.settimeout(None)
         self.sock.sendall(_line({"op": op, **args}))

@@ -55,7 +55,7 @@ class Check:
     details: list[Any] = field(default_factory=list)   # e.g. each config problem (fields.Problem)
 
 
-PollDirect = Callable[[AgentConfig, list[DeviceConfig]], list[dict[str, Any]]]
+PollDirect = Callable[[AgentConfig, list[DeviceConfig[Any]]], list[dict[str, Any]]]
 
 
 def run(config_path: str, *, poll_direct: PollDirect,
@@ -417,7 +417,7 @@ def device_hint(kind: str, status: str) -> str:
     return registered_hint(kind, status)
 
 
-def _poll_budget(devices: list[DeviceConfig]) -> float:
+def _poll_budget(devices: list[DeviceConfig[Any]]) -> float:
     from agent.runtime.poller import hard_deadline
     return max(hard_deadline(d) for d in devices) * 2 + 10
 

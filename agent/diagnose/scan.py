@@ -17,6 +17,7 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings
@@ -29,6 +30,9 @@ from agent.sources.modbus_link import (
     ExceptionResponse,
     ModbusLink,
 )
+
+if TYPE_CHECKING:
+    from agent.sources.snmp_client import VarBind
 
 Progress = Callable[[int, int, str], None]      # done, total, what is being tried
 
@@ -83,7 +87,9 @@ class ModbusScan:
     error: Text | str | None = None                         # could not open the port / connect
 
 
-def serial_settings(port: str, baudrates: Sequence[int], parities: Sequence[str]) -> list[BusParams]:
+def serial_settings(
+    port: str, baudrates: Sequence[int], parities: Sequence[str]
+) -> list[BusParams]:
     return [BusParams("rtu", serial_port=port, baudrate=b, parity=p, stopbits=1, bytesize=8)
             for b in baudrates for p in parities]
 
@@ -128,7 +134,7 @@ async def scan_modbus(settings: Sequence[BusParams], units: Sequence[int], *, ti
 
 
 async def _sweep(scan: ModbusScan, params: BusParams, units: Sequence[int], timeout: float,
-                 progress: Progress, state: dict) -> tuple[bool, bool]:
+                 progress: Progress, state: dict[str, int]) -> tuple[bool, bool]:
     """Probe ``units`` under one setting; (anything found, could not open the bus)."""
     if not units:
         return any(f.params == params for f in scan.found), False
@@ -199,7 +205,9 @@ async def _probe_unit(link: ModbusLink, params: BusParams, unit: int,
     return ModbusFound(unit, params, exception=exception)
 
 
-async def _read(link: ModbusLink, table: str, unit: int, timeout: float) -> list:
+async def _read(
+    link: ModbusLink, table: str, unit: int, timeout: float
+) -> list[int] | list[bool]:
     for attempt in (1, 2):
         if not link.connected:
             await link.connect(max(timeout, 2.0))
@@ -226,8 +234,9 @@ def modbus_entry(found: ModbusFound, *, name: str, comments: dict[str, str]) -> 
     p = found.params
     lines = ["[[devices]]", f'name = "{name}"', 'kind = "modbus"']
     if p.is_serial:
-        lines += ['transport = "rtu"', f'serial_port = "{p.serial_port}"', f"baudrate = {p.baudrate}",
-                  f'parity = "{p.parity}"', f"stopbits = {p.stopbits}"]
+        lines += ['transport = "rtu"', f'serial_port = "{p.serial_port}"',
+                  f"baudrate = {p.baudrate}", f'parity = "{p.parity}"',
+                  f"stopbits = {p.stopbits}"]
     else:
         if p.transport != "tcp":
             lines.append(f'transport = "{p.transport}"')
@@ -235,7 +244,8 @@ def modbus_entry(found: ModbusFound, *, name: str, comments: dict[str, str]) -> 
     lines += [f"unit_id = {found.unit}", "interval_s = 10", "timeout_s = 2", "",
               f"  # {comments['registers']}", "  [[devices.registers]]"]
     table = found.table or "holding"
-    lines += [f'  name = "{table}.r0"', f'  table = "{table}"', "  address = 0", '  type = "uint16"']
+    lines += [f'  name = "{table}.r0"', f'  table = "{table}"', "  address = 0",
+              '  type = "uint16"']
     return "\n".join(lines) + "\n"
 
 
@@ -291,9 +301,9 @@ async def scan_snmp(target: str, port: int, communities: Sequence[str], *, timeo
         scan.found.append(SnmpFound(
             version=version, community=community,
             sys_descr=_text(by_oid.get(SYS_DESCR)), sys_name=_text(by_oid.get(SYS_NAME)),
-            sys_object_id=".".join(map(str, by_oid[SYS_OBJECT_ID].value))
+            sys_object_id=".".join(map(str, cast("tuple[int, ...]", by_oid[SYS_OBJECT_ID].value)))
             if SYS_OBJECT_ID in by_oid and isinstance(by_oid[SYS_OBJECT_ID].value, tuple) else "",
-            uptime_s=(by_oid[SYS_UPTIME].value / 100) if SYS_UPTIME in by_oid
+            uptime_s=(cast(int, by_oid[SYS_UPTIME].value) / 100) if SYS_UPTIME in by_oid
             and isinstance(by_oid[SYS_UPTIME].value, int) else None))
     if try_v3:
         progress(len(attempts), total, f"{target}:{port}  v3")
@@ -319,7 +329,7 @@ async def _v3_answers(target: str, port: int, timeout: float) -> bool:
         await client.close()
 
 
-def _text(vb) -> str:
+def _text(vb: VarBind | None) -> str:
     if vb is None or not isinstance(vb.value, bytes):
         return ""
     return vb.value.decode("utf-8", errors="replace").strip()

@@ -61,9 +61,10 @@ def broker(value: str, *, default_port: int = 8883) -> tuple[str, int]:
         port_text = rest[1:]
     elif value.count(":") == 1:
         host, _, port_text = value.partition(":")
-    if port_text or value.endswith(":"):
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise SettingError("--broker", text("inst.bad.port", got=show(port_text)))
+    if (port_text or value.endswith(":")) and (
+        not port_text.isdigit() or not 1 <= int(port_text) <= 65535
+    ):
+        raise SettingError("--broker", text("inst.bad.port", got=show(port_text)))
     if not host:
         raise SettingError("--broker", text("inst.bad.broker", got=show(value)))
     why = host_problem(host)

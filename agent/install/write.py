@@ -274,7 +274,8 @@ def _set_timezone(zone: str, target: Target, *, systemd: bool, say: Say) -> None
             say(text("inst.tz.failed", zone=zone, error=res.stderr.strip() or res.returncode))
             return
     else:
-        # What Debian's tzdata does: /etc/localtime points into the zone files, /etc/timezone names it.
+        # What Debian's tzdata does: /etc/localtime points into the zone files,
+        # /etc/timezone names it.
         etc = target.at("/etc")
         etc.mkdir(parents=True, exist_ok=True)
         tmp = etc / ".localtime.new"
@@ -297,7 +298,8 @@ def rooted(config_text: str, data: dict[str, Any], *, root: Path, config_dir: Pa
     """The config with its absolute paths moved into ``root`` (to check an install made with
     --root from outside it); the control socket is ``socket``, where no agent listens."""
     changes: dict[tuple[str, str], Any] = {("", "control_socket"): socket}
-    defaults = {("", "state_dir"): STATE_DIR, ("remote", "trusted_keys_dir"): DEFAULT_TRUSTED_KEYS_DIR}
+    defaults = {("", "state_dir"): STATE_DIR,
+                ("remote", "trusted_keys_dir"): DEFAULT_TRUSTED_KEYS_DIR}
     for table, key in ROOTED_KEYS:
         holder = data if table == "" else data.get(table)
         value = holder.get(key) if isinstance(holder, dict) else None

@@ -297,7 +297,8 @@ class Forwarder:
         held_encoded: Encoded | None = None
         ack_event = asyncio.Event()
         live_more = True     # look once at the start; afterwards only when polls stored more
-        backlog_limit = live_floor   # raised when readings sent live are overdue for the central ack
+        # raised when readings sent live are overdue for the central ack
+        backlog_limit = live_floor
         overdue_check_at = 0.0
 
         self._events_dirty = True           # whatever waits, and the active set, at once

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 # tests/test_mqtt_link.py fails on any other): paho's callbacks and loop functions change shape
 # between releases, and only this file may notice.
 PAHO_VERSION = "2.2.0"
-_PENDING_TLS_READS = 64     # decrypted bytes left in the TLS object: read on, this many times at once
+# decrypted bytes left in the TLS object: read on, this many times at once
+_PENDING_TLS_READS = 64
 
 
 class PublishRefused(PublishError):
@@ -68,7 +69,10 @@ class Will:
 
 
 class MqttLink:
-    """A single MQTT connection. ``await link.connect()``, ``await link.publish(...)``, ``close()``."""
+    """A single MQTT connection.
+
+    ``await link.connect()``, ``await link.publish(...)``, ``close()``.
+    """
 
     def __init__(self, cfg: MqttConfig, broker: BrokerAddress, *, will: Will | None = None,
                  max_inflight: int = 32) -> None:
@@ -85,7 +89,8 @@ class MqttLink:
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         if cfg.username:
-            self.client.username_pw_set(cfg.username, cfg.password.reveal() if cfg.password else None)
+            self.client.username_pw_set(
+                cfg.username, cfg.password.reveal() if cfg.password else None)
         if cfg.tls:
             # Verification is always on: CA from the config, or the system's trust store.
             ctx = ssl.create_default_context(cafile=cfg.ca_file)
@@ -122,7 +127,8 @@ class MqttLink:
         try:
             # The TCP connect and TLS handshake block, so they run in a worker thread; their
             # errors reach us (paho's own loop would only retry them silently).
-            await asyncio.wait_for(asyncio.to_thread(self._open_socket), self.cfg.connect_timeout_s + 2)
+            await asyncio.wait_for(asyncio.to_thread(self._open_socket),
+                                   self.cfg.connect_timeout_s + 2)
             self._attach()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
             self.connected_at = time.monotonic()
@@ -133,14 +139,17 @@ class MqttLink:
         except ssl.SSLCertVerificationError as exc:
             self._stop_loop()
             raise PublishError(f"TLS: the certificate of broker {where} could not be verified "
-                               f"({exc.verify_message}); check mqtt.ca_file and the PC's clock") from exc
+                               f"({exc.verify_message}); check mqtt.ca_file and the PC's clock"
+                               ) from exc
         except ssl.SSLError as exc:
             self._stop_loop()
             raise PublishError(f"TLS handshake with broker {where} failed ({exc.reason or exc}); "
-                               f"is it a TLS port, and does it accept our client certificate?") from exc
+                               f"is it a TLS port, and does it accept our client certificate?"
+                               ) from exc
         except ConnectionRefusedError as exc:
             self._stop_loop()
-            raise PublishError(f"nothing listening at broker {where} (broker down or wrong port)") from exc
+            raise PublishError(
+                f"nothing listening at broker {where} (broker down or wrong port)") from exc
         except socket.gaierror as exc:
             self._stop_loop()
             raise PublishError(f"cannot resolve broker host {self.broker.host!r} (DNS)") from exc
@@ -165,7 +174,8 @@ class MqttLink:
             self._call(self._resolve_connect, ConnectRefused(
                 f"broker refused the connection: {reason_code}", int(reason_code.value)))
         else:
-            size = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
+            size = (getattr(properties, "MaximumPacketSize", None)
+                    if properties is not None else None)
             self.max_packet_size = int(size) if size else None
             self._call(self._resolve_connect, None)
 
@@ -307,7 +317,7 @@ class MqttLink:
             return fut
         props = None
         if self.protocol == mqtt.MQTTv5 and content_type:
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props = Properties(PacketTypes.PUBLISH)
             props.ContentType = content_type
         info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.remote.envelope import Envelope, EnvelopeError, Malformed, open_envelope, verify
 
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class Reason(StrEnum):
-    """Why an envelope was refused: the word published on the config state / command result topic."""
+    """Why an envelope was refused: the word published on the config state / command result
+    topic."""
 
     TOO_LARGE = "too_large"
     MALFORMED = "malformed"
@@ -48,8 +49,8 @@ class Rejection:
     version: int | None = None      # config pushes, once the envelope was readable
     command_id: str | None = None   # commands, once the envelope was readable
 
-    def to_dict(self) -> dict:
-        doc: dict = {"reason": str(self.reason), "detail": self.detail}
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"reason": str(self.reason), "detail": self.detail}
         if self.problems:
             doc["problems"] = list(self.problems)
         for name in ("key_id", "version", "command_id"):
@@ -67,13 +68,16 @@ class Ignored:
 
 def common_checks(data: bytes, *, kind: str, site_id: str, now: float, max_bytes: int,
                   trusted_keys: Mapping[str, PublicKey]) -> Envelope | Rejection:
-    """Size, well-formed, signature, site, expiry. Returns the verified envelope or the rejection."""
+    """Size, well-formed, signature, site, expiry. Returns the verified envelope or the
+    rejection."""
     if len(data) > max_bytes:
-        return Rejection(Reason.TOO_LARGE, f"{len(data)} bytes; this site accepts at most {max_bytes}")
+        return Rejection(Reason.TOO_LARGE,
+                         f"{len(data)} bytes; this site accepts at most {max_bytes}")
     try:
         env = open_envelope(data)
         if env.payload.kind != kind:
-            raise Malformed(f"payload: kind is {env.payload.kind!r}, expected {kind!r} on this topic")
+            raise Malformed(
+                f"payload: kind is {env.payload.kind!r}, expected {kind!r} on this topic")
     except EnvelopeError as exc:
         return Rejection(Reason.MALFORMED, str(exc))
     try:

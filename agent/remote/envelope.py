@@ -255,7 +255,8 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     try:
         text = Path(path).read_bytes()
     except OSError as exc:
-        raise KeyFileError(f"{path}: not a readable PEM public key ({exc.__class__.__name__})") from exc
+        raise KeyFileError(
+            f"{path}: not a readable PEM public key ({exc.__class__.__name__})") from exc
     match = _PEM_PUBLIC.search(text)
     try:
         der = base64.b64decode(b"".join(match.group(1).split()), validate=True) if match else b""

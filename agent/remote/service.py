@@ -38,15 +38,13 @@ from agent.remote.commands import (
     check_command,
 )
 from agent.remote.confirm import commit_confirmed, wait_for_broker
-from agent.remote.envelope import load_trusted_keys, sha256_hex
+from agent.remote.envelope import PublicKey, load_trusted_keys, sha256_hex
 from agent.remote.inbox import Inbox
 from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, load_effective
 from agent.remote.ratelimit import RateLimiter
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     from agent.control.api import AgentControl
     from agent.publish.mqtt_link import MqttLink
 
@@ -434,7 +432,7 @@ class RemoteService:
             self.state = self.store.update(record)
             return None
 
-    def _trusted_keys(self, cfg: AgentConfig) -> dict[str, Ed25519PublicKey]:
+    def _trusted_keys(self, cfg: AgentConfig) -> dict[str, PublicKey]:
         keys, problems = load_trusted_keys(cfg.remote.trusted_keys_dir)
         for p in problems:
             self._log_once(f"key:{p}", "trusted key ignored: %s", p)

@@ -205,7 +205,7 @@ class Agent:
 
     # -- pollers -------------------------------------------------------------------------------
 
-    def _start_poller(self, device: DeviceConfig) -> None:
+    def _start_poller(self, device: DeviceConfig[Any]) -> None:
         if not device.enabled:
             return
         source = self.factory.build(device)

@@ -106,7 +106,9 @@ def hard_deadline(device: DeviceConfig[Any]) -> float:
 class DevicePoller:
     """One device's loop: poll, commit, wait for the next tick (skipping ticks it overran)."""
 
-    def __init__(self, device: DeviceConfig[Any], source: Source, sink: Sink, clock: ClockGuard) -> None:
+    def __init__(
+        self, device: DeviceConfig[Any], source: Source, sink: Sink, clock: ClockGuard
+    ) -> None:
         self.device = device
         self.source = source
         self.sink = sink

@@ -86,7 +86,7 @@ def decode_raw(type_: str, words: Sequence[int], *, word_order: str = "big",
     if len(words) != _WIDTH[type_]:
         raise Garbage(text("src.modbus.garbage.width", type=type_, need=_WIDTH[type_],
                            got=len(words)))
-    value = struct.unpack(">" + fmt, words_to_bytes(words, word_order=word_order,
+    value: int | float = struct.unpack(">" + fmt, words_to_bytes(words, word_order=word_order,
                                                     byte_order=byte_order))[0]
     if type_ in ("float32", "float64"):
         if math.isnan(value):
@@ -137,9 +137,10 @@ def to_samples(spec: RegisterSpec, data: Sequence[int | bool]) -> list[Sample]:
         return [Sample(spec.name, word if word is not None else f"unknown ({raw})", "")]
     if spec.flags:
         bits = _WIDTH[spec.type] * 16
-        word = int(raw) & ((1 << bits) - 1)
+        bits_word = int(raw) & ((1 << bits) - 1)
         out = [Sample(spec.name, int(raw), spec.unit)]
-        out += [Sample(f"{spec.name}.{flag}", bool((word >> n) & 1), "") for n, flag in spec.flags]
+        out += [Sample(f"{spec.name}.{flag}", bool((bits_word >> n) & 1), "")
+                for n, flag in spec.flags]
         return out
     value: Value = raw
     if spec.type in INTEGER_TYPES or spec.type in ("float32", "float64"):

@@ -165,7 +165,7 @@ class ModbusLink:
             raise await self._why_not_connected(timeout) from exc
         except termios.error as exc:
             client.close()
-            refused = f"{exc.args[-1] if exc.args else exc}"
+            refused: str | None = f"{exc.args[-1] if exc.args else exc}"
         else:
             refused = None
         if refused is not None:

@@ -349,7 +349,8 @@ class SnmpSource:
             if why is not None:
                 self._quirk(spec.metric, why)
                 continue
-            if spec.role == "uptime" and isinstance(vb.value, int) and vb.kind in (TIMETICKS, INTEGER, GAUGE):
+            if (spec.role == "uptime" and isinstance(vb.value, int)
+                    and vb.kind in (TIMETICKS, INTEGER, GAUGE)):
                 rebooted = self._uptime.check(vb.value, walk.time)
             if spec.on_change:
                 if self._on_change.get(spec.metric, object()) == value:
@@ -364,7 +365,9 @@ class SnmpSource:
 
     # -- tables ------------------------------------------------------------------------------
 
-    def _table_samples(self, tables: list[TableSpec], walk: Walk, discovering: bool) -> list[Sample]:
+    def _table_samples(
+        self, tables: list[TableSpec], walk: Walk, discovering: bool
+    ) -> list[Sample]:
         samples: list[Sample] = []
         if discovering:
             self._absent_tables = set()
@@ -479,7 +482,8 @@ class SnmpSource:
             prefix = f"{itf.prefix}.{key}."
             if index == plan.wan:
                 samples.append(Sample(prefix + itf.metric("name"), x.name))
-            for role, metric in (("oper", itf.metric("oper_up")), ("admin", itf.metric("admin_up"))):
+            for role, metric in (("oper", itf.metric("oper_up")),
+                                 ("admin", itf.metric("admin_up"))):
                 status = self._number(rows[role].get(index), prefix + metric, (INTEGER,))
                 if status is not None:
                     samples.append(Sample(prefix + metric, status == STATUS_UP))
@@ -567,7 +571,8 @@ class SnmpSource:
             self._quirk(metric, f"the device sent {kind_words(vb.kind)}")
         else:
             shown = clean_text(vb.value) if isinstance(vb.value, bytes) else vb.value
-            self._quirk(metric, f"expected a number, the device sent {kind_words(vb.kind)} {shown!r}",
+            self._quirk(metric,
+                        f"expected a number, the device sent {kind_words(vb.kind)} {shown!r}",
                         why_short=f"expected a number, the device sent {kind_words(vb.kind)}")
 
     def _quirk(self, metric: str, why: str, *, why_short: str | None = None) -> None:

@@ -93,7 +93,7 @@ class Pdu(NamedTuple):
     tag: int                  # RESPONSE_PDU or REPORT_PDU
     request_id: int
     status: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the field name is API
     varbinds: list[VarBind]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Union
+from typing import NamedTuple, Protocol
 
 from pyasn1.type import univ
 from pysnmp.proto import rfc1155, rfc1902, rfc1905
@@ -21,7 +21,7 @@ from agent.errors import DeviceProtocolError, DeviceRefused
 from agent.i18n import Text, text
 
 Oid = tuple[int, ...]
-PlainValue = Union[int, bytes, Oid, None]
+PlainValue = int | bytes | Oid | None
 
 # VarBind kinds: what the agent said, independent of pysnmp's classes.
 INTEGER = "integer"
@@ -82,7 +82,7 @@ class Answer(NamedTuple):
     """A response PDU: error-status, error-index (1-based, 0 for none) and the varbinds."""
 
     status: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the field name is API
     varbinds: list[VarBind]
 
 
@@ -158,7 +158,9 @@ class SnmpClient:
             raise self._translate_status(kind, status, index, oids)
         return varbinds
 
-    def _translate_status(self, name: str, status: int, index: int, oids: Sequence[Oid]) -> Exception:
+    def _translate_status(
+        self, name: str, status: int, index: int, oids: Sequence[Oid]
+    ) -> Exception:
         status_name = _ERROR_STATUS_NAMES.get(status, f"error-status {status}")
         at: Text | str = ""
         if 1 <= index <= len(oids):

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
@@ -146,7 +146,7 @@ class CommunitySession:
                     if answer is None:
                         garbage += 1
                     elif answer is not _STALE:
-                        return answer
+                        return cast(Answer, answer)   # neither None nor _STALE: an Answer
         if garbage:
             raise DeviceProtocolError(text("src.snmp.not_a_response", where=self.address))
         raise DeviceTimeout(timeout_reason(self.settings.version, self.address))
@@ -156,7 +156,8 @@ class CommunitySession:
         try:
             fast = decode_response(data)
         except BerError:
-            return self._decode_with_pysnmp(data, request_id)   # unusual encoding: the library decides
+            # unusual encoding: the library decides
+            return self._decode_with_pysnmp(data, request_id)
         if fast.version != (0 if self.settings.version == "1" else 1):
             return None
         if fast.request_id != request_id:

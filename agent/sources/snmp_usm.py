@@ -179,13 +179,15 @@ class UsmSession:
     async def _exchange(self, datagrams: Datagrams, message: tuple[bytes, int],
                         request_id: int) -> Answer:
         data, msg_id = message
-        answer = await self._send(datagrams, data, lambda got: self._accept(got, msg_id, request_id))
+        answer = await self._send(datagrams, data,
+                                  lambda got: self._accept(got, msg_id, request_id))
         assert isinstance(answer, Answer)
         return answer
 
     async def _send(self, datagrams: Datagrams, message: bytes,
                     accept: Callable[[bytes], object]) -> object:
-        """Send ``message`` (with retries) until ``accept`` takes an answer; see CommunitySession."""
+        """Send ``message`` (with retries) until ``accept`` takes an answer; see
+        CommunitySession."""
         assert self._transport is not None
         loop = asyncio.get_running_loop()
         garbage = 0
@@ -341,7 +343,8 @@ def _decode_pdu(scoped: bytes) -> Pdu:
             tag = REPORT_PDU
         else:
             raise BerError("not a Response or Report PDU")
-        return Pdu(tag, int(_V2C.apiPDU.get_request_id(pdu)), int(_V2C.apiPDU.get_error_status(pdu)),
+        return Pdu(tag, int(_V2C.apiPDU.get_request_id(pdu)),
+                   int(_V2C.apiPDU.get_error_status(pdu)),
                    int(pdu.getComponentByPosition(2)),
                    [to_varbind(oid, value) for oid, value in _V2C.apiPDU.get_varbinds(pdu)])
     except (PyAsn1Error, ValueError, TypeError) as exc:

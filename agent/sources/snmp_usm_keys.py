@@ -1,6 +1,7 @@
 """SNMPv3 USM keys and the two transforms they drive: message authentication and privacy.
 
-    passphrase --(RFC 3414 A.2: 1 MB of hashing)--> Ku --(localize with the router's engine ID)--> Kul
+    passphrase --(RFC 3414 A.2: 1 MB of hashing)--> Ku
+               --(localize with the router's engine ID)--> Kul
     auth:  HMAC over the whole message, truncated (RFC 3414 HMAC-MD5/SHA-96, RFC 7860 HMAC-SHA-2)
     priv:  AES in CFB-128 mode, IV = engineBoots | engineTime | 8-byte salt (RFC 3826); 192 and
            256-bit keys are extended from Kul as net-snmp does (Blumenthal draft) or as Cisco

@@ -1,4 +1,5 @@
-"""The SNMPv3 message with User-based Security (RFC 3412 6, RFC 3414 2.4): writing and strict reading.
+"""The SNMPv3 message with User-based Security (RFC 3412 6, RFC 3414 2.4): writing and strict
+reading.
 
     SNMPv3Message ::= SEQUENCE {
         msgVersion INTEGER (3),
@@ -6,7 +7,8 @@
                                  msgSecurityModel INTEGER (3 = USM) },
         msgSecurityParameters OCTET STRING,   -- holds the BER of UsmSecurityParameters:
             -- SEQUENCE { engineID OCTET STRING, engineBoots INTEGER, engineTime INTEGER,
-            --            userName OCTET STRING, authParameters OCTET STRING, privParameters OCTET STRING }
+            --            userName OCTET STRING, authParameters OCTET STRING,
+            --            privParameters OCTET STRING }
         msgData CHOICE { plaintext ScopedPDU, encryptedPDU OCTET STRING } }
     ScopedPDU ::= SEQUENCE { contextEngineID OCTET STRING, contextName OCTET STRING, data PDU }
 
@@ -65,7 +67,8 @@ def encode_message(msg_id: int, flags: int, security: Security, scoped: bytes) -
     front = _int(SNMPV3) + header + _head(_OCTETS, len(params_seq))
     body = front + params_seq + data
     message = _head(_SEQUENCE, len(body)) + body
-    auth_at = (len(message) - len(body)) + len(front) + (len(params_seq) - len(params)) + len(before_auth)
+    auth_at = ((len(message) - len(body)) + len(front) + (len(params_seq) - len(params))
+               + len(before_auth))
     return message, auth_at
 
 

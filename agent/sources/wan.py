@@ -71,7 +71,7 @@ def icmp_checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071)."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return ~total & 0xFFFF
@@ -150,8 +150,8 @@ class WanSource:
         self.settings: WanSettings = device.settings
         self._latest = latest
         self._clock = clock
-        self._history = {t.key: collections.deque(maxlen=self.settings.window)
-                         for t in self.settings.targets}
+        self._history: dict[str, collections.deque[bool]] = {
+            t.key: collections.deque(maxlen=self.settings.window) for t in self.settings.targets}
         self._icmp_permitted: bool | None = None      # None: not tried yet
         self._log = OnceLog(log)
 
@@ -162,7 +162,7 @@ class WanSource:
         samples: list[Sample] = []
         reached: list[float] = []
         failures = probes = 0
-        for target, latency in zip(targets, latencies):
+        for target, latency in zip(targets, latencies, strict=True):
             history = self._history[target.key]
             history.append(latency is not None)
             failures += history.count(False)

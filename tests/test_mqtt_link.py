@@ -13,6 +13,7 @@ import pytest
 from agent.config import BrokerAddress, parse_config
 from agent.errors import PublishError
 from agent.publish.mqtt_link import PAHO_VERSION, LinkLost, MqttLink
+from helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,3 +123,29 @@ def test_connecting_to_nothing_is_a_clear_error():
     message = asyncio.run(scenario())
 
     assert message == f"nothing listening at broker 127.0.0.1:{port} (broker down or wrong port)"
+
+
+def test_the_broker_does_not_deliver_a_message_larger_than_the_link_accepts(broker, recorder):
+    """MQTT 5 Maximum Packet Size: an oversized message (a flood, a misconfigured operator
+    tool) is dropped by the broker, never reaches the agent, and the connection stays up."""
+    cfg = parse_config({"site_id": "test-site", "devices": [],
+                        "mqtt": {"host": "127.0.0.1", "port": broker.port, "tls": False,
+                                 "keepalive_s": 5, "connect_timeout_s": 2}})
+
+    async def scenario() -> tuple[list[int], bool]:
+        link = MqttLink(cfg.mqtt, BrokerAddress("127.0.0.1", broker.port), max_incoming=4096)
+        await link.connect()
+        got: list[int] = []
+        # Retained, so it arrives as soon as the subscription is in place.
+        recorder.client.publish("test/in/probe", b"p", qos=1, retain=True).wait_for_publish(5)
+        link.subscribe("test/in/#", lambda topic, payload: got.append(len(payload)))
+        await eventually(lambda: got, what="the subscription")
+        for size in (100, 50_000, 200):   # one publisher, QoS 1: delivered in this order
+            recorder.client.publish("test/in/x", b"x" * size, qos=1).wait_for_publish(5)
+        await eventually(lambda: 200 in got, what="the last message")
+        lost = link.lost.is_set()
+        await link.close()
+        return got, lost
+    got, lost = asyncio.run(scenario())
+    assert got == [1, 100, 200]
+    assert not lost

@@ -55,6 +55,7 @@ LIVE_WINDOW = 8          # live messages in flight at once
 BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket queue short
 BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
 NOT_AUTHORIZED = 0x87     # MQTT 5 reason code: the broker's ACL refuses the topic
+INCOMING_OVERHEAD = 4096   # topic, properties and envelope around the largest push accepted
 EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
 STABLE_S = 30.0           # a connection that lasted this long resets the reconnect pause
 
@@ -244,7 +245,8 @@ class Forwarder:
         broker = brokers[self._broker_index % len(brokers)]
         will = Will(self.topics.status, self._status_payload("offline", lost=True))
         link = MqttLink(self.cfg.mqtt, broker, will=will,
-                        max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4)
+                        max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4,
+                        max_incoming=self.cfg.remote.max_push_bytes + INCOMING_OVERHEAD)
         self.state.broker = f"{broker.host}:{broker.port}"
         try:
             await link.connect()

@@ -75,9 +75,12 @@ class MqttLink:
     """
 
     def __init__(self, cfg: MqttConfig, broker: BrokerAddress, *, will: Will | None = None,
-                 max_inflight: int = 32) -> None:
+                 max_inflight: int = 32, max_incoming: int | None = None) -> None:
         self.cfg = cfg
         self.broker = broker
+        # MQTT 5: the broker must not send us a packet larger than this (it drops it instead):
+        # a flood of huge messages is refused before it reaches the agent (docs/limits.md).
+        self.max_incoming = max_incoming
         self.protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
         kwargs: dict[str, Any] = {"client_id": cfg.client_id, "protocol": self.protocol}
         if self.protocol == mqtt.MQTTv311:
@@ -163,8 +166,12 @@ class MqttLink:
 
     def _open_socket(self) -> None:
         if self.protocol == mqtt.MQTTv5:
+            props = None
+            if self.max_incoming:
+                props = Properties(PacketTypes.CONNECT)
+                props.MaximumPacketSize = self.max_incoming
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s,
-                                clean_start=True)
+                                clean_start=True, properties=props)
         else:
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
 

@@ -39,6 +39,7 @@ from agent.readings import Reading, StoredReading
 
 if TYPE_CHECKING:
     from agent.config.events import EventsConfig
+    from agent.events.engine import RestartEvidence
     from agent.events.model import Active, Event
     from agent.events.recorder import EventRecorder
 
@@ -176,11 +177,12 @@ class ReadingStore:
 
     # -- events (agent.events): decided on the readings, in the transaction that stores them ---
 
-    def attach_events(self, cfg: "EventsConfig", *, site: str) -> None:
+    def attach_events(self, cfg: "EventsConfig", *, site: str,
+                      evidence: "RestartEvidence | None" = None) -> None:
         """Decide events on every write from now on (agent.events.recorder)."""
         from agent.events.recorder import EventRecorder
         with self._db:
-            self.recorder = EventRecorder(cfg, self._db, site=site)
+            self.recorder = EventRecorder(cfg, self._db, site=site, evidence=evidence)
         self._active = self.recorder.active()
 
     def reconfigure_events(self, cfg: "EventsConfig", devices: Iterable[str]) -> list["Event"]:
@@ -484,8 +486,9 @@ class AsyncStore:
             return rng, self._store.new_events
         return await self._call(write)
 
-    async def attach_events(self, cfg: "EventsConfig", *, site: str) -> None:
-        await self._call(lambda: self._store.attach_events(cfg, site=site))
+    async def attach_events(self, cfg: "EventsConfig", *, site: str,
+                            evidence: "RestartEvidence | None" = None) -> None:
+        await self._call(lambda: self._store.attach_events(cfg, site=site, evidence=evidence))
 
     async def reconfigure_events(self, cfg: "EventsConfig", devices: list[str]) -> list["Event"]:
         return await self._call(self._store.reconfigure_events, cfg, devices)

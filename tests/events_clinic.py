@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-
 from consumer import readings_from, validate
-from fixtures.mosquitto import Broker, Recorder
 from fixtures.modbus import ModbusTestServer
+from fixtures.mosquitto import Broker, Recorder
 from fixtures.snmp import Snmpd
 from helpers import require_binary, wait_until
 

@@ -10,16 +10,21 @@ de-duplication by (site, id), and the retained active set after every step.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from events_clinic import (ON_BATTERY_TOTAL, SITE, Centre, Mark, Router, agent_config, ups_toml,
-                           wait_polled)
-from fixtures.agent_proc import AgentProcess
+from events_clinic import (
+    ON_BATTERY_TOTAL,
+    SITE,
+    Centre,
+    Mark,
+    Router,
+    agent_config,
+    ups_toml,
+    wait_polled,
+)
 from fixtures.modbus import ModbusTestServer
 from fixtures.mosquitto import Broker, Recorder
 from helpers import wait_until

@@ -204,3 +204,49 @@ def test_a_pc_power_cut_during_an_outage_closes_it_once_at_the_boot_flagged_esti
     assert cleared.dur_s == pytest.approx(boot - raised.start, abs=0.01)
     centre.wait_active(set())
     assert pairs(centre.events()) == [("raise", "ups", "mains_lost"), ("clear", "ups", "mains_lost")]
+
+
+def test_flapping_voltage_is_one_event_and_a_low_battery_blip_on_mains_is_none(
+        broker: Broker, centre: Centre, agent_process: Any, modbus_server: ModbusTestServer,
+        tmp_path: Path) -> None:
+    ups = modbus_server
+    # Four transitions within the window are news; the fifth makes it "flapping" (the default
+    # flap_transitions); the window and the quiet time are shortened for the test.
+    flapping_rules = "[events]\nflap_window_s = 120\nflap_quiet_s = 3\n"
+    agent = agent_process(agent_config(tmp_path / "state", broker.port, ups_toml(ups),
+                                       events_toml=flapping_rules))
+    centre.wait_active(set())
+
+    # The UPS flashes its low-battery flag for 2 s while on mains (battery_low raises after
+    # 1 s here): a charging battery, not a problem.
+    blip = Mark()
+    ups.set_value("ups", "status", 1 << 1)
+    wait_polled(ups, blip, 2.0)
+    ups.set_value("ups", "status", 0)
+
+    # The voltage goes under 114.3 V and back over 118.1 V, six times, each level held longer
+    # than the rule's minimum durations (1 s).
+    changes = []
+    for volts in (112.0, 120.0) * 3:
+        changes.append(set_voltage(ups, volts))
+        wait_polled(ups, changes[-1], 1.5)
+    set_voltage(ups, 127.0)
+    flap = centre.wait_for("flapping", "voltage_low")
+    assert near(flap.start, changes[4].wall), (flap, changes[4])
+    [active] = centre.wait_active({("ups", "voltage_low")})
+    assert active.kind == "flapping" and active.id == flap.id
+    settled = centre.wait_for("clear", "voltage_low", n=3)     # quiet for 3 s: it settled off
+    assert settled.start == flap.start and near(settled.end, changes[5].wall), settled
+    centre.wait_active(set())
+
+    # A last, real event: everything decided before it has reached the centre before it.
+    power_cut(ups)
+    marker = centre.wait_for("raise", "mains_lost")
+    told = [e for e in centre.events() if e.id < marker.id]
+    assert pairs(told) == [("raise", "ups", "voltage_low"), ("clear", "ups", "voltage_low"),
+                           ("raise", "ups", "voltage_low"), ("clear", "ups", "voltage_low"),
+                           ("flapping", "ups", "voltage_low"), ("clear", "ups", "voltage_low")]
+    for raised, cleared, went, came in ((told[0], told[1], changes[0], changes[1]),
+                                        (told[2], told[3], changes[2], changes[3])):
+        assert near(raised.start, went.wall) and near(cleared.end, came.wall), (raised, cleared)
+    assert "battery_low" not in agent.log()

@@ -43,6 +43,14 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
 
 
+def proc_write_bytes(pid: int) -> int:
+    """Bytes the process sent to the block layer (its writes to the clinic PC's flash)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no write_bytes in /proc/{pid}/io")
+
+
 def proc_rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / (1 << 20)
 
@@ -215,7 +223,7 @@ def bench_drain(args) -> dict:
 
 # -- workload ------------------------------------------------------------------------------------
 
-NETNS = "clinicbench"
+NETNS = f"clinicbench{os.getpid()}"     # one per run: others may be measuring too
 
 
 def netns(*cmd: str) -> list[str]:
@@ -268,7 +276,8 @@ interval_s = 10
 """
         state = work / "state"
         cfg = work / "agent.toml"
-        cfg.write_text(agent_config(state, broker_port, devices))
+        events = "" if args.events else "[events]\nenabled = false\n"
+        cfg.write_text(agent_config(state, broker_port, devices) + events)
         counter_log = work / "counter.json"
         counter = subprocess.Popen(netns(sys.executable, __file__, "_count", "--port", str(broker_port),
                                          "--out", str(counter_log), "--seconds",
@@ -280,11 +289,13 @@ interval_s = 10
         procs += [agent, counter]
         time.sleep(args.warmup)   # start-up, first polls, the router's interface count learned
         cpu0, t0 = proc_cpu_s(agent.pid), time.monotonic()
+        written0 = proc_write_bytes(agent.pid)
         rss = []
         while time.monotonic() - t0 < args.minutes * 60:
             rss.append(proc_rss_mib(agent.pid))
             time.sleep(5)
         cpu = proc_cpu_s(agent.pid) - cpu0
+        written = proc_write_bytes(agent.pid) - written0
         minutes = (time.monotonic() - t0) / 60
         counter.wait(args.minutes * 60 + 60)
         counted = json.loads(counter_log.read_text())
@@ -305,7 +316,9 @@ interval_s = 10
     result = {
         "workload_minutes": round(minutes, 1),
         "rss_steady_mib": round(sorted(rss)[len(rss) // 2], 1), "rss_max_mib": round(max(rss), 1),
+        "events": args.events,
         "cpu_s_per_minute": round(cpu / minutes, 4), "cpu_s_per_hour": round(cpu / minutes * 60, 2),
+        "written_kib_per_minute": round(written / 1024 / minutes, 1),
         "live_readings_per_minute": round(live_n / (counted["seconds"] / 60)),
         "live_bytes_per_reading": round(counted["bytes"]["readings"] / max(live_n, 1), 2),
         "warnings_in_log": statuses,
@@ -340,6 +353,8 @@ def main() -> int:
     w = sub.add_parser("workload")
     w.add_argument("--minutes", type=float, default=10)
     w.add_argument("--warmup", type=float, default=40)
+    w.add_argument("--no-events", dest="events", action="store_false",
+                   help="the agent with [events] enabled = false (to compare)")
     c = sub.add_parser("_count")
     c.add_argument("--port", type=int)
     c.add_argument("--out")

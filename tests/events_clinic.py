@@ -31,6 +31,7 @@ from fixtures.modbus import ModbusTestServer
 from fixtures.mosquitto import Broker, Recorder
 from fixtures.snmp import Snmpd
 from helpers import require_binary, wait_until
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.events.model import Active, Event
 from agent.events.wire import decode_active, decode_events
@@ -102,8 +103,12 @@ class Centre:
 
     def wait_for(self, kind: str, cond: str, *, n: int = 1, timeout: float = 20) -> Event:
         """The ``n``-th ``kind`` event of ``cond`` (waiting for it)."""
-        got = wait_until(lambda: len(self.received(kind, cond)) >= n and self.received(kind, cond),
-                         timeout=timeout, what=f"{kind} {cond} #{n} at the centre")
+        got: list[Event] = []
+
+        def arrived() -> bool:
+            got[:] = self.received(kind, cond)
+            return len(got) >= n
+        wait_until(arrived, timeout=timeout, what=f"{kind} {cond} #{n} at the centre")
         return got[n - 1]
 
     def retained_active(self, timeout: float = 1) -> list[Active] | None:
@@ -111,7 +116,7 @@ class Centre:
         is none yet)."""
         got: list[bytes] = []
         arrived = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
 
         def on_connect(c: mqtt.Client, *_: Any) -> None:
             c.subscribe(self.active_topic, qos=1)

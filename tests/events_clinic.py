@@ -172,6 +172,13 @@ class Mark:
         self.mono = time.monotonic()
 
 
+def until(wall: float) -> None:
+    """Wait for a scripted instant of the clinic's day (the test's clock): for what happens
+    while the agent is not running, which no condition at the agent can show."""
+    wait_until(lambda: time.time() >= wall, timeout=max(wall - time.time(), 0) + 5,
+               interval=0.02, what=f"the script's time {wall:.3f}")
+
+
 def wait_polled(modbus: ModbusTestServer, after: Mark, held_s: float, *, unit: int = 1,
                 timeout: float = 20) -> None:
     """Wait until the agent polled ``unit`` at least ``held_s`` after ``after``: it has seen the

@@ -6,7 +6,8 @@
                                                             level held raise_after_s / clear_after_s
                                                             -> raise / clear events (ids assigned)
                                                             too many transitions -> one "flapping"
-    timer            ─> engine.tick(mono)            (minimum durations that expire between polls)
+    timer            ─> engine.tick(mono)            (minimum durations that expire between polls,
+                                                      at engine.due_at())
     same transaction ─> store.insert(events); store.save_state(engine.snapshot())
 
 A level holds from the poll that showed it until a poll shows otherwise, so ``tick`` raises a
@@ -152,6 +153,20 @@ class EventEngine:
             if track.flap is not None and now_mono - track.last_mono >= self.cfg.flap_quiet_s:
                 events += self._end_flapping(track)
         return events
+
+    def due_at(self) -> float | None:
+        """The monotonic time from which ``tick`` may tell something (a minimum duration or a
+        flapping quiet time running out), or None if no timer runs: ``tick`` is needed then
+        and only then."""
+        due: float | None = None
+        for track in self._tracks.values():
+            if track.pending is not None:
+                rule = self.cfg.rules_for(track.dev)[track.rule]
+                wait = rule.raise_after_s if track.pending else rule.clear_after_s
+                due = _earliest(due, track.p_mono + wait)
+            if track.flap is not None:
+                due = _earliest(due, track.last_mono + self.cfg.flap_quiet_s)
+        return due
 
     def drop_devices(self, keep: Iterable[str], wall: float) -> list[Event]:
         """Close the conditions of devices no longer configured (estimated: nobody watches them)."""
@@ -388,6 +403,10 @@ def describe(event: Event) -> str:
 
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:

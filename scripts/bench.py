@@ -7,7 +7,9 @@ namespace this script creates, so snmpd can serve a 24-interface router made of 
     sudo .venv/bin/python scripts/bench.py workload --minutes 10  # RSS, CPU, bytes per reading
 
 ``workload`` needs root (ip netns); it polls one router (24 interfaces, net-snmp snmpd), one UPS
-and one meter (pymodbus simulator) every 10 s and measures the agent process from /proc.
+and one meter (pymodbus simulator) every 10 s and measures the agent process from /proc: CPU,
+RSS and the bytes it writes to disk (``write_bytes``); ``--no-events`` runs it with the events
+engine off, to compare.
 """
 
 from __future__ import annotations

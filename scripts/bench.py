@@ -47,6 +47,14 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
 
 
+def proc_write_bytes(pid: int) -> int:
+    """Bytes the process sent to the block layer (its writes to the clinic PC's flash)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no write_bytes in /proc/{pid}/io")
+
+
 def proc_rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / (1 << 20)
 
@@ -434,7 +442,8 @@ def bench_workload(args) -> dict:
             remote = f'[remote]\ntrusted_keys_dir = "{work / "trusted-keys"}"\n'
             # The push carries the same devices: what changes is only that it was pushed.
             (work / "pushed.toml").write_text(mqtt_config(broker_port) + devices)
-        cfg.write_text(agent_config(state, broker_port, devices, remote=remote))
+        events = "" if args.events else "[events]\nenabled = false\n"
+        cfg.write_text(agent_config(state, broker_port, devices, remote=remote) + events)
         counter_log = work / "counter.json"
         counter = subprocess.Popen(netns(sys.executable, __file__, "_count", "--port", str(broker_port),
                                          "--out", str(counter_log), "--seconds",
@@ -487,7 +496,9 @@ def bench_workload(args) -> dict:
         "workload_minutes": round(minutes, 1),
         "rss_steady_mib": round(sorted(rss)[len(rss) // 2], 1), "rss_max_mib": round(max(rss), 1),
         **split,
+        "events": args.events,
         "cpu_s_per_minute": round(cpu / minutes, 4), "cpu_s_per_hour": round(cpu / minutes * 60, 2),
+        "written_kib_per_minute": round(written / 1024 / minutes, 1),
         "live_readings_per_minute": round(live_n / (counted["seconds"] / 60)),
         "live_bytes_per_reading": round(counted["bytes"]["readings"] / max(live_n, 1), 2),
         "disk_write_kib_per_minute": round(written / 1024 / minutes, 1),
@@ -564,6 +575,8 @@ def main() -> int:
     w.add_argument("--remote", action="store_true",
                    help="remote management on: a signed config push during the warm-up, then a "
                         "signed command every minute")
+    w.add_argument("--no-events", dest="events", action="store_false",
+                   help="the agent with [events] enabled = false (to compare)")
     o = sub.add_parser("_operate")
     o.add_argument("--port", type=int)
     o.add_argument("--key")

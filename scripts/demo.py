@@ -3,6 +3,16 @@
 
 Starts a local Mosquitto (the "central broker"), net-snmp snmpd (the clinic router), a Modbus
 gateway with a UPS and a mains meter behind it (scripts/sim_ups.py, with power cuts), writes a demo
+config, runs the agent, and prints what the central side receives: the readings of each poll,
+and the power and internet events the agent decides at the clinic (``EVENT`` lines: a raise when
+a problem begins, a clear when it ends, with its duration; ``ACTIVE``: what is on now).
+
+The UPS's power cuts come every 30-90 s and last 10-40 s: each shows as a ``mains_lost`` raise and
+clear. With ``--outage`` the clinic also loses its link for that long: the router's WAN goes down
+(an SNMP SET on the simulated router) and the broker is unreachable (stopped). Nothing arrives
+meanwhile; when the link is back, the events decided during it arrive first (``wan_down``, timed
+at the clinic), then live readings, with the backlog behind them.
+
 config, runs the agent, and prints the readings as the central side receives them. With
 ``--outage`` it also stops the broker for a while to show readings buffered and sent afterwards.
 The broker is the central one (scripts/demo_central.py): with VictoriaMetrics, PostgreSQL and the
@@ -10,13 +20,15 @@ ingest beside it, and the clinic's mains voltage queried from the store every 15
 (``--no-central`` for a plain broker only).
 
     scripts/demo.sh                      # runs until Ctrl-C
-    scripts/demo.sh --seconds 60 --outage 15
+    scripts/demo.sh --seconds 90 --outage 20
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import os
 import shutil
 import signal
 import socket
@@ -31,11 +43,16 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent.events.model import CLEAR, Event  # noqa: E402
+from agent.events.render import active_lines, event_row  # noqa: E402
+from agent.events.wire import decode_active, decode_events  # noqa: E402
+from agent.i18n import Messages, language  # noqa: E402
 from agent.publish.wire import decode_payload, iter_readings  # noqa: E402
 from loopback import find, free_port, wait_port  # noqa: E402
 import demo_central  # noqa: E402
 
 CENTRAL_SITE = "DEMO0001"   # the site_id of write_config
+from sim_router import wan_oid  # noqa: E402
 
 SHOWN = ("poll.status", "poll.reason", "system.uptime_s", "input.voltage", "output.load",
          "battery.charge", "battery.runtime", "on_battery", "mode", "voltage", "power",
@@ -50,6 +67,7 @@ class Demo:
         self.modbus_port = free_port()
         self.snmp_port = free_port(socket.SOCK_DGRAM)
         self.community = "demo-clinic"
+        self.wan_switch = "demo-wan-switch"   # lets the demo take the router's WAN down (SET)
         self.broker: subprocess.Popen | None = None
         # The central side (broker, stores, ingest), when it runs: the agent then talks to its broker.
         self.central: demo_central.CentralStack | None = None
@@ -82,9 +100,16 @@ class Demo:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         self.procs.append(subprocess.Popen(
             [py, str(ROOT / "scripts/sim_router.py"), "--port", str(self.snmp_port),
-             "--community", self.community, "--workdir", str(self.workdir / "snmpd")],
+             "--community", self.community, "--wan-switch", self.wan_switch,
+             "--workdir", str(self.workdir / "snmpd")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_port(self.modbus_port)
+
+    def set_wan(self, up: bool) -> None:
+        """The router's WAN port down or up (ifOperStatus, see scripts/sim_router.py)."""
+        subprocess.run([find("snmpset"), "-v2c", "-c", self.wan_switch, "-t", "2",
+                        f"127.0.0.1:{self.snmp_port}", wan_oid(), "i", "1" if up else "2"],
+                       check=True, capture_output=True, timeout=15)
 
     def write_config(self) -> Path:
         modbus = subprocess.run(
@@ -106,6 +131,10 @@ reconnect_max_s = 5
 backlog_kbps = 0
 {demo_central.agent_buffer_lines() if self.central else ""}
 
+[events.wan_down]        # the default 30 s ignores one lost probe round; short for the demo
+raise_after_s = 5
+clear_after_s = 5
+
 [[devices]]
 name = "router"
 kind = "snmp"
@@ -113,6 +142,7 @@ host = "127.0.0.1"
 port = {self.snmp_port}
 version = "2c"
 community = "{self.community}"
+wan_interface = "lo"     # the simulated router's WAN port (scripts/sim_router.py --wan-switch)
 interval_s = 5
 timeout_s = 2
 
@@ -146,20 +176,64 @@ interval_s = 5
         self.stop_broker()
 
 
+class EventScreen:
+    """The central side's view of events: one line per event (each once: delivery is at least
+    once, so a consumer keeps one per site and id), and the active set when it changes."""
+
+    def __init__(self) -> None:
+        self.t = Messages(language(os.environ))
+        self.seen: set[tuple[str, int]] = set()
+        self.last_active: str | None = None
+
+    def events(self, payload: bytes) -> None:
+        msg = decode_events(payload)
+        for e in msg.events:
+            if (msg.site, e.id) not in self.seen:
+                self.seen.add((msg.site, e.id))
+                print(self.event_line(e), flush=True)
+
+    def event_line(self, e: Event) -> str:
+        when, dev, what, lasted = event_row(e, self.t)
+        line = f"EVENT    {when[11:]} {dev:7} {what}" + (f", {lasted}" if lasted else "")
+        # Timed at the clinic when it happened, whenever it arrives: a raise waits for its
+        # minimum duration, and events decided while the link was down come when it is back.
+        received = time.strftime("%H:%M:%S")
+        return f"{line} (received {received})  [{e.kind} {e.cond}, id {e.id}]"
+
+    def active(self, payload: bytes) -> None:
+        shown = "; ".join(active_lines(decode_active(payload), self.t, now=time.time()))
+        shown = shown or self.t("events.none_active")
+        if shown != self.last_active:
+            self.last_active = shown
+            print(f"ACTIVE   {shown}", flush=True)
+
+
 def watch(port: int, stop: threading.Event, auth: tuple[str, str] | None = None) -> mqtt.Client:
-    """Print what the central side receives, one line per device poll."""
+    """Print what the central side receives: one line per device poll, and per event."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-centre",
                          clean_session=False)
     if auth is not None:
         client.username_pw_set(*auth)
+    screen = EventScreen()
+    last_status: list[str | None] = [None]
 
     def on_connect(c, u, f, rc, p=None):
         c.subscribe("clinics/#", qos=1)
 
     def on_message(c, u, msg):
         lane = msg.topic.rsplit("/", 1)[-1]
+        if lane == "events":
+            screen.events(msg.payload)
+            return
+        if msg.topic.endswith("/events/active"):
+            screen.active(msg.payload)
+            return
         if lane == "status":
-            print(f"  [status] {msg.payload.decode()}", flush=True)
+            # The agent's heartbeat repeats "online": shown only when the state changes.
+            state = json.loads(msg.payload).get("state")
+            if state != last_status[0]:
+                last_status[0] = state
+                print(f"  [status] {msg.payload.decode()}", flush=True)
             return
         if lane not in ("readings", "backlog"):
             return
@@ -192,7 +266,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     ap.add_argument("--outage", type=float, default=0,
-                    help="stop the broker for this many seconds, 20 s into the demo")
+                    help="the clinic loses its link (router WAN down, broker unreachable) for "
+                         "this many seconds")
+    ap.add_argument("--outage-at", type=float, default=20, metavar="SECONDS",
+                    help="when the link is lost, in seconds into the demo (default 20)")
     ap.add_argument("--workdir", default=str(ROOT / "demo-state"))
     ap.add_argument("--no-central", action="store_true",
                     help="a plain local broker only: no VictoriaMetrics, PostgreSQL, ingest")
@@ -225,13 +302,19 @@ def main() -> int:
             elapsed = time.monotonic() - start
             if args.seconds and elapsed > args.seconds:
                 break
-            if args.outage and not outage_done and elapsed > 20:
-                print(f"\n*** broker down for {args.outage:g}s: the agent keeps polling into its "
-                      "buffer ***\n", flush=True)
+            if args.outage and not outage_done and elapsed > args.outage_at:
+                print(f"\n*** link lost for {args.outage:g} s: the router's WAN is down and the "
+                      "broker unreachable, so nothing arrives here meanwhile. The agent keeps "
+                      "polling into its buffer and decides wan_down at the clinic. ***\n",
+                      flush=True)
+                demo.set_wan(False)
                 demo.stop_broker()
                 stop.wait(args.outage)
+                demo.set_wan(True)
                 demo.start_broker()
-                print("\n*** broker back: the backlog arrives behind live readings ***\n", flush=True)
+                print("\n*** link back: first the events decided meanwhile (wan_down raised, "
+                      "timed at the clinic, then its clear once the WAN has been up 5 s), then "
+                      "live readings, with the backlog behind them ***\n", flush=True)
                 outage_done = True
             stop.wait(0.5)
         watcher.loop_stop()

@@ -10,6 +10,15 @@ It writes ``snmpd.conf`` into the work directory and then *becomes* snmpd (exec,
 stopping this process stops the router. It only ever listens on 127.0.0.1 and is read-only. The
 interfaces are this machine's (``lo``, ``eth0``...): traffic on them is what the agent will see.
 v3 users get SHA authentication and AES-128 privacy. It does not import the agent.
+
+``--wan-switch COMMUNITY`` plays the router's WAN port with ``lo``: its ifOperStatus (and that
+one value only) may be set with SNMP SET under that community, so a demo or a test can take the
+WAN down (2) and up (1), and the agent (``wan_interface = "lo"``, in ``--print-config``) reports
+it as ``if.wan.oper_up``::
+
+    snmpset -v2c -c COMMUNITY 127.0.0.1:PORT .1.3.6.1.2.1.2.2.1.8.IFINDEX i 2
+
+(``IFINDEX``: /sys/class/net/lo/ifindex, which ``wan_oid()`` reads.)
 """
 
 from __future__ import annotations
@@ -19,6 +28,15 @@ import os
 import shutil
 import sys
 from pathlib import Path
+
+IF_OPER_STATUS = ".1.3.6.1.2.1.2.2.1.8"
+WAN_INTERFACE = "lo"
+
+
+def wan_oid() -> str:
+    """ifOperStatus of the interface that plays the WAN (``lo``) in this machine's IF-MIB."""
+    index = int(Path(f"/sys/class/net/{WAN_INTERFACE}/ifindex").read_text())
+    return f"{IF_OPER_STATUS}.{index}"
 
 
 def find_snmpd() -> str:
@@ -42,6 +60,10 @@ def conf_text(args: argparse.Namespace) -> str:
     if args.v3_user:
         lines.append(f'createUser {args.v3_user} SHA "{args.v3_auth_key}" AES "{args.v3_priv_key}"')
         lines.append(f"rouser {args.v3_user} priv")
+    if args.wan_switch:
+        # Writable: this one value, with this community, from loopback.
+        lines.append(f"rwcommunity {args.wan_switch} 127.0.0.1 {wan_oid()}")
+        lines.append(f"override -rw {wan_oid()} integer 1")
     return "\n".join(lines) + "\n"
 
 
@@ -54,6 +76,8 @@ def device_toml(args: argparse.Namespace) -> str:
                 f'priv_key = "{args.v3_priv_key}"']
     else:
         out += ['version = "2c"', f'community = "{args.community}"']
+    if args.wan_switch:
+        out.append(f'wan_interface = "{WAN_INTERFACE}"')
     return "\n".join(out) + "\n"
 
 
@@ -66,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--v3-user", help="also accept this SNMPv3 user (SHA/AES)")
     parser.add_argument("--v3-auth-key", default="", help="its auth passphrase (>= 8 characters)")
     parser.add_argument("--v3-priv-key", default="", help="its privacy passphrase (>= 8 characters)")
+    parser.add_argument("--wan-switch", metavar="COMMUNITY",
+                        help="let SNMP SETs with this community take the WAN (lo) down and up")
     parser.add_argument("--print-config", action="store_true",
                         help="print the agent's [[devices]] entry for this router and exit")
     args = parser.parse_args(argv)
@@ -73,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--port must be 1-65535")
     if args.community == "public":
         parser.error('pick a community other than "public"; the agent refuses it')
+    if args.wan_switch is not None and args.wan_switch in ("", "public", args.community):
+        parser.error("--wan-switch needs a community of its own")
     if args.v3_user and (len(args.v3_auth_key) < 8 or len(args.v3_priv_key) < 8):
         parser.error("--v3-auth-key and --v3-priv-key need at least 8 characters")
     if args.print_config:

@@ -397,6 +397,8 @@ class UpsModel:
         rng = self.rng
         if self.outages and now >= self.next_change:
             self.on_battery = not self.on_battery
+            if not self.on_battery:
+                self.vin = 127.0 + rng.gauss(0, 1)   # the mains returns at its usual level
             self.next_change = now + (rng.uniform(10, 40) if self.on_battery
                                       else rng.uniform(30, 90))
         load = min(95.0, max(5.0, 35 + 15 * math.sin(2 * math.pi * t / 300) + rng.gauss(0, 1)))

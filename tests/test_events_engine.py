@@ -332,6 +332,33 @@ def test_power_cut_of_the_pc_mid_outage_closes_one_outage_at_the_boot_estimated(
     assert c.engine.active() == []
 
 
+def test_power_cut_of_the_pc_ends_the_outage_at_the_boot_not_when_the_ups_counter_stopped():
+    # The UPS counted its time on battery until the battery ran out (14:40:30), and the PC went
+    # off with it; the mains came back at 15:20 and the PC booted. Found by the end-to-end test.
+    c = Clinic()
+    total = 90061
+    c.polls("ups", "14:03:00", every=10, **UPS_ON_MAINS, on_battery__total_s=total)
+    c.polls("ups", "14:40:00", every=10, **UPS_ON_BATTERY, on_battery__total_s=total)
+    boot = wall("15:20:00")
+    c.restart(host_boot=boot, downtime_s=41 * 60 + 30)
+    c.poll("ups", **UPS_ON_MAINS, on_battery__total_s=total + 37 * 60 + 30)
+    [clear] = c.told("clear")
+    assert clear.est and clear.end == boot and clear.dur_s == 77 * 60
+    assert clear.values["evidence.on_battery_s"] == 37 * 60 + 30
+    assert clear.values["evidence.host_boot"] == boot
+
+
+def test_a_pc_rebooted_during_an_outage_leaves_the_ups_counter_exact():
+    c = Clinic()
+    total = 90061
+    c.polls("ups", "14:03:00", every=10, **UPS_ON_MAINS, on_battery__total_s=total)
+    c.polls("ups", "14:10:00", every=10, **UPS_ON_BATTERY, on_battery__total_s=total)
+    c.restart(host_boot=wall("14:12:00"), downtime_s=10 * 60)     # an update; still on battery
+    c.poll("ups", **UPS_ON_MAINS, on_battery__total_s=total + 15 * 60)
+    [clear] = c.told("clear")
+    assert not clear.est and hms(clear.end) == "14:18:00"
+
+
 def test_power_cut_without_a_boot_time_is_bounded_by_the_ups_runtime():
     c = Clinic()
     c.polls("ups", "14:10:00", every=10, **dict(UPS_ON_BATTERY, battery__runtime_s=600))

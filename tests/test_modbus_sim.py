@@ -65,6 +65,16 @@ def test_outages_drop_the_mains_and_drain_the_battery():
     assert later[("ups", "on_battery.total")] > before[("ups", "on_battery.total")]
 
 
+def test_the_mains_returns_at_its_usual_voltage_after_an_outage():
+    # Not at the model's 112 V floor: the demo would show a "low voltage" event after each cut.
+    model = sim_ups.UpsModel(outages=True, seed=3)
+    model.advance(model.next_change + 0.1)                    # the outage begins
+    model.advance(model.next_change - 0.5)                    # polled every half second
+    after = model.advance(model.next_change + 0.1)            # it ends
+    assert after[("ups", "mode")] == sim_ups.MODES["online"]
+    assert 118.1 < after[("ups", "input.voltage")] < 135.9    # docs/events.md: clear levels
+
+
 def test_encode_and_decode_are_inverse_for_every_point():
     for p in sim_ups.POINTS:
         words = sim_ups.encode(p.type, p.nominal, order=p.order, length=p.length, scale=p.scale)

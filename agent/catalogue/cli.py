@@ -142,10 +142,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "devstatus.unknown": {"en": "not polled yet", "es": "aún sin consultar"},
     "devstatus.disabled": {"en": "disabled", "es": "desactivado"},
 
-    # -- status: the clinic's active problems (power, internet) -----------------------------------
-    "status.problem.active": {"en": "{what} ({device}, since {since})",
-                              "es": "{what} ({device}, desde {since})"},
-
     # -- doctor with a faulty config --------------------------------------------------------------
     "doctor.config.partial": {
         "en": "checking what the file says clearly; left out until fixed: {devices}",

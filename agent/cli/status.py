@@ -5,7 +5,8 @@
     buffer file   -> what waits for the broker, read read-only
 
 Active problems of the clinic (the agent's ``problems``: power, internet, each
-``{"code", "device", "since", "args"}``) come first, in plain words, then what else is wrong.
+``{"code", "device", "since", "args"}``, the code a condition of docs/events.md) come first, in
+plain words (agent.events.render), then what else is wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, ControlError, NoPermission
 from agent.diagnose.doctor import device_hint
 from agent.errors import StoreError
+from agent.events.model import FLAPPING, RAISE, Active
+from agent.events.render import active_lines
 from agent.i18n import Messages, Text
 from agent.status import DEVICE_STATUSES
 from agent.term import Term, ago, size
@@ -164,17 +167,19 @@ def active_problems(snap: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"code": p["code"], "device": str(p.get("device") or ""),
                         "since": p.get("since")
                         if isinstance(p.get("since"), (int, float)) else None,
-                        "args": p.get("args") if isinstance(p.get("args"), dict) else {}})
+                        "args": p.get("args") if isinstance(p.get("args"), dict) else {},
+                        "estimated": p.get("estimated") is True,
+                        "flapping": p.get("flapping") is True})
     return out
 
 
 def describe_active(p: dict[str, Any], t: Messages, now: float) -> str:
-    """An active problem in plain words: its own message (``active.<code>``) when the catalogue
-    has one, else its code, with the device and how long it has lasted."""
-    since = t("time.ago", when=ago(now - p["since"], t)) if p["since"] is not None else "-"
-    msg_id = f"active.{p['code']}"
-    what = t(msg_id, device=p["device"], **p["args"]) if msg_id in t.known() else p["code"]
-    return t("status.problem.active", what=what, device=p["device"] or "-", since=since)
+    """An active problem in plain words, as ``clinic-agent events`` says it (agent.events.render):
+    "ups: no mains power, running on battery since 14:03 (5 min); about 42 min of battery left".
+    A condition code the catalogue does not know is shown as it is."""
+    active = Active(0, FLAPPING if p["flapping"] else RAISE, p["code"], p["device"] or "-",
+                    p["since"] if p["since"] is not None else now, p["args"], p["estimated"])
+    return active_lines([active], t, now=now)[0]
 
 
 # -- screen ------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
                                                             level held raise_after_s / clear_after_s
                                                             -> raise / clear events (ids assigned)
                                                             too many transitions -> one "flapping"
-    timer            ─> engine.tick(mono)            (minimum durations that expire between polls)
+    timer            ─> engine.tick(mono)            (minimum durations that expire between polls,
+                                                      at engine.due_at())
     same transaction ─> store.insert(events); store.save_state(engine.snapshot())
 
 A level holds from the poll that showed it until a poll shows otherwise, so ``tick`` raises a
@@ -42,6 +43,8 @@ STATE_VERSION = 1
 # PC runs on the UPS, so it boots when the mains returns.
 POWER_CONDITIONS = ("mains_lost", "generator_failed", "battery_low")
 # Kept per device across a restart, as evidence for an outage that ends while the agent is down.
+# For tests only: the host boot time the agent assumes (see RestartEvidence.from_host).
+TEST_HOST_BOOT_ENV = "CLINIC_AGENT_TEST_HOST_BOOT"
 _EVIDENCE_METRICS = ("on_battery", "battery.runtime_s", "battery.charge_pct", "on_battery.total_s")
 
 
@@ -56,7 +59,16 @@ class RestartEvidence:
     host_boot: float | None = None
 
     @classmethod
-    def from_host(cls) -> RestartEvidence:
+    def from_host(cls, environ: Mapping[str, str] | None = None) -> RestartEvidence:
+        """The PC's boot time, or, for tests only, ``CLINIC_AGENT_TEST_HOST_BOOT`` (epoch
+        seconds) from ``environ``: a test cannot power the machine off, so it tells the agent
+        when "the PC came back" (docs/events.md, Restarts and power cuts)."""
+        given = (environ or {}).get(TEST_HOST_BOOT_ENV)
+        if given:
+            try:
+                return cls(host_boot=float(given))
+            except ValueError as exc:
+                raise ValueError(f"{TEST_HOST_BOOT_ENV}={given!r} is not epoch seconds") from exc
         import psutil
         return cls(host_boot=float(psutil.boot_time()))
 
@@ -141,6 +153,20 @@ class EventEngine:
             if track.flap is not None and now_mono - track.last_mono >= self.cfg.flap_quiet_s:
                 events += self._end_flapping(track)
         return events
+
+    def due_at(self) -> float | None:
+        """The monotonic time from which ``tick`` may tell something (a minimum duration or a
+        flapping quiet time running out), or None if no timer runs: ``tick`` is needed then
+        and only then."""
+        due: float | None = None
+        for track in self._tracks.values():
+            if track.pending is not None:
+                rule = self.cfg.rules_for(track.dev)[track.rule]
+                wait = rule.raise_after_s if track.pending else rule.clear_after_s
+                due = _earliest(due, track.p_mono + wait)
+            if track.flap is not None:
+                due = _earliest(due, track.last_mono + self.cfg.flap_quiet_s)
+        return due
 
     def drop_devices(self, keep: Iterable[str], wall: float) -> list[Event]:
         """Close the conditions of devices no longer configured (estimated: nobody watches them)."""
@@ -292,7 +318,8 @@ class EventEngine:
         It ended after ``last`` (the last poll before the restart) and before ``seen`` (the first
         after). In order of trust:
         1. the UPS's own on-battery counter (``on_battery.total_s``) read at the start and now:
-           the time spent on battery since the start, exactly (not an estimate);
+           the time spent on battery since the start, exactly (not an estimate), unless the PC
+           booted after the counter stopped (the battery ran out, then 2.);
         2. for power conditions, the PC booted after ``last``: it runs on the UPS, so it was off
            because the battery ran out and came back with the mains, at boot;
         3. for power conditions when the boot time is not known, the last runtime the UPS
@@ -305,13 +332,17 @@ class EventEngine:
         power = base(track.cond) in POWER_CONDITIONS
         at_start = opened.values.get("on_battery.total_s")
         now_total = now_values.get("on_battery.total_s")
+        boot = self._evidence.host_boot
+        booted = boot is not None and last < boot <= seen
         if base(track.cond) == "mains_lost" and _num(at_start) and _num(now_total):
             on_battery = float(now_total) - float(at_start)   # type: ignore[arg-type]
             if 0 <= on_battery <= seen - start + self.cfg.restart_gap_s:
                 evidence["evidence.on_battery_s"] = on_battery
-                return _clamp(start + on_battery, start, seen), False, evidence
-        boot = self._evidence.host_boot
-        if power and boot is not None and last < boot <= seen:
+                # A PC that booted after the counter stopped went off with the UPS: the counter
+                # tells when its battery ran out, the boot when the mains came back.
+                if not (booted and boot is not None and start + on_battery < boot):
+                    return _clamp(start + on_battery, start, seen), False, evidence
+        if power and booted and boot is not None:
             evidence["evidence.host_boot"] = boot
             return _clamp(boot, start, seen), True, evidence
         runtime = self._evidence_latest.get(track.dev, {}).get("battery.runtime_s")
@@ -372,6 +403,10 @@ def describe(event: Event) -> str:
 
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:

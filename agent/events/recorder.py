@@ -5,7 +5,7 @@
             <insert the poll's readings>
             events = recorder.observe(conn, readings, time.monotonic())
         if events: forwarder.notify_events()         # publish ahead of readings and backlog
-    writer thread, every second or so:
+    writer thread, when the engine's next timer runs out (recorder.due_at()):
         with conn:
             events = recorder.tick(conn, time.monotonic())
 
@@ -17,6 +17,7 @@ ended. Every event also gives one log line (agent.events.engine.describe).
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -69,6 +70,11 @@ class EventRecorder:
 
     def active(self) -> list[Active]:
         return self.engine.active()
+
+    def due_at(self) -> float:
+        """Monotonic time of the engine's next timer (``tick`` then); inf when none runs."""
+        due = self.engine.due_at()
+        return math.inf if due is None else due
 
     def _write(self, conn: sqlite3.Connection, events: list[Event], *,
                state_changed: bool = True) -> list[Event]:

@@ -36,6 +36,7 @@ from agent.config import AgentConfig, DeviceConfig, load_config
 from agent.control.api import NotConnected, PollOutcome, ReadingObserver, UnknownDevice
 from agent.control.server import ControlServer
 from agent.errors import ConfigError
+from agent.events.engine import RestartEvidence
 from agent.publish.forwarder import Forwarder, ResendResult
 from agent.readings import Reading, Value
 from agent.remote.service import RemoteService
@@ -100,7 +101,9 @@ class Agent:
         self.store = await AsyncStore.open(
             self.cfg.buffer.path, max_bytes=_max_bytes(self.cfg), max_age_s=_max_age_s(self.cfg))
         if self.cfg.events.enabled:
-            await self.store.attach_events(self.cfg.events, site=self.cfg.site_id)
+            evidence = await asyncio.to_thread(RestartEvidence.from_host, os.environ)
+            await self.store.attach_events(self.cfg.events, site=self.cfg.site_id,
+                                           evidence=evidence)
         self.writer = StoreWriter(self.store, on_committed=self._committed,
                                   on_events=self._events_decided)
         self.supervisor.start(WRITER, self.writer.run, stall_s=120)

@@ -49,7 +49,7 @@ HOLD_MAX = 20_000               # readings held in memory while the disk refuses
 RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
 IDLE_BEAT_S = 10.0              # an idle writer still proves it is alive this often
-EVENT_TICK_S = 1.0              # the events engine's timers (minimum durations) run this often
+EVENT_RETRY_S = 1.0             # an events tick the disk refused is tried again after this
 
 
 @dataclass(frozen=True)
@@ -195,13 +195,31 @@ class StoreWriter:
         if self._polls and self._first_poll_at is not None:
             due = self._first_poll_at + self.linger_s
         if self.store.events_enabled:
-            due = min(due, self._next_tick)
-        if (self._acks or self._event_acks) and self._first_ack_at is not None:
-            due = min(due, 0.0 if self._ack_rows >= ACK_FLUSH_ROWS
-                      else self._first_ack_at + self.ack_linger_s)
+            # Only when a timer of the engine runs out (a minimum duration): an idle engine
+            # costs no wake-ups.
+            due = min(due, max(self.store.events_due(), self._next_tick))
+        acks_due = self._acks_due()
+        if acks_due is not None:
+            due = min(due, acks_due)
         if self._failing:
             due = max(due, self._retry_at)
         return max(due - now, 0.0)
+
+    def _acks_due(self) -> float | None:
+        if not (self._acks or self._event_acks or self._summary_acks) or \
+                self._first_ack_at is None:
+            return None
+        return 0.0 if self._ack_rows >= ACK_FLUSH_ROWS else self._first_ack_at + self.ack_linger_s
+
+    def _write_due(self, now: float) -> bool:
+        """Polls that lingered their time, or acknowledgements that did: a transaction woken
+        for something else (a job, the events timer) leaves the rest to their own time, so
+        that a tick's polls and the acks meanwhile still go in one transaction."""
+        if self._polls and self._first_poll_at is not None and \
+                now >= self._first_poll_at + self.linger_s:
+            return True
+        acks_due = self._acks_due()
+        return acks_due is not None and now >= acks_due
 
     async def _flush(self, *, force: bool = False) -> None:
         if self._asides:
@@ -216,14 +234,17 @@ class StoreWriter:
             fut.set_result(0)
             if events:
                 self.on_events()
-        if self._polls or self._acks or self._event_acks or self._summary_acks:
+        queued = self._polls or self._acks or self._event_acks or self._summary_acks
+        if queued and (force or self._write_due(time.monotonic())):
             await self._write()
-        if self.store.events_enabled and time.monotonic() >= self._next_tick:
-            self._next_tick = time.monotonic() + EVENT_TICK_S
+        now = time.monotonic()
+        if self.store.events_enabled and now >= max(self.store.events_due(), self._next_tick):
             try:
                 if await self.store.tick_events():
                     self.on_events()
+                self._next_tick = 0.0
             except StoreError as exc:
+                self._next_tick = now + EVENT_RETRY_S
                 log.debug("events tick not written: %s", exc)
         if self._maintain:
             waiters, self._maintain = self._maintain, []

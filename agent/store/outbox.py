@@ -40,6 +40,7 @@ from agent.readings import Reading, StoredReading
 
 if TYPE_CHECKING:
     from agent.config.events import EventsConfig
+    from agent.events.engine import RestartEvidence
     from agent.events.model import Active, Event
     from agent.events.recorder import EventRecorder
 
@@ -130,6 +131,7 @@ class ReadingStore:
         self.new_events: list[Event] = []   # decided by the last write
         self._active: list[Active] = []
         self.mark_due = False    # the run clock is noted with the next write
+        self._events_due = float("inf")        # the engine's next timer (monotonic)
         self._seq_file = path.with_name(path.name + ".seq")
         self._reserved = _read_seq_reservation(self._seq_file)
         last = self._meta_int("last_seq", 0)
@@ -178,12 +180,14 @@ class ReadingStore:
 
     # -- events (agent.events): decided on the readings, in the transaction that stores them ---
 
-    def attach_events(self, cfg: EventsConfig, *, site: str) -> None:
+    def attach_events(self, cfg: EventsConfig, *, site: str,
+                      evidence: RestartEvidence | None = None) -> None:
         """Decide events on every write from now on (agent.events.recorder)."""
         from agent.events.recorder import EventRecorder
         with self._db:
-            self.recorder = EventRecorder(cfg, self._db, site=site)
+            self.recorder = EventRecorder(cfg, self._db, site=site, evidence=evidence)
         self._active = self.recorder.active()
+        self._events_due = self.recorder.due_at()
 
     def reconfigure_events(self, cfg: EventsConfig, devices: Iterable[str]) -> list[Event]:
         if self.recorder is None:
@@ -191,6 +195,7 @@ class ReadingStore:
         with self._db:
             events = self.recorder.reconfigure(self._db, cfg, devices)
         self._active = self.recorder.active()
+        self._events_due = self.recorder.due_at()
         return events
 
     @_typed
@@ -200,9 +205,14 @@ class ReadingStore:
             return []
         with self._db:
             events = self.recorder.tick(self._db, time.monotonic())
+        self._events_due = self.recorder.due_at()
         if events:
             self._active = self.recorder.active()
         return events
+
+    def events_due(self) -> float:
+        """Monotonic time the engine's timers next need ``tick_events`` (inf: none runs)."""
+        return self._events_due
 
     @_typed
     def unsent_events(self, limit: int) -> list[Event]:
@@ -273,8 +283,10 @@ class ReadingStore:
                 events_store.ack_summaries(self._db, acks.summaries)
             if self.recorder is not None and readings:
                 self.new_events = self.recorder.observe(self._db, readings, time.monotonic())
-        if self.new_events and self.recorder is not None:
-            self._active = self.recorder.active()
+        if self.recorder is not None:
+            self._events_due = self.recorder.due_at()
+            if self.new_events:
+                self._active = self.recorder.active()
         if rows:
             self._last_seq = last
         self._depth += len(rows) - deleted
@@ -509,8 +521,9 @@ class AsyncStore:
             return rng, self._store.new_events
         return await self._call(write)
 
-    async def attach_events(self, cfg: EventsConfig, *, site: str) -> None:
-        await self._call(lambda: self._store.attach_events(cfg, site=site))
+    async def attach_events(self, cfg: EventsConfig, *, site: str,
+                            evidence: RestartEvidence | None = None) -> None:
+        await self._call(lambda: self._store.attach_events(cfg, site=site, evidence=evidence))
 
     async def reconfigure_events(self, cfg: EventsConfig, devices: list[str]) -> list[Event]:
         return await self._call(self._store.reconfigure_events, cfg, devices)
@@ -531,6 +544,11 @@ class AsyncStore:
     @property
     def events_enabled(self) -> bool:
         return self._store.recorder is not None
+
+    def events_due(self) -> float:
+        """When the engine's timers next need ``tick_events`` (monotonic; inf: none runs). A
+        float replaced by each write or tick: safe to read from the event loop."""
+        return self._store.events_due()
 
     async def commit(self, readings: Sequence[Reading]) -> tuple[int, int]:
         return (await self.write(readings, ()))[0]

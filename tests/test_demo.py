@@ -1,0 +1,60 @@
+"""The README's demo (scripts/demo.py) shows its link loss as raise and clear events on screen."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from helpers import require_binary, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seconds_of_day(hms: str) -> int:
+    h, m, sec = (int(x) for x in hms.split(":"))
+    return h * 3600 + m * 60 + sec
+
+
+def test_the_demo_shows_a_link_loss_as_a_raise_then_a_clear_timed_at_the_clinic(
+        tmp_path: Path) -> None:
+    for binary in ("mosquitto", "snmpd", "snmpset"):
+        require_binary(binary)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts/demo.py"), "--seconds", "90", "--outage", "8",
+         "--outage-at", "3", "--workdir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env=dict(os.environ, LANG="C"))
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any("[clear wan_down" in line for line in lines), timeout=60,
+                   what="the demo to show the link loss's clear")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        reader.join(10)
+    screen = "\n".join(lines)
+    events = [line for line in lines if line.startswith("EVENT")]
+    assert [e.split("[", 1)[1].split()[0] for e in events if "wan_down" in e] == \
+        ["raise", "clear"], screen
+    raised, cleared = (e for e in events if "wan_down" in e)
+    # Decided at the clinic while nothing reached the centre, shown with when it began.
+    found = re.search(r"EVENT    (\S+) router  no internet: began \(received (\S+)\)", raised)
+    assert found, screen
+    began, received = (seconds_of_day(found[i]) for i in (1, 2))
+    assert (received - began) % 86400 >= 5, raised    # decided during the outage, came after
+    assert re.search(r"router  no internet: ended, lasted \d+ s", cleared), screen
+    assert "*** link lost for 8 s" in screen and "*** link back: first the events" in screen
+    assert screen.index("*** link back") < screen.index(raised)
+    assert "ACTIVE   router: no internet since" in screen

@@ -257,3 +257,22 @@ def test_a_remote_resend_of_100000_readings_respects_backlog_kbps(tmp_path, brok
     # The bucket allows a one-second burst, then keeps to the rate.
     assert took >= (wire_bytes - budget_bytes_per_s * 2) / budget_bytes_per_s * 0.9, \
         f"{wire_bytes} bytes in {took:.1f}s is over {kbps} kbit/s"
+
+
+def test_the_agents_own_readings_wait_for_the_next_device_poll_transaction(tmp_path):
+    async def scenario():
+        raw = ReadingStore.open(tmp_path / "buffer.sqlite")
+        store = AsyncStore(raw)
+        writer = StoreWriter(store, linger_s=0.05)
+        writer.submit([Reading("agent", "buffer.depth", 0, "", 1.0)], linger_s=30)
+        due_alone = writer._due_in()
+        task = asyncio.create_task(writer.run(Heartbeat()))
+        writer.submit([Reading("ups", "poll.status", "ok", "", 2.0)])
+        await eventually(lambda: writer.stats().transactions == 1, what="the transaction")
+        rows = raw.fetch(0, 10)
+        task.cancel()
+        await store.close()
+        return due_alone, rows, writer.stats().transactions
+    due_alone, rows, transactions = run(scenario())
+    assert due_alone > 20, "alone, the agent's readings do not cost a transaction soon"
+    assert [r.device for r in rows] == ["agent", "ups"] and transactions == 1

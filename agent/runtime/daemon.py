@@ -55,6 +55,7 @@ FORWARDER = "forwarder"
 WRITER = "writer"
 MONITOR = "monitor"
 STATUS_FILE_MAX_AGE_S = 300.0
+HEALTH_LINGER_S = 15.0          # the agent's own readings wait for a device poll's transaction
 
 
 class Agent:
@@ -228,12 +229,12 @@ class Agent:
 
     # -- the pipeline --------------------------------------------------------------------------
 
-    def sink(self, readings: list[Reading]) -> None:
+    def sink(self, readings: list[Reading], *, linger_s: float | None = None) -> None:
         """Every poll enters the pipeline here: watchers get a copy, the writer stores it."""
         for observer in list(self._observers):
             observer(readings)
         assert self.writer is not None
-        self.writer.submit(readings)
+        self.writer.submit(readings, linger_s=linger_s)
 
     def _committed(self) -> None:
         if self.forwarder is not None:
@@ -356,7 +357,8 @@ class Agent:
             try:
                 # Drops are counted by the store and published in buffer.dropped_total.
                 await self.writer.maintain()
-                self.sink(await self.health_readings())
+                # With the next device poll's transaction: no fsync of their own.
+                self.sink(await self.health_readings(), linger_s=HEALTH_LINGER_S)
                 status = await self.status()
                 if self._status_file_due(status):
                     await asyncio.to_thread(_write_json_atomic,

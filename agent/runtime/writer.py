@@ -84,7 +84,7 @@ class StoreWriter:
         self._asides: list[tuple[list[tuple[int, int]], str, asyncio.Future[int]]] = []
         self._maintain: list[asyncio.Future[int]] = []
         self._jobs: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[int]]] = []
-        self._first_poll_at: float | None = None
+        self._poll_due: float | None = None     # when the queued polls must be written
         self._first_ack_at: float | None = None
         self._wake = asyncio.Event()
         self._failing = False
@@ -96,15 +96,17 @@ class StoreWriter:
 
     # -- what other tasks hand in (never blocks, never raises) ---------------------------------
 
-    def submit(self, readings: list[Reading]) -> None:
-        """Queue one poll; it is written within ``linger_s`` (or held while the disk refuses)."""
+    def submit(self, readings: list[Reading], *, linger_s: float | None = None) -> None:
+        """Queue one poll; it is written within ``linger_s`` (default: the writer's; or held
+        while the disk refuses). The agent's own health readings pass a long linger: they join
+        the next device poll's transaction instead of costing one of their own."""
         if not readings:
             return
         self._polls.append(readings)
         self._held += len(readings)
         self._trim()
-        if self._first_poll_at is None:
-            self._first_poll_at = time.monotonic()
+        due = time.monotonic() + (self.linger_s if linger_s is None else linger_s)
+        self._poll_due = due if self._poll_due is None else min(self._poll_due, due)
         self._wake.set()
 
     def _trim(self) -> None:
@@ -192,8 +194,8 @@ class StoreWriter:
             return 0.0
         now = time.monotonic()
         due = float("inf")
-        if self._polls and self._first_poll_at is not None:
-            due = self._first_poll_at + self.linger_s
+        if self._polls and self._poll_due is not None:
+            due = self._poll_due
         if self.store.events_enabled:
             # Only when a timer of the engine runs out (a minimum duration): an idle engine
             # costs no wake-ups.
@@ -215,8 +217,7 @@ class StoreWriter:
         """Polls that lingered their time, or acknowledgements that did: a transaction woken
         for something else (a job, the events timer) leaves the rest to their own time, so
         that a tick's polls and the acks meanwhile still go in one transaction."""
-        if self._polls and self._first_poll_at is not None and \
-                now >= self._first_poll_at + self.linger_s:
+        if self._polls and self._poll_due is not None and now >= self._poll_due:
             return True
         acks_due = self._acks_due()
         return acks_due is not None and now >= acks_due
@@ -286,7 +287,7 @@ class StoreWriter:
             self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
             return
         self._held -= len(readings)
-        self._first_poll_at = time.monotonic() if self._polls else None
+        self._poll_due = time.monotonic() + self.linger_s if self._polls else None
         self._first_ack_at = time.monotonic() if self._acks or self._event_acks else None
         self.transactions += 1
         if self._failing:

@@ -42,9 +42,9 @@ STATE_VERSION = 1
 # Conditions whose end, after a power cut of the PC, is best told by when the PC came back: the
 # PC runs on the UPS, so it boots when the mains returns.
 POWER_CONDITIONS = ("mains_lost", "generator_failed", "battery_low")
-# Kept per device across a restart, as evidence for an outage that ends while the agent is down.
 # For tests only: the host boot time the agent assumes (see RestartEvidence.from_host).
 TEST_HOST_BOOT_ENV = "CLINIC_AGENT_TEST_HOST_BOOT"
+# Kept per device across a restart, as evidence for an outage that ends while the agent is down.
 _EVIDENCE_METRICS = ("on_battery", "battery.runtime_s", "battery.charge_pct", "on_battery.total_s")
 
 

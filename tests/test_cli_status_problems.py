@@ -75,7 +75,7 @@ def config_for(tmp_path: Path, state: Path) -> Path:
 
 def test_an_active_problem_comes_first_and_status_exits_1(agent_socket, tmp_path):
     config = config_for(tmp_path, agent_socket[0])
-    since = time.strftime("%H:%M", time.localtime(agent_socket.answer["problems"][0]["since"]))
+    since = time.strftime("%H:%M", time.localtime(agent_socket[1]["problems"][0]["since"]))
     r = run_cli("status", "-c", config)
     assert r.code == 1, r
     lines = [line for line in r.out.splitlines() if line.strip()]

@@ -93,6 +93,9 @@ WRITER = textwrap.dedent("""
 """)
 
 
+KILLS = 50   # issue 12: the readings' guarantee, none lost across 50 kill -9
+
+
 def test_no_event_is_lost_or_duplicated_across_kill_9(tmp_path):
     path = tmp_path / "buffer.sqlite"
     script = tmp_path / "writer.py"
@@ -100,13 +103,13 @@ def test_no_event_is_lost_or_duplicated_across_kill_9(tmp_path):
     cfg = EventsConfig()
     assert cfg.rules["mains_lost"].raise_after_s > 0   # the writer relies on observe+tick
     told: list[int] = []
-    for round_ in range(8):
+    for round_ in range(KILLS):
         proc = subprocess.Popen([sys.executable, str(script), str(path)], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         for n, line in enumerate(proc.stdout, 1):   # reported only after the commit returned
             told += [int(x) for x in line.strip().split(",") if x]
-            if n >= 20 + round_ * 7:
+            if n >= 20 + (round_ % 8) * 7:   # killed at varied points of its work
                 break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

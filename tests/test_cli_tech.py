@@ -33,6 +33,10 @@ def test_status_says_everything_works_in_english_and_spanish(broker, modbus_serv
     wait_for_agent(config)
     wait_until(lambda: run_cli("status", "-c", config).code == 0, timeout=20,
                what="status to report everything working")
+    # The first polls reach the broker about a second after they are stored (the writer's
+    # linger): wait for the first acknowledged publish too.
+    wait_until(lambda: run_cli("status", "-c", config, "--json").json["broker"]
+               .get("last_publish_age_s") is not None, timeout=20, what="the first publish")
 
     en = run_cli("status", "-c", config, lang=ENGLISH)
     assert en.code == 0, en

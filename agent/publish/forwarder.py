@@ -58,6 +58,10 @@ NOT_AUTHORIZED = 0x87     # MQTT 5 reason code: the broker's ACL refuses the top
 INCOMING_OVERHEAD = 4096   # topic, properties and envelope around the largest push accepted
 EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
 STABLE_S = 30.0           # a connection that lasted this long resets the reconnect pause
+# At most this pause after a quick drop: a broker that keeps dropping a clinic gets at most
+# about 10 connections a minute from it, and a clinic whose broker was restarted several times
+# in a row is still back within seconds of the last restart.
+QUICK_DROP_MAX_S = 8.0
 
 
 class TokenBucket:
@@ -217,7 +221,7 @@ class Forwarder:
             self._quick_drops = 0
             return
         self._quick_drops += 1
-        cap = min(self.cfg.mqtt.reconnect_max_s, 2.0 ** self._quick_drops)
+        cap = min(self.cfg.mqtt.reconnect_max_s, 2.0 ** self._quick_drops, QUICK_DROP_MAX_S)
         pause = random.uniform(cap / 2, cap)
         log.debug("the connection lasted %.1f s; waiting %.1f s before the next", lasted, pause)
         await self._heartbeat.sleep(pause)

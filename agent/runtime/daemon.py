@@ -373,7 +373,8 @@ class Agent:
         the broker link, a problem), or every ``STATUS_FILE_MAX_AGE_S``: each rewrite costs the
         flash a file and a journal commit, and counters alone change every time."""
         key = (tuple((n, d.status) for n, d in sorted(status.devices.items())),
-               bool(status.broker and status.broker.connected), status.healthy,
+               bool(status.broker and status.broker.connected),
+               status.broker.connects if status.broker else 0, status.healthy,
                tuple((p.code, p.device) for p in status.problems))
         now = time.monotonic()
         if key == self._status_key and now - self._status_written < STATUS_FILE_MAX_AGE_S:

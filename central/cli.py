@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_status)
 
+    al = sub.add_parser(
+        "alerts", help="the clinics' events to Prometheus Alertmanager (a systemd service)")
+    al.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    al.set_defaults(func=cmd_alerts)
+
     val = sub.add_parser("validate", help="check a config file and list every problem")
     val.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     val.set_defaults(func=cmd_validate)
@@ -68,6 +73,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per request otherwise
     from central.service import Ingest
     Ingest(cfg).run()
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if cfg.alerts is None:
+        print(f"{args.config}: no [alerts] section: nothing to send alerts to (docs/alerts.md)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from central.alerts_service import AlertsProcess
+    AlertsProcess(cfg).run()
     return EXIT_OK
 
 

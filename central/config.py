@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agent.config.fields import Problems
 from agent.errors import ConfigError
+from central.alert_rules import AlertsConfig, parse_alerts
 
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}"
 SITE_PATTERN = r"[A-Za-z0-9_.-]{1,64}"   # the broker ACL's %u: no '+', '#', '/'
@@ -62,6 +63,7 @@ class CentralConfig:
     ingest: IngestConfig
     sites: frozenset[str] | None  # None: any site matching SITE_PATTERN is accepted
     log_level: str = "info"
+    alerts: AlertsConfig | None = None   # [alerts]: clinic-central alerts (docs/alerts.md)
 
     @property
     def ingest_id(self) -> str:
@@ -158,8 +160,9 @@ def parse_config(data: dict[str, object], *, source: str = "config",
             inv.problem("sites", f"not valid site ids: {', '.join(bad[:5])}")
         sites = frozenset(names)
     inv.finish()
+    alerts = parse_alerts(root, base)
     root.finish()
     if problems.items:
         raise ConfigError(problems.items, source=source)
     return CentralConfig(mqtt=mqtt, vm_url=vm_url.rstrip("/"), pg_dsn=pg_dsn, ingest=ingest,
-                         sites=sites, log_level=log_level)
+                         sites=sites, log_level=log_level, alerts=alerts)

@@ -117,3 +117,48 @@ CREATE TABLE IF NOT EXISTS ingest_stats (
     flushed_at timestamptz,         -- its VictoriaMetrics writes committed before this are on disk
     stats      jsonb NOT NULL
 );
+
+-- Alerts (docs/alerts.md). Every event stored is queued here by a trigger, in the ingest's own
+-- transaction: the alerts process takes each exactly once, whenever it runs.
+CREATE TABLE IF NOT EXISTS alert_queue (
+    n           bigserial PRIMARY KEY,
+    site        text NOT NULL,
+    event_id    bigint NOT NULL
+);
+CREATE OR REPLACE FUNCTION alert_queue_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO alert_queue (site, event_id) VALUES (NEW.site, NEW.id);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER events_to_alert_queue AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION alert_queue_event();
+
+-- One row per alert: a condition of a device from its start (edge time) to its clear. ``state``:
+-- firing (posted until its clear is posted), resolved (the resolution posted again for a while),
+-- done, not_reported (ended before the centre heard of it, with report_ended off), refused
+-- (Alertmanager refused it: see ``error``).
+CREATE TABLE IF NOT EXISTS alerts (
+    aid         bigserial UNIQUE,
+    site        text NOT NULL,
+    dev         text NOT NULL,
+    cond        text NOT NULL,
+    start_at    timestamptz NOT NULL,         -- edge time: first poll that showed it
+    raise_id    bigint,                       -- the raise (or flapping) event
+    clear_id    bigint,
+    flapping    boolean NOT NULL DEFAULT false,
+    severity    text NOT NULL,
+    vals        jsonb NOT NULL DEFAULT '{}',  -- the raise's values
+    end_at      timestamptz,                  -- edge time of the clear
+    dur_s       double precision,
+    est         boolean NOT NULL DEFAULT false,
+    end_vals    jsonb,
+    late        boolean NOT NULL DEFAULT false,   -- over before the centre heard of it
+    state       text NOT NULL DEFAULT 'firing',
+    error       text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    hold_from   timestamptz,   -- firing accepted by Alertmanager (again after it restarted)
+    resolved_at timestamptz,   -- resolution accepted by Alertmanager
+    posted_at   timestamptz,   -- last post of either
+    PRIMARY KEY (site, dev, cond, start_at)
+);
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts (state) WHERE state IN ('firing', 'resolved');

@@ -13,6 +13,7 @@ pytest_plugins = [
     "fixtures.secure_broker",
     "fixtures.proxy",
     "fixtures.central",
+    "fixtures.alertmanager",
 ]
 
 # -- two runs: `pytest -m unit` (no peers, seconds) and the whole suite (what CI runs) ----------
@@ -22,7 +23,8 @@ import pytest  # noqa: E402
 # Fixtures that start a real peer process (broker, snmpd, simulators, the agent itself, stores).
 PEER_FIXTURES = {"agent_process", "central", "modbus_server_factory", "modbus_server",
                  "serial_pair", "modbus_rtu_server", "broker", "recorder", "wan_proxy",
-                 "secure_broker", "operator_recorder", "snmpd", "snmpsim"}
+                 "secure_broker", "operator_recorder", "snmpd", "snmpsim",
+                 "alertmanager", "webhook"}
 # A module that starts peers or programs by itself (without a fixture) is a peers module.
 _PEER_MARKS = ("require_binary(", "subprocess", "Popen", "agent_proc", "ModbusTestServer",
                "start_server", "socat")

@@ -1,0 +1,211 @@
+"""Alerts with the clinic's own times, end to end: a clinic's events over MQTT, the real ingest,
+PostgreSQL, ``clinic-central alerts``, a real Alertmanager on the shipped route, and a webhook
+receiver that counts what the operators would be told."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.alertmanager import GROUP_INTERVAL_S, GROUP_WAIT_S, WebhookRecorder
+from fixtures.central import mqtt_client, pg_query
+from helpers import wait_until
+
+HOLD_S = GROUP_WAIT_S + GROUP_INTERVAL_S + 2
+SITE = "SITE001"
+
+
+def alerts_config(central: Any, am_url: str, *, report_ended: bool = True) -> Path:
+    path = central.ingest_config("alerts-1")
+    path.write_text(path.read_text() + f"""
+[alerts]
+url = "{am_url}"
+report_ended = {"true" if report_ended else "false"}
+timezone = "America/Mexico_City"
+hold_s = {HOLD_S}
+repost_s = 1
+tick_s = 0.2
+""")
+    return path
+
+
+def start_alerts(central: Any, cfg: Path) -> Any:
+    from central_stack import Proc
+    root = Path(__file__).resolve().parents[2]
+    p = Proc([sys.executable, "-m", "central", "alerts", "-c", str(cfg)],
+             central.workdir / "alerts-1.log", 0, env=dict(os.environ, PYTHONPATH=str(root)),
+             wait=False).start()
+    central.ingests.append(p)       # stopped with the stack
+    wait_until(lambda: "holding the lock" in p.log() or not p.alive(), timeout=30,
+               what="the alerts process to start")
+    assert p.alive(), p.log()
+    return p
+
+
+def event(eid: int, kind: str, start: float, *, end: float | None = None, cond: str = "mains_lost",
+          dev: str = "ups", values: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": eid, "kind": kind, "cond": cond, "dev": dev, "start": start, "end": end,
+            "dur_s": None if end is None else round(end - start, 3), "est": False,
+            "values": values or {"on_battery": kind != "clear", "battery.runtime_s": 1380},
+            "flags": 0}
+
+
+def publish_events(client: Any, *events: dict[str, Any]) -> None:
+    doc = {"v": 1, "site": SITE, "boot": "00112233445566ff", "e": list(events)}
+    client.publish(f"clinics/{SITE}/events", json.dumps(doc), qos=1).wait_for_publish(10)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alert_state(central: Any, start: float) -> str | None:
+    rows = pg_query(central, "SELECT state FROM alerts WHERE site = %s AND start_at = to_timestamp(%s)",
+                    SITE, start)
+    return rows[0][0] if rows else None
+
+
+def hhmm(ts: float) -> str:
+    from zoneinfo import ZoneInfo
+    return datetime.fromtimestamp(ts, ZoneInfo("America/Mexico_City")).strftime("%H:%M")
+
+
+def assert_one_pair(webhook: WebhookRecorder, start: float, end: float) -> None:
+    got = webhook.alerts(site=SITE, alertname="mains_lost", event_start=iso(start))
+    assert [a["status"] for a in got] == ["firing", "resolved"], got
+    firing, resolved = got
+    assert firing["startsAt"] == iso(start) and resolved["startsAt"] == iso(start)
+    assert resolved["endsAt"] == iso(end)
+    assert firing["labels"]["severity"] == "critical" and firing["labels"]["device"] == "ups"
+    assert firing["annotations"]["code"] == "mains_lost"
+    assert f"desde las {hhmm(start)} CST" in firing["annotations"]["summary"]
+    assert f"since {hhmm(start)} CST" in firing["annotations"]["summary_en"]
+    assert f"terminó a las {hhmm(end)} CST" in resolved["annotations"]["summary"]
+    args = json.loads(resolved["annotations"]["args"])
+    assert (args["start"], args["end"]) == (start, end)
+
+
+def test_an_outage_during_a_2h_link_outage_gives_one_notification_pair_with_the_edge_times(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    """The link was down 2 h; the clinic was on battery for 37 min of it. When the link returns
+    the centre hears of both ends at once: the shipped setting (report_ended) tells it, once."""
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    now = time.time()
+    start, end = round(now - 7200 + 600, 3), round(now - 7200 + 600 + 2220, 3)
+    clinic = mqtt_client(central, SITE)
+    publish_events(clinic, event(41, "raise", start), event(42, "clear", start, end=end))
+    wait_until(lambda: alert_state(central, start) == "done", timeout=60,
+               what="the alert to be resolved and no longer posted")
+    assert_one_pair(webhook, start, end)
+    resolved = webhook.alerts(event_start=iso(start))[1]
+    assert resolved["annotations"]["reported_late"] == "true"
+    assert "duró 37 min" in resolved["annotations"]["summary"]
+    assert "after 37 min" in resolved["annotations"]["summary_en"]
+    assert "aviso tardío" in resolved["annotations"]["summary"]
+    # The same events again (the clinic missed the broker's acknowledgement): nothing new.
+    publish_events(clinic, event(41, "raise", start), event(42, "clear", start, end=end))
+    later = round(time.time(), 3)
+    publish_events(clinic, event(43, "raise", later, cond="wan_down", dev="wan", values={}))
+    wait_until(lambda: webhook.alerts(alertname="wan_down"), timeout=30, what="the next alert")
+    assert webhook.statuses(event_start=iso(start)) == ["firing", "resolved"]
+
+
+def test_an_ended_event_is_not_told_when_report_ended_is_off(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url, report_ended=False))
+    now = time.time()
+    start, end = round(now - 7200, 3), round(now - 7000, 3)
+    clinic = mqtt_client(central, SITE)
+    publish_events(clinic, event(41, "raise", start), event(42, "clear", start, end=end))
+    wait_until(lambda: alert_state(central, start) == "not_reported", timeout=30,
+               what="the ended event to be recorded as not reported")
+    live = round(time.time(), 3)
+    publish_events(clinic, event(43, "raise", live))
+    wait_until(lambda: webhook.alerts(event_start=iso(live)), timeout=30, what="the live alert")
+    assert webhook.alerts(event_start=iso(start)) == []
+
+
+def test_a_live_outage_fires_then_resolves_with_the_edge_times(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    clinic = mqtt_client(central, SITE)
+    start = round(time.time() - 5, 3)       # raised 5 s after the first poll that showed it
+    publish_events(clinic, event(7, "raise", start))
+    wait_until(lambda: webhook.alerts(event_start=iso(start)), timeout=30, what="the firing notification")
+    firing = webhook.alerts(event_start=iso(start))[0]
+    assert firing["status"] == "firing" and "quedan unos 23 min de batería" in firing["annotations"]["summary"]
+    end = round(time.time(), 3)
+    publish_events(clinic, event(8, "clear", start, end=end))
+    wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
+    assert_one_pair(webhook, start, end)
+    assert webhook.alerts(event_start=iso(start))[1]["annotations"].get("reported_late") is None
+
+
+@pytest.mark.parametrize("when", ["before_notified", "after_notified"])
+def test_the_alerts_process_killed_midway_neither_repeats_nor_loses_a_notification(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder, when: str) -> None:
+    central.start_ingest()
+    cfg = alerts_config(central, alertmanager.url)
+    proc = start_alerts(central, cfg)
+    clinic = mqtt_client(central, SITE)
+    start = round(time.time() - 5, 3)
+    publish_events(clinic, event(7, "raise", start))
+    wait_until(lambda: pg_query(central, "SELECT hold_from IS NOT NULL FROM alerts")[0:1] == [(True,)],
+               timeout=30, what="the firing alert posted")
+    if when == "after_notified":
+        wait_until(lambda: webhook.alerts(event_start=iso(start)), timeout=30, what="the firing notification")
+    proc.kill9()
+    end = round(time.time(), 3)
+    publish_events(clinic, event(8, "clear", start, end=end))
+    wait_until(lambda: pg_query(central, "SELECT count(*) FROM events")[0][0] == 2, timeout=30,
+               what="the clear stored by the ingest")
+    start_alerts(central, cfg)
+    wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
+    assert_one_pair(webhook, start, end)
+
+
+def test_an_alertmanager_restart_midway_does_not_repeat_a_notification(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    clinic = mqtt_client(central, SITE)
+    start = round(time.time() - 5, 3)
+    publish_events(clinic, event(7, "raise", start))
+    wait_until(lambda: webhook.alerts(event_start=iso(start)), timeout=30, what="the firing notification")
+    alertmanager.stop()                  # systemctl restart: its notification log is kept
+    alertmanager.start()
+    end = round(time.time(), 3)
+    publish_events(clinic, event(8, "clear", start, end=end))
+    wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
+    assert_one_pair(webhook, start, end)
+
+
+def test_alertmanager_down_then_up_loses_nothing(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    """Alertmanager is down for a whole outage (raise and clear reach the centre live): both are
+    told once it is back, firing first."""
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url, report_ended=False))
+    alertmanager.stop()
+    clinic = mqtt_client(central, SITE)
+    start = round(time.time() - 5, 3)
+    publish_events(clinic, event(7, "raise", start))
+    wait_until(lambda: alert_state(central, start) == "firing", timeout=30, what="the alert stored")
+    time.sleep(2.5)     # live, the clear reaches the centre later than the raise (TOGETHER_S)
+    end = round(time.time(), 3)
+    publish_events(clinic, event(8, "clear", start, end=end))
+    wait_until(lambda: pg_query(central, "SELECT end_at IS NOT NULL FROM alerts") == [(True,)],
+               timeout=30, what="the clear stored")
+    assert webhook.got == []
+    alertmanager.start()
+    wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
+    assert_one_pair(webhook, start, end)

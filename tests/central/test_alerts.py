@@ -209,3 +209,23 @@ def test_alertmanager_down_then_up_loses_nothing(
     alertmanager.start()
     wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
     assert_one_pair(webhook, start, end)
+
+
+def test_a_late_event_in_a_group_already_notified_is_still_told_as_a_pair(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    """Alertmanager tells a new alert of a group it already notified only at the group's next
+    group_interval, and never tells a resolution of an alert it did not tell firing: the alert
+    must stay firing for hold_s before its (late) clear is posted (with hold_s = 1 s here,
+    neither notification comes)."""
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    clinic = mqtt_client(central, SITE)
+    meter = round(time.time() - 5, 3)
+    publish_events(clinic, event(7, "raise", meter, dev="meter", values={}))
+    wait_until(lambda: webhook.alerts(device="meter"), timeout=30, what="the meter's alert told")
+    now = time.time()
+    start, end = round(now - 3600, 3), round(now - 3000, 3)
+    publish_events(clinic, event(8, "raise", start), event(9, "clear", start, end=end))
+    wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
+    assert_one_pair(webhook, start, end)
+    assert webhook.statuses(device="meter")[-1] == "firing"

@@ -109,6 +109,11 @@ def test_an_outage_during_a_2h_link_outage_gives_one_notification_pair_with_the_
     assert "duró 37 min" in resolved["annotations"]["summary"]
     assert "after 37 min" in resolved["annotations"]["summary_en"]
     assert "aviso tardío" in resolved["annotations"]["summary"]
+    # The shipped route sends critical alerts by e-mail too: one message each way, in Spanish.
+    assert [m["Subject"] for m in webhook.mails] == [f"ALERTA {SITE}: mains_lost",
+                                                      f"RESUELTO {SITE}: mains_lost"]
+    text = next(p for p in webhook.mails[1].walk() if p.get_content_type() == "text/plain")
+    assert "duró 37 min" in text.get_payload(decode=True).decode()
     # The same events again (the clinic missed the broker's acknowledgement): nothing new.
     publish_events(clinic, event(41, "raise", start), event(42, "clear", start, end=end))
     later = round(time.time(), 3)

@@ -109,7 +109,8 @@ def alert_json(a: StoredAlert, cfg: AlertsConfig, *, now: float,
         annotations["reported_late"] = "true"
     # Alertmanager refuses an end before the start: a clock that went back keeps its start.
     if resolved:
-        ends = max(a.end if a.end is not None else now, a.start)
+        end = a.end if a.end is not None and math.isfinite(a.end) else now
+        ends = max(end, a.start)
     else:
         ends = max(now, a.start) + cfg.firing_ttl_s
     return {"labels": labels, "annotations": annotations, "startsAt": rfc3339(a.start),

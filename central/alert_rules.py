@@ -150,14 +150,24 @@ def read_site_details(text: str) -> tuple[dict[str, SiteDetails], list[str]]:
     """A CSV with a header line naming ``site`` and any of ``state``, ``municipality``,
     ``timezone``; returns the sites and a list of problems (line by line; a bad line is left out,
     the others kept)."""
-    rows = csv.DictReader(io.StringIO(text))
-    fields = [f.strip() for f in rows.fieldnames or []]
+    rows = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fields = [f.strip() for f in rows.fieldnames or []]
+    except csv.Error as exc:
+        return {}, [f"line 1: not CSV: {exc}"]
     if "site" not in fields:
         return {}, ["the first line must name the columns: site,state,municipality,timezone"]
     rows.fieldnames = fields
     out: dict[str, SiteDetails] = {}
     bad: list[str] = []
-    for row in rows:
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            bad.append(f"line {rows.line_num}: not CSV: {exc}")
+            break
         line = rows.line_num
         site = (row.get("site") or "").strip()
         if not site or site.startswith("#"):

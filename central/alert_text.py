@@ -9,6 +9,7 @@ inventory or the config gives one, else in UTC, and the zone is always written.
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ def summary(f: Facts, lang: str) -> str:
         text += "; " + t("ev.runtime_left", min=int(runtime // 60))
     if f.end is not None:
         end = _when(f.end, tz)
-        dur = f.dur_s if f.dur_s is not None else f.end - f.start
+        dur = f.dur_s if f.dur_s is not None and math.isfinite(f.dur_s) else f.end - f.start
+        dur = dur if math.isfinite(dur) else 0.0
         msg = "al.ended_time" if end.date() == start.date() else "al.ended_date"
         text += "; " + t(msg, date=end.strftime("%Y-%m-%d"), time=end.strftime("%H:%M"),
                          zone=end.tzname() or "UTC", dur=ago(dur, t))

@@ -234,3 +234,55 @@ def test_a_late_event_in_a_group_already_notified_is_still_told_as_a_pair(
     wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")
     assert_one_pair(webhook, start, end)
     assert webhook.statuses(device="meter")[-1] == "firing"
+
+
+def test_an_event_still_on_when_it_reaches_the_centre_late_is_told_at_once_with_its_start(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url, report_ended=False))
+    clinic = mqtt_client(central, SITE)
+    start = round(time.time() - 5400, 3)        # on battery for 90 min, the link back just now
+    publish_events(clinic, event(41, "raise", start))
+    wait_until(lambda: webhook.alerts(event_start=iso(start)), timeout=30, what="the firing notification")
+    firing = webhook.alerts(event_start=iso(start))[0]
+    assert firing["status"] == "firing" and firing["startsAt"] == iso(start)
+    assert f"desde las {hhmm(start)} CST" in firing["annotations"]["summary"]
+
+
+def test_a_flapping_condition_and_the_raise_it_interrupted_are_two_alerts_each_told_once(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    clinic = mqtt_client(central, SITE)
+    raised = round(time.time() - 60, 3)
+    flap = round(time.time() - 30, 3)
+    publish_events(clinic, event(1, "raise", raised, cond="wan_down", dev="wan", values={}))
+    publish_events(clinic, event(2, "flapping", flap, cond="wan_down", dev="wan", values={"wan.up": False}))
+    wait_until(lambda: len(webhook.alerts(alertname="wan_down")) >= 2, timeout=30, what="both told firing")
+    assert webhook.alerts(event_start=iso(flap))[0]["labels"]["flapping"] == "true"
+    assert "sin internet, va y viene" in webhook.alerts(event_start=iso(flap))[0]["annotations"]["summary"]
+    time.sleep(2.5)     # live, the clears reach the centre later than the raises (TOGETHER_S)
+    end = round(time.time(), 3)
+    publish_events(clinic, event(3, "clear", flap, end=end, cond="wan_down", dev="wan", values={}),
+                   event(4, "clear", raised, end=end, cond="wan_down", dev="wan", values={}))
+    wait_until(lambda: alert_state(central, raised) == alert_state(central, flap) == "done", timeout=60,
+               what="both alerts done")
+    for start in (raised, flap):
+        # A notification lists every alert of its group (site, alertname): an alert shows again
+        # in the message about the other. What it goes through is firing, then resolved, once.
+        told = webhook.statuses(event_start=iso(start))
+        assert [s for i, s in enumerate(told) if i == 0 or told[i - 1] != s] == ["firing", "resolved"]
+    resolved = {a["labels"]["event_start"]: a for a in webhook.alerts(alertname="wan_down")
+                if a["status"] == "resolved"}
+    assert resolved[iso(flap)]["endsAt"] == resolved[iso(raised)]["endsAt"] == iso(end)
+
+
+def test_the_shipped_alertmanager_config_is_valid() -> None:
+    from helpers import require_binary
+    import subprocess
+    amtool = require_binary("amtool")
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([amtool, "check-config", str(root / "conf" / "alertmanager.yml")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 receivers" in res.stdout

@@ -137,3 +137,14 @@ def test_every_alert_phrase_is_in_both_languages_with_the_same_placeholders():
     for msg_id, entry in MESSAGES.items():
         assert set(entry) == {"en", "es"}, msg_id
         assert set(re.findall(r"{(\w+)}", entry["en"])) == set(re.findall(r"{(\w+)}", entry["es"])), msg_id
+
+
+def test_the_alerts_command_refuses_a_config_without_an_alerts_section(tmp_path, capsys):
+    from central.cli import EXIT_CONFIG, main
+    cfg = tmp_path / "central.toml"
+    cfg.write_text('[mqtt]\n[victoriametrics]\n[postgres]\ndsn = "postgresql://unused"\n')
+    assert main(["alerts", "-c", str(cfg)]) == EXIT_CONFIG
+    assert "no [alerts] section" in capsys.readouterr().err
+    cfg.write_text(cfg.read_text() + '[alerts]\nreport_ended = "yes"\n')
+    assert main(["validate", str(cfg)]) == EXIT_CONFIG
+    assert "alerts.report_ended" in capsys.readouterr().err

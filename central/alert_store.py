@@ -10,6 +10,7 @@ alert again is how Alertmanager is meant to be fed, and it notifies a receiver o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from psycopg.types.json import Jsonb
 from central.alert_payload import StoredAlert
 from central.alert_rules import AlertsConfig
 
+log = logging.getLogger(__name__)
+MAX_NAME = 200                # characters of a device or condition name kept in the key
 ALERTS_LOCK = 0x636c6962      # advisory lock: one alerts process posts at a time
 # A raise and its clear that reached the centre within this many seconds of each other came
 # together (the backlog of a clinic whose link was down): the event was over before anyone at
@@ -70,52 +73,68 @@ def take_queue(conn: psycopg.Connection[Any], cfg: AlertsConfig, limit: int = 50
             sev = cfg.severity_of(cond)
             if sev is None:
                 continue
-            key = (site, dev, cond, start)
-            if kind in ("raise", "flapping"):
-                cur = conn.execute(
-                    """INSERT INTO alerts (site, dev, cond, start_at, raise_id, flapping,
-                                           severity, vals)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                       ON CONFLICT (site, dev, cond, start_at) DO UPDATE
-                          SET raise_id = COALESCE(alerts.raise_id, excluded.raise_id),
-                              flapping = alerts.flapping OR excluded.flapping,
-                              vals = CASE WHEN alerts.raise_id IS NULL THEN excluded.vals
-                                          ELSE alerts.vals END
-                       RETURNING xmax = 0""",
-                    (*key, eid, kind == "flapping", sev, Jsonb(vals)))
-                row = cur.fetchone()
-                opened += 1 if row and row[0] else 0
+            # The ingest takes names of any length; an index entry cannot be (8 KiB at most),
+            # and a label is cut at 256 characters anyway.
+            key = (site, dev[:MAX_NAME], cond[:MAX_NAME], start)
+            try:
+                with conn.transaction():    # a savepoint: one bad event never blocks the queue
+                    o, c, q = _take_one(conn, cfg, key, sev, eid, kind, end, dur, est, vals,
+                                        received)
+            except psycopg.Error as exc:
+                log.error("alerts: event %d of site %s left out: %s", eid, site,
+                          str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
                 continue
-            # A clear: the alert it ends, and whether the centre heard of it while it was on.
-            row = conn.execute(
-                """SELECT a.end_at IS NOT NULL, a.hold_from IS NOT NULL, r.received_at
-                     FROM alerts a LEFT JOIN events r ON r.site = a.site AND r.id = a.raise_id
-                    WHERE a.site = %s AND a.dev = %s AND a.cond = %s AND a.start_at = %s
-                      FOR UPDATE OF a""", key).fetchone()
-            if row is not None and row[0]:
-                continue            # cleared already (a second clear of one start: keep the first)
-            posted = row is not None and row[1]
-            raised_at = row[2] if row is not None else None
-            late = not posted and (raised_at is None
-                                   or (received - raised_at).total_seconds() < TOGETHER_S)
-            state = "not_reported" if late and not cfg.report_ended else "firing"
-            quiet += state == "not_reported"
-            closed += 1
-            conn.execute(
-                """INSERT INTO alerts (site, dev, cond, start_at, clear_id, severity, vals,
-                                       end_at, dur_s, est, end_vals, late, state)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (site, dev, cond, start_at) DO UPDATE
-                      SET clear_id = excluded.clear_id, end_at = excluded.end_at,
-                          dur_s = excluded.dur_s, est = excluded.est,
-                          end_vals = excluded.end_vals, late = excluded.late,
-                          state = CASE WHEN alerts.state = 'firing' THEN excluded.state
-                                       ELSE alerts.state END""",
-                (*key, eid, sev, Jsonb(vals), end if end is not None else start, dur, est,
-                 Jsonb(vals), late, state))
+            opened, closed, quiet = opened + o, closed + c, quiet + q
         if queued:
             conn.execute("DELETE FROM alert_queue WHERE n = ANY(%s)", ([q[0] for q in queued],))
     return Taken(len(queued), opened, closed, quiet)
+
+
+def _take_one(conn: psycopg.Connection[Any], cfg: AlertsConfig, key: tuple[Any, ...], sev: str,
+              eid: int, kind: str, end: Any, dur: float | None, est: bool, vals: Any,
+              received: Any) -> tuple[int, int, int]:
+    """One event into the alerts table: (alerts opened, closed, closed without being told)."""
+    start = key[3]
+    if kind in ("raise", "flapping"):
+        cur = conn.execute(
+            """INSERT INTO alerts (site, dev, cond, start_at, raise_id, flapping,
+                                   severity, vals)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (site, dev, cond, start_at) DO UPDATE
+                  SET raise_id = COALESCE(alerts.raise_id, excluded.raise_id),
+                      flapping = alerts.flapping OR excluded.flapping,
+                      vals = CASE WHEN alerts.raise_id IS NULL THEN excluded.vals
+                                  ELSE alerts.vals END
+               RETURNING xmax = 0""",
+            (*key, eid, kind == "flapping", sev, Jsonb(vals)))
+        row = cur.fetchone()
+        return (1 if row and row[0] else 0), 0, 0
+    # A clear: the alert it ends, and whether the centre heard of it while it was on.
+    row = conn.execute(
+        """SELECT a.end_at IS NOT NULL, a.hold_from IS NOT NULL, r.received_at
+             FROM alerts a LEFT JOIN events r ON r.site = a.site AND r.id = a.raise_id
+            WHERE a.site = %s AND a.dev = %s AND a.cond = %s AND a.start_at = %s
+              FOR UPDATE OF a""", key).fetchone()
+    if row is not None and row[0]:
+        return 0, 0, 0      # cleared already (a second clear of one start: keep the first)
+    posted = row is not None and row[1]
+    raised_at = row[2] if row is not None else None
+    late = not posted and (raised_at is None
+                           or (received - raised_at).total_seconds() < TOGETHER_S)
+    state = "not_reported" if late and not cfg.report_ended else "firing"
+    conn.execute(
+        """INSERT INTO alerts (site, dev, cond, start_at, clear_id, severity, vals,
+                               end_at, dur_s, est, end_vals, late, state)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (site, dev, cond, start_at) DO UPDATE
+              SET clear_id = excluded.clear_id, end_at = excluded.end_at,
+                  dur_s = excluded.dur_s, est = excluded.est,
+                  end_vals = excluded.end_vals, late = excluded.late,
+                  state = CASE WHEN alerts.state = 'firing' THEN excluded.state
+                               ELSE alerts.state END""",
+        (*key, eid, sev, Jsonb(vals), end if end is not None else start, dur, est,
+         Jsonb(vals), late, state))
+    return 0, 1, int(state == "not_reported")
 
 
 def due(conn: psycopg.Connection[Any], cfg: AlertsConfig,

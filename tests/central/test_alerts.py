@@ -4,6 +4,7 @@ receiver that counts what the operators would be told."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -291,3 +292,18 @@ def test_the_shipped_alertmanager_config_is_valid() -> None:
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 receivers" in res.stdout
+
+
+def test_an_event_with_a_huge_device_name_neither_blocks_nor_breaks_the_alerts_after_it(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    """The ingest stores any non-empty device name; PostgreSQL cannot index 10,000 characters."""
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    clinic = mqtt_client(central, SITE)
+    start = round(time.time() - 5, 3)
+    huge = base64.b64encode(os.urandom(7500)).decode()        # 10,000 characters, incompressible
+    publish_events(clinic, event(1, "raise", start, dev=huge))
+    publish_events(clinic, event(2, "raise", start, cond="wan_down", dev="wan", values={}))
+    wait_until(lambda: webhook.alerts(alertname="wan_down"), timeout=30, what="the alert after it")
+    wait_until(lambda: webhook.alerts(alertname="mains_lost"), timeout=30, what="the odd one too")
+    assert webhook.alerts(alertname="mains_lost")[0]["labels"]["device"] == huge[:200]

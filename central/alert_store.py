@@ -192,6 +192,12 @@ def refused(conn: psycopg.Connection[Any], d: Due, why: str) -> None:
                  (why[:1000], d.aid))
 
 
+def enable(conn: psycopg.Connection[Any]) -> bool:
+    """From now on the ingest queues every event it stores; True the first time."""
+    return conn.execute("INSERT INTO alerts_enabled DEFAULT VALUES "
+                        "ON CONFLICT DO NOTHING").rowcount == 1
+
+
 def restart_holds(conn: psycopg.Connection[Any]) -> int:
     """Alertmanager may have lost every alert (it keeps them in memory): post all again, and
     count each hold from now, as if the alerts were posted for the first time."""

@@ -81,6 +81,8 @@ class AlertsProcess:
                 waited = True
             if self.stop_event.wait(5):
                 return
+        if alert_store.enable(self.conn):
+            log.info("alerts: first start: events stored from now on are told")
         # Whatever happened while no process was posting, Alertmanager may have lost alerts.
         n = alert_store.restart_holds(self.conn)
         self.am_started = None

@@ -118,8 +118,14 @@ CREATE TABLE IF NOT EXISTS ingest_stats (
     stats      jsonb NOT NULL
 );
 
--- Alerts (docs/alerts.md). Every event stored is queued here by a trigger, in the ingest's own
--- transaction: the alerts process takes each exactly once, whenever it runs.
+-- Alerts (docs/alerts.md). Once clinic-central alerts has run (alerts_enabled has its row),
+-- every event stored is queued here by a trigger, in the ingest's own transaction: the alerts
+-- process takes each exactly once, whenever it runs. Before that nothing is queued: a
+-- deployment without alerts keeps no queue, and enabling them does not replay history.
+CREATE TABLE IF NOT EXISTS alerts_enabled (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    since       timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS alert_queue (
     n           bigserial PRIMARY KEY,
     site        text NOT NULL,
@@ -127,7 +133,9 @@ CREATE TABLE IF NOT EXISTS alert_queue (
 );
 CREATE OR REPLACE FUNCTION alert_queue_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO alert_queue (site, event_id) VALUES (NEW.site, NEW.id);
+    IF EXISTS (SELECT 1 FROM alerts_enabled) THEN
+        INSERT INTO alert_queue (site, event_id) VALUES (NEW.site, NEW.id);
+    END IF;
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER events_to_alert_queue AFTER INSERT ON events

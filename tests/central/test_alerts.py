@@ -307,3 +307,21 @@ def test_an_event_with_a_huge_device_name_neither_blocks_nor_breaks_the_alerts_a
     wait_until(lambda: webhook.alerts(alertname="wan_down"), timeout=30, what="the alert after it")
     wait_until(lambda: webhook.alerts(alertname="mains_lost"), timeout=30, what="the odd one too")
     assert webhook.alerts(alertname="mains_lost")[0]["labels"]["device"] == huge[:200]
+
+
+def test_events_stored_before_the_alerts_process_first_ran_are_not_told(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
+    """Enabling alerts on a store with a history does not replay it; a store without alerts
+    keeps no queue."""
+    central.start_ingest()
+    clinic = mqtt_client(central, SITE)
+    old = round(time.time() - 600, 3)
+    publish_events(clinic, event(1, "raise", old))
+    wait_until(lambda: pg_query(central, "SELECT count(*) FROM events")[0][0] == 1, timeout=30,
+               what="the event stored")
+    assert pg_query(central, "SELECT count(*) FROM alert_queue") == [(0,)]
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    new = round(time.time() - 5, 3)
+    publish_events(clinic, event(2, "raise", new, cond="wan_down", dev="wan", values={}))
+    wait_until(lambda: webhook.alerts(alertname="wan_down"), timeout=30, what="the new event told")
+    assert webhook.alerts(alertname="mains_lost") == []

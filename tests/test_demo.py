@@ -59,6 +59,9 @@ def test_the_demo_shows_a_link_loss_as_a_raise_then_a_clear_timed_at_the_clinic(
     assert "*** link lost for 8 s" in screen and "*** link back: first the events" in screen
     assert screen.index("*** link back") < screen.index(raised)
     assert "ACTIVE   router: no internet since" in screen
+    # The agent's first polls did not wait for anything: they are live, not backlog.
+    first = next(line for line in lines if line.startswith(("readings", "backlog")))
+    assert first.startswith("readings"), screen
     # The central side's voltage line names the poll's own time (one the screen showed for the
     # UPS), not the time the query was asked (bug: an instant query's timestamp was shown).
     if any(line.startswith("central: broker") for line in lines):

@@ -5,7 +5,8 @@ Per connection:
 * readings committed before the connection came up are the *backlog* (``seq <= live_floor``;
   on the agent's first connection, its polls of the last ``FRESH_S`` are live, as
   agent.publish.freshness explains): they go out oldest first on the ``backlog`` topic, in
-  large batches, within the backlog bandwidth budget and a small in-flight window, so they never starve live data or the clinic's link;
+  large batches, within the backlog bandwidth budget and a small in-flight window, so they
+  never starve live data or the clinic's link;
 * readings committed since are *live*: sent as soon as they are committed, ahead of the backlog;
 * a batch is deleted from the store only on PUBACK. When the connection drops, whatever was in
   flight is still in the store and becomes backlog of the next connection.

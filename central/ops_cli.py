@@ -46,7 +46,8 @@ def register(sub: Any) -> None:
     rs = ro.add_subparsers(metavar="ACTION")
 
     p = rs.add_parser("create", help="record a rollout of one signed push")
-    p.add_argument("config", nargs="?", help="config or overlay TOML to check and sign (--key)")
+    p.add_argument("push_file", nargs="?", metavar="CONFIG",
+                   help="config or overlay TOML to check and sign (--key)")
     p.add_argument("--signed", metavar="ENVELOPE", help="an envelope from `clinic-agent fleet "
                    "sign` instead (signed elsewhere)")
     p.add_argument("--overlay", action="store_true", help="CONFIG is an overlay")
@@ -190,7 +191,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         with _connect(cfg) as conn:
             sites = _chosen(args, conn)
             if args.signed:
-                if args.config or args.key:
+                if args.push_file or args.key:
                     raise FleetError("give either --signed or CONFIG with --key, not both")
                 envelope = Path(args.signed).read_bytes().strip()
                 if not sites:
@@ -224,14 +225,14 @@ def _chosen(args: argparse.Namespace, conn: Any) -> list[str]:
 
 
 def _sign(args: argparse.Namespace, sites: list[str]) -> bytes:
-    if not (args.config and args.key):
+    if not (args.push_file and args.key):
         raise FleetError("give CONFIG and --key (or --signed ENVELOPE)")
     if not sites:
         raise FleetError("choose the sites: --site, --sites-file or --where-...")
-    text = Path(args.config).read_text(encoding="utf-8")
+    text = Path(args.push_file).read_text(encoding="utf-8")
     found = (check_overlay if args.overlay else check_config)(text, sites)
     if found.problems:
-        raise FleetError(f"{args.config}: not signed: " + "; ".join(found.problems))
+        raise FleetError(f"{args.push_file}: not signed: " + "; ".join(found.problems))
     version = args.version if args.version is not None else int(time.time())
     make = overlay_payload if args.overlay else config_payload
     return seal(make(text, sites=sites, version=version, valid_for_s=_duration(args.valid_for)),

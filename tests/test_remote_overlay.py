@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import time
 import tomllib
-from pathlib import Path
 
 import pytest
+from remote_support import Operator, pushed_config, site_config
 
 from agent.cli import main
+from agent.errors import ConfigError
 from agent.remote.checks import Reason, Rejection
 from agent.remote.envelope import load_trusted_keys, open_envelope, seal
 from agent.remote.fleet import config_payload, overlay_payload, revert_payload
 from agent.remote.overlay import apply_overlay, parse_overlay
 from agent.remote.presign import check_config, check_overlay
 from agent.remote.push import Accepted, LocalBasis, PushContext, RevertAccepted, check_push
-from agent.errors import ConfigError
-from remote_support import Operator, pushed_config, site_config
 
 NOW = 1_800_000_000.0
 SITES = ("SITE001", "SITE002", "SITE003")

@@ -192,7 +192,16 @@ def _well_formed(body: Mapping[str, Any]) -> bool:
     if "revert" in body:
         undo = body["revert"]
         return isinstance(undo, int) and not isinstance(undo, bool) and 1 <= undo <= MAX_VERSION
-    return any(isinstance(body.get(k), str) for k in ("config", "overlay"))
+    return any(isinstance(text := body.get(k), str) and _utf8(text) for k in ("config", "overlay"))
+
+
+def _utf8(text: str) -> bool:
+    """JSON can carry a lone surrogate (``"\\ud800"``) that no UTF-8 file or hash can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_revert(reverts: int, version: int, key_id: str, envelope_sha: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -119,7 +120,8 @@ def register(sub: Any) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="clinic-central's config "
                    "(PostgreSQL, broker address)")
-    p.add_argument("--actor", default=None, help="who is doing this (default: the OS user)")
+    p.add_argument("--actor", default=None, help="who is doing this (default: the OS user; "
+                   "under sudo, the user who ran sudo)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -136,7 +138,9 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def _actor(args: argparse.Namespace) -> str:
-    return str(args.actor or getpass.getuser())
+    # Run as `sudo -u clinic-central clinic-central ...` (the config and PostgreSQL's peer
+    # authentication are that user's), the person is the one who ran sudo.
+    return str(args.actor or os.environ.get("SUDO_USER") or getpass.getuser())
 
 
 def _fail(msg: str, code: int) -> int:

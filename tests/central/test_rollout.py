@@ -16,6 +16,7 @@ from helpers import free_port, require_binary, wait_until
 from remote_support import Operator, site_config
 from sim_sites import SimFleet
 
+from agent.cli import main as agent_cli_main
 from agent.remote.envelope import open_envelope, seal, sha256_hex
 from agent.remote.fleet import overlay_payload
 
@@ -155,7 +156,8 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
             assert site.service.state.active is None
         for s in rest:
             assert fleet.sites[s].service.state.highest_version == 0
-            assert json.dumps(fleet.sites[s].service.state.to_dict(), sort_keys=True) == before[s][1]
+            state_now = json.dumps(fleet.sites[s].service.state.to_dict(), sort_keys=True)
+            assert state_now == before[s][1]
         assert not retained_push(stack, rest), "no push waits on the broker for the rest"
 
         # Roll the accepted canaries back: each returns to exactly its own config from before.
@@ -172,6 +174,11 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
             assert config_state(stack, s)["config"]["source"] == "local"
         for s in rest:
             assert not fleet.sites[s].applied
+        # The technician on site sees what happened to the push, in their language.
+        site_file = fleet.sites[applied[0]].config_path
+        assert agent_cli_main(["--lang", "es", "config", "show-pushed", "-c", site_file]) == 0
+        shown = capsys.readouterr().out
+        assert "deshecha por el equipo central" in shown and "backlog_kbps = 200" in shown
 
         who = pg_query(stack, "SELECT actor, action FROM operator_actions WHERE rollout_id = %s "
                        "ORDER BY id", rid)

@@ -269,15 +269,18 @@ def refresh(conn: psycopg.Connection[Any], rollout_id: int, *, stage: int | None
     waiting = conn.execute(
         """SELECT rs.site, rs.state, s.config_state FROM rollout_sites rs
              LEFT JOIN sites s ON s.site = rs.site
-            WHERE rs.rollout_id = %s AND rs.state IN ('sent', 'reverting')
+            WHERE rs.rollout_id = %s AND rs.state IN ('sent', 'reverting', 'no_answer')
               AND (%s::int IS NULL OR rs.stage = %s)""",
         (rollout_id, stage, stage)).fetchall()
     left = 0
     for site, state, doc in waiting:
+        # A site silent through its stage still has the retained push (unless the rollout
+        # stopped and withdrew it): its late answer is recorded too.
         revert = state == "reverting"
         found = outcome(doc, r["revert_version"] if revert else r["version"], revert=revert)
         if found is None:
-            left += 1
+            if state != "no_answer":
+                left += 1
             continue
         conn.execute("UPDATE rollout_sites SET state = %s, reason = %s, detail = %s, "
                      "outcome_at = now() WHERE rollout_id = %s AND site = %s",

@@ -238,3 +238,77 @@ def test_a_rollout_only_narrows_the_signed_sites(stack: CentralStack, tmp_path: 
         st = rollout.status(conn, rid)
     assert sorted(s["site"] for s in st["sites"]) == SITES[:2]
     assert st["counts"] == {"pending": 2} and open_envelope(env).payload.sites == tuple(SITES[:3])
+
+
+def test_a_good_overlay_goes_to_every_stage_and_a_silent_site_answers_later(
+        tmp_path: Path, capsys) -> None:
+    require_binary("mosquitto")
+    sites = [f"OK{i:03d}" for i in range(1, 7)]
+    stack = CentralStack(tmp_path / "central", sites).start()
+    fleet = None
+    try:
+        op = Operator(tmp_path)
+        paths = {}
+        for i, site in enumerate(sites):
+            path = tmp_path / "sites" / site / "agent.toml"
+            path.parent.mkdir(parents=True)
+            path.write_text(site_config(site=site, state_dir=path.parent / "state",
+                                        port=stack.broker_port,
+                                        password=stack.site_password(site),
+                                        keys_dir=op.keys_dir, confirm_timeout_s=10,
+                                        extra_devices=ups(f"127.0.1.{i}")))
+            paths[site] = path
+        silent = sites[-1]          # offline during the rollout
+        stack.start_ingest()
+        fleet = SimFleet([paths[s] for s in sites if s != silent])
+        cfg = stack.ingest_config()
+        pw = tmp_path / "operator.pw"
+        pw.write_text(stack.broker.passwords["operator"] + "\n")
+        broker = ["--username", "operator", "--password-file", pw]
+        sites_file = tmp_path / "sites.txt"
+        sites_file.write_text("# all of them\n" + "\n".join(sites) + "\n")
+        overlay_file = tmp_path / "backlog.toml"
+        overlay_file.write_text(OVERLAY)
+
+        # Checked and signed at the centre, once, for the sites in the file.
+        code, out, err = clinic_central(
+            capsys, "rollout", "create", overlay_file, "--overlay", "--key", op.key_path,
+            "--sites-file", sites_file, "--version", 77, "-c", cfg, "--canary-share", "0.34",
+            "--stage-timeout", "8s", "--max-failure-share", "0.2", "--json")
+        assert code == 0, err
+        rid = json.loads(out)["id"]
+        code, out, err = clinic_central(capsys, "rollout", "start", str(rid), "-c", cfg, *broker)
+        assert code == 0, (out, err)
+        st = rollout_status(capsys, cfg, rid)
+        assert st["state"] == "done" and st["stage"] == 2
+        states = {s["site"]: s["state"] for s in st["sites"]}
+        assert states.pop(silent) == "no_answer"
+        assert set(states.values()) == {"applied"}
+        for site in fleet.sites.values():
+            assert site.config.buffer.backlog_kbps == 200
+            assert {d.name: d for d in site.config.devices}["ups"].timeout_s == 2.5
+
+        # The silent clinic comes online: the retained push reaches it, and the rollout shows it.
+        late = SimFleet([paths[silent]])
+        try:
+            wait_until(lambda: rollout_status(capsys, cfg, rid)["counts"] == {"applied": 6},
+                       timeout=30, what="the late site's answer")
+            # Another site's or an older push, published to it by hand, is refused.
+            other = seal(overlay_payload(OVERLAY, sites=sites[:1], version=90, valid_for_s=60),
+                         op.key)
+            older = seal(overlay_payload(OVERLAY, sites=sites, version=70, valid_for_s=60),
+                         op.key)
+            c = mqtt_client(stack, "operator")
+            for env, reason in ((other, "wrong_site"), (older, "replay")):
+                c.publish(f"clinics/{silent}/config/set", env, qos=1, retain=True)
+                wait_until(lambda r=reason: (config_state(stack, silent).get("event") or {})
+                           .get("reason") == r, timeout=20, what=f"{silent} refusing ({reason})")
+            c.loop_stop()
+            c.disconnect()
+            assert late.sites[silent].service.state.highest_version == 77
+        finally:
+            late.close()
+    finally:
+        if fleet is not None:
+            fleet.close()
+        stack.close()

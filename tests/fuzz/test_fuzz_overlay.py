@@ -44,15 +44,16 @@ toml_docs = st.dictionaries(keys, st.recursive(
     max_leaves=12), max_size=6)
 
 
-def signed_overlay(op: Any, text_json: str, version: int = 11, field: str = "overlay") -> bytes:
+def signed_overlay(signer: Any, text_json: str, version: int = 11,
+                   field: str = "overlay") -> bytes:
     """A push signed by a trusted key whose overlay is ``text_json``, a JSON string literal as it
     arrives (it may hold escapes no UTF-8 encoder accepts, such as a lone surrogate)."""
     doc = overlay_payload("", sites=["SITE001"], version=version, valid_for_s=3600, now=NOW)
     doc[field] = doc.pop("overlay")
     body = canonical_json(doc).replace(f'"{field}":""'.encode(),
                                        f'"{field}":'.encode() + text_json.encode())
-    sig = op.key.sign(DOMAIN + body)
-    return canonical_json({"v": 1, "key": key_id(public_half(op.key)),
+    sig = signer.key.sign(DOMAIN + body)
+    return canonical_json({"v": 1, "key": key_id(public_half(signer.key)),
                            "payload": base64.b64encode(body).decode(),
                            "sig": base64.b64encode(sig).decode()})
 
@@ -99,5 +100,5 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b

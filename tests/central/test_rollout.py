@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from consumer import validate
 from fixtures.central import mqtt_client, pg_query
 from helpers import free_port, require_binary, wait_until
 from remote_support import Operator, site_config
@@ -142,6 +143,7 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
         # Each canary that applied it merged it onto its own config.
         applied = sorted(canary - no_ups)
         for s in applied:
+            validate("config_state", config_state(stack, s))   # overlay_sha256 in the schema
             site = fleet.sites[s]
             cfg_now = site.config
             ups_dev = {d.name: d for d in cfg_now.devices}["ups"]
@@ -171,7 +173,10 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
             site = fleet.sites[s]
             assert site.config == before[s][0]
             assert site.service.state.active is None and site.service.state.highest_version == 1001
-            assert config_state(stack, s)["config"]["source"] == "local"
+            doc = config_state(stack, s)
+            assert doc["config"]["source"] == "local"
+            assert doc["event"]["type"] == "reverted" and doc["event"]["reverted"] == 1000
+            validate("config_state", doc)
         for s in rest:
             assert not fleet.sites[s].applied
         # The technician on site sees what happened to the push, in their language.

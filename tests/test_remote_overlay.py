@@ -7,6 +7,7 @@ its own config and ends with its own result.
 
 from __future__ import annotations
 
+import json
 import time
 import tomllib
 
@@ -248,3 +249,42 @@ def test_fleet_sign_an_overlay_for_a_sites_file_checked_against_a_site_config(op
     assert main(args) == 0
     payload = open_envelope(out.read_bytes().strip()).payload
     assert payload.sites == ("SITE001", "SITE002") and "overlay" in payload.body
+
+
+# -- through a real agent --------------------------------------------------------------------------
+
+def test_a_real_agent_applies_an_overlay_and_goes_back_on_a_revert(secure_broker, tmp_path, capsys):
+    from fixtures.agent_proc import AgentProcess
+    from fixtures.secure_broker import OPERATOR
+
+    op = Operator(tmp_path)
+    local = site_config(state_dir=tmp_path / "state", port=secure_broker.port,
+                        password=secure_broker.passwords["SITE001"], keys_dir=op.keys_dir,
+                        status_interval_s=0.5)
+    agent = AgentProcess(tmp_path, local).start()
+    pw = tmp_path / "operator.password"
+    pw.write_text(secure_broker.passwords[OPERATOR] + "\n")
+    barg = ["--broker", f"127.0.0.1:{secure_broker.port}", "--username", OPERATOR,
+            "--password-file", str(pw)]
+    ov = tmp_path / "ov.toml"
+    ov.write_text('[buffer]\nbacklog_kbps = 123\n\n[[devices]]\nname = "pc"\ninterval_s = 0.7\n')
+    try:
+        code = main(["fleet", "push", str(ov), "--overlay", "--key", str(op.key_path), "--site",
+                     "SITE001", "--version", "40", *barg, "--wait", "20"])
+        out = capsys.readouterr().out
+        assert code == 0 and "SITE001: applied" in out, out
+        assert main(["config", "show-pushed", "-c", str(agent.config), "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        merged = tomllib.loads(shown["pushed_config"])
+        assert merged["buffer"]["backlog_kbps"] == 123
+        assert merged["devices"] == [{"name": "pc", "kind": "host", "interval_s": 0.7}]
+        assert shown["state"]["active"]["overlay_sha256"]
+
+        code = main(["fleet", "push", "--revert", "40", "--key", str(op.key_path), "--site",
+                     "SITE001", "--version", "41", *barg, "--wait", "20"])
+        out = capsys.readouterr().out
+        assert code == 0 and "SITE001: reverted" in out, out
+        assert main(["config", "show-pushed", "-c", str(agent.config), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["state"]["active"] is None
+    finally:
+        agent.stop()

@@ -260,9 +260,11 @@ def cmd_push(args: argparse.Namespace) -> int:
             if payload.kind != "config":
                 raise FleetError(f"{args.signed}: not a config push")
             sites, version = list(payload.sites), payload.body.get("version")
+            success = "reverted" if "revert" in payload.body else "applied"
         else:
             envelope = _sign_config(args)
             sites, version = args.sites, args.version
+            success = "reverted" if args.revert is not None else "applied"
         opts = _broker_options(args)
     except (FleetError, OSError, Malformed) as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -288,8 +290,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         else:
             extra = "".join(f"\n    {p}" for p in event.get("problems", ()))
             print(f"{site}: {event['type']}" + (f" ({event.get('reason')}: {event.get('detail')})"
-                                                if event["type"] != "applied" else "") + extra)
-    ok = all(outcomes.get(s, {}).get("type") == "applied" for s in sites)
+                                                if event["type"] != success else "") + extra)
+    ok = all(outcomes.get(s, {}).get("type") == success for s in sites)
     return EXIT_OK if ok else EXIT_PROBLEM
 
 

@@ -43,6 +43,7 @@ CANARY, REST = 1, 2
 FAILED = ("rejected", "rolled_back")
 ANSWERED = ("applied", *FAILED)
 POLL_S = 0.5
+RUNNER_LOCK = 0x726f6c6c     # advisory lock namespace: one `rollout start` per rollout
 
 
 class RolloutError(AgentError):
@@ -155,7 +156,23 @@ def start(conn: psycopg.Connection[Any], rollout_id: int, link: Publisher, *, ac
     r = _rollout(conn, rollout_id)
     if r["state"] in ("done", "stopped"):
         return status(conn, rollout_id)
+    # One runner per rollout (a second `start` would judge the same stage twice).
+    if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                        (RUNNER_LOCK, rollout_id)).fetchone()[0]:  # type: ignore[index]
+        raise RolloutError(f"rollout {rollout_id} is already being run by another process")
+    try:
+        return _run(conn, r, link, actor=actor, prefix=prefix, poll_s=poll_s, progress=progress)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (RUNNER_LOCK, rollout_id))
+
+
+def _run(conn: psycopg.Connection[Any], r: dict[str, Any], link: Publisher, *, actor: str,
+         prefix: str, poll_s: float,
+         progress: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    rollout_id = r["id"]
     for stage in (CANARY, REST):
+        if _rollout(conn, rollout_id)["state"] == "stopped":   # rolled back meanwhile
+            return status(conn, rollout_id)
         if r["stage"] < stage:
             _publish_stage(conn, r, stage, link, actor=actor, prefix=prefix)
         _wait_stage(conn, r, stage, poll_s=poll_s, progress=progress)

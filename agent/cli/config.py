@@ -108,10 +108,12 @@ def _fate(t: Messages, state: RemoteState) -> str:
     event = state.last_event or {}
     if event.get("type") == "rolled_back" and event.get("version") == latest.get("version"):
         return t("cfgcmd.fate.rolled_back", when=_when(t, event.get("at")))
+    if event.get("type") == "reverted" and event.get("reverted") == latest.get("version"):
+        return t("cfgcmd.fate.reverted", when=_when(t, event.get("at")))
     return t("cfgcmd.fate.not_in_effect")
 
 
-_EVENT_TYPES = ("applied", "rejected", "rolled_back", "set_aside", "confirmed")
+_EVENT_TYPES = ("applied", "rejected", "rolled_back", "reverted", "set_aside", "confirmed")
 
 
 def _event(t: Messages, event: dict[str, Any]) -> str:

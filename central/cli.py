@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a config file and list every problem")
     val.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     val.set_defaults(func=cmd_validate)
+
+    from central import ops_cli  # rollout, command, commands (changes to many clinics)
+    ops_cli.register(sub)
     return p
 
 

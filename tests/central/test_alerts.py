@@ -18,6 +18,9 @@ from fixtures.alertmanager import GROUP_INTERVAL_S, GROUP_WAIT_S, WebhookRecorde
 from fixtures.central import mqtt_client, pg_query
 from helpers import wait_until
 
+from agent.events.model import Event
+from agent.events.wire import encode_events
+
 HOLD_S = GROUP_WAIT_S + GROUP_INTERVAL_S + 2
 SITE = "SITE001"
 
@@ -58,8 +61,9 @@ def event(eid: int, kind: str, start: float, *, end: float | None = None, cond: 
 
 
 def publish_events(client: Any, *events: dict[str, Any]) -> None:
-    doc = {"v": 1, "site": SITE, "boot": "00112233445566ff", "e": list(events)}
-    client.publish(f"clinics/{SITE}/events", json.dumps(doc), qos=1).wait_for_publish(10)
+    """As the agent sends them: its own encoder (agent.events.wire), on its events topic."""
+    payload = encode_events([Event.from_dict(e) for e in events], site=SITE, boot="00112233445566ff")
+    client.publish(f"clinics/{SITE}/events", payload, qos=1).wait_for_publish(10)
 
 
 def iso(ts: float) -> str:

@@ -329,3 +329,49 @@ def test_events_stored_before_the_alerts_process_first_ran_are_not_told(
     publish_events(clinic, event(2, "raise", new, cond="wan_down", dev="wan", values={}))
     wait_until(lambda: webhook.alerts(alertname="wan_down"), timeout=30, what="the new event told")
     assert webhook.alerts(alertname="mains_lost") == []
+
+
+def test_the_real_agent_on_battery_while_its_link_is_down_gives_one_pair_with_its_own_times(
+        central: Any, alertmanager: Any, webhook: WebhookRecorder, agent_process: Any,
+        modbus_server: Any, tmp_path: Path) -> None:
+    """The agent, its UPS (the Modbus simulator) and the central broker: the link goes down, the
+    UPS goes on battery and back, the link returns. The centre hears of the outage only then,
+    and tells it once, with the times the agent's polls saw."""
+    from events_clinic import POLL_S, Mark, ups_toml, wait_polled
+    ups = modbus_server
+    central.start_ingest()
+    start_alerts(central, alerts_config(central, alertmanager.url))
+    agent_process(f"""
+site_id = "{SITE}"
+state_dir = "{tmp_path / 'agent-state'}"
+status_interval_s = 0.5
+[mqtt]
+host = "127.0.0.1"
+port = {central.broker_port}
+tls = false
+username = "{SITE}"
+password = "{central.site_password(SITE)}"
+keepalive_s = 2
+reconnect_max_s = 1
+[events.mains_lost]
+raise_after_s = 1
+clear_after_s = 1
+{ups_toml(ups)}""")
+    wait_until(lambda: pg_query(central, "SELECT count(*) FROM sites WHERE status = 'online'") == [(1,)],
+               timeout=60, what="the agent online at the centre")
+    central.broker.stop()                           # the clinic's link is down
+    cut = Mark()
+    ups.set_outage(True)
+    wait_polled(ups, cut, 2.5)                      # on battery long enough to be raised
+    back = Mark()
+    ups.set_outage(False)
+    wait_polled(ups, back, 2.5)                     # and cleared
+    central.broker.start()                          # the link is back
+    wait_until(lambda: pg_query(central, "SELECT state FROM alerts") == [("done",)], timeout=90,
+               what="the outage told and resolved")
+    told = webhook.alerts(site=SITE, alertname="mains_lost")
+    assert [a["status"] for a in told] == ["firing", "resolved"], told
+    start, end = at(told[1]["startsAt"]), at(told[1]["endsAt"])
+    slack = 1.0 + POLL_S
+    assert abs(start - cut.wall) <= slack and abs(end - back.wall) <= slack, (start, end, cut.wall, back.wall)
+    assert at(told[0]["startsAt"]) == start and told[1]["annotations"]["reported_late"] == "true"

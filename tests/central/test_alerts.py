@@ -334,11 +334,14 @@ def test_events_stored_before_the_alerts_process_first_ran_are_not_told(
 def test_the_real_agent_on_battery_while_its_link_is_down_gives_one_pair_with_its_own_times(
         central: Any, alertmanager: Any, webhook: WebhookRecorder, agent_process: Any,
         modbus_server: Any, tmp_path: Path) -> None:
-    """The agent, its UPS (the Modbus simulator) and the central broker: the link goes down, the
-    UPS goes on battery and back, the link returns. The centre hears of the outage only then,
-    and tells it once, with the times the agent's polls saw."""
+    """The agent, its UPS (the Modbus simulator) and the central broker behind a link that goes
+    silent (packets vanish): the UPS goes on battery and back meanwhile, the link returns. The
+    centre hears of the outage only then, and tells it once, with the times the agent's polls
+    saw."""
     from events_clinic import POLL_S, Mark, ups_toml, wait_polled
+    from fixtures.proxy import SilentableProxy
     ups = modbus_server
+    link = SilentableProxy(central.broker_port)
     central.start_ingest()
     start_alerts(central, alerts_config(central, alertmanager.url))
     agent_process(f"""
@@ -347,7 +350,7 @@ state_dir = "{tmp_path / 'agent-state'}"
 status_interval_s = 0.5
 [mqtt]
 host = "127.0.0.1"
-port = {central.broker_port}
+port = {link.port}
 tls = false
 username = "{SITE}"
 password = "{central.site_password(SITE)}"
@@ -359,14 +362,14 @@ clear_after_s = 1
 {ups_toml(ups)}""")
     wait_until(lambda: pg_query(central, "SELECT count(*) FROM sites WHERE status = 'online'") == [(1,)],
                timeout=60, what="the agent online at the centre")
-    central.broker.stop()                           # the clinic's link is down
+    link.go_silent()                                # the clinic's link is down
     cut = Mark()
     ups.set_outage(True)
     wait_polled(ups, cut, 2.5)                      # on battery long enough to be raised
     back = Mark()
     ups.set_outage(False)
     wait_polled(ups, back, 2.5)                     # and cleared
-    central.broker.start()                          # the link is back
+    link.restore()                                  # the link is back
     wait_until(lambda: pg_query(central, "SELECT state FROM alerts") == [("done",)], timeout=90,
                what="the outage told and resolved")
     told = webhook.alerts(site=SITE, alertname="mains_lost")
@@ -375,3 +378,4 @@ clear_after_s = 1
     slack = 1.0 + POLL_S
     assert abs(start - cut.wall) <= slack and abs(end - back.wall) <= slack, (start, end, cut.wall, back.wall)
     assert at(told[0]["startsAt"]) == start and told[1]["annotations"]["reported_late"] == "true"
+    link.close()

@@ -1,6 +1,7 @@
 """``clinic-central``: the central ingest and its status.
 
-Exit codes: 0 fine, 1 something is wrong (an ingest silent, ...), 2 bad config or command line.
+Exit codes: 0 fine, 1 something is wrong (an ingest silent, ...), 2 bad config or command line
+(``fleet``: see central.cli_fleet).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a config file and list every problem")
     val.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     val.set_defaults(func=cmd_validate)
+
+    from central.cli_fleet import add_commands  # fleet, web, users, sites
+    add_commands(sub)
     return p
 
 

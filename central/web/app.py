@@ -1,0 +1,388 @@
+"""The web application: routes, the authentication gate, and rendering.
+
+    request -> SessionMiddleware (signed cookie) -> authenticate (every path but /login, /lang,
+    /static) -> endpoint (HTML or JSON from the same central.fleet state) -> response
+
+Pages redirect an anonymous visitor to /login; the JSON API answers 401. Endpoints are plain
+functions run in Starlette's thread pool (psycopg is blocking); each takes a pooled connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from jinja2 import Environment, PackageLoader, select_autoescape
+from psycopg_pool import ConnectionPool
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from central import fleet
+from central.web import auth, charts, users
+from central.web.texts import Words, pick_language
+
+log = logging.getLogger(__name__)
+PUBLIC = ("/login", "/lang", "/static/")
+MAX_PARAM = 100          # characters of a filter value; longer is a bad request
+MAX_FORM_BYTES = 16_384
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    pg_dsn: str                   # never logged
+    vm_url: str | None
+    secret: bytes                 # signs the session cookies
+    tz: str = "America/Mexico_City"
+    cookie_secure: bool = False   # set when served over HTTPS (directly or by the proxy)
+    proxy_user_header: str | None = None
+    poll_s: float = 3.0           # the fleet page's refresh
+    silent_after_s: float = fleet.SILENT_AFTER_S
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
+
+
+class BadRequest(Exception):
+    """A query parameter or form field outside what the page accepts."""
+
+
+class App:
+    """The state shared by the endpoints: settings, the connection pool, templates, limiter."""
+
+    def __init__(self, settings: WebSettings) -> None:
+        self.s = settings
+        self.tz = ZoneInfo(settings.tz)
+        self.pool = ConnectionPool(settings.pg_dsn, min_size=1, max_size=4, open=False,
+                                   kwargs={"autocommit": True}, timeout=10)
+        self.limiter = auth.LoginLimiter(max_failures=settings.login_max_failures,
+                                         window_s=settings.login_window_s)
+        self.env = Environment(loader=PackageLoader("central.web", "templates"),
+                               autoescape=select_autoescape(default=True),
+                               trim_blocks=True, lstrip_blocks=True)
+
+    @contextmanager
+    def db(self) -> Iterator[psycopg.Connection[Any]]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    def words(self, request: Request) -> Words:
+        return Words(pick_language(request.cookies.get("lang"),
+                                   request.headers.get("accept-language")), self.tz)
+
+    def render(self, request: Request, template: str, status: int = 200,
+               **ctx: Any) -> HTMLResponse:
+        w = self.words(request)
+        user = auth.user_of(request)
+        html = self.env.get_template(template).render(
+            w=w, user=user, request=request, csrf=auth.csrf_token(request),
+            path=_path_qs(request), operator=auth.role_at_least(user, "operator"), **ctx)
+        return HTMLResponse(html, status_code=status, headers={"Content-Language": w.lang})
+
+    def forbidden(self, request: Request, user: users.User | None) -> Response:
+        w = self.words(request)
+        role = w(f"role.{user.role}") if user else "-"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "forbidden", "role": user and user.role}, 403)
+        return self.render(request, "error.html", 403, message=w("error.forbidden", role=role))
+
+
+def _path_qs(request: Request) -> str:
+    q = request.url.query
+    return request.url.path + (f"?{q}" if q else "")
+
+
+def _param(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_PARAM or any(ord(ch) < 0x20 for ch in value):
+        raise BadRequest(name)
+    if allowed is not None and value not in allowed:
+        raise BadRequest(name)
+    return value
+
+
+def _filter(request: Request) -> fleet.Filter:
+    show = _param(request, "show", ("all", "problems", *fleet.STATES))
+    for_text = _param(request, "for")
+    for_s = None
+    if for_text is not None:
+        try:
+            for_s = fleet.parse_duration(for_text)
+        except ValueError as exc:
+            raise BadRequest("for") from exc
+    return fleet.Filter(show=None if show in (None, "all") else show,
+                        state=_param(request, "state"),
+                        municipality=_param(request, "municipality"), for_s=for_s)
+
+
+def build(settings: WebSettings) -> Starlette:
+    """The ASGI application (uvicorn serves it; tests may too)."""
+    app = App(settings)
+
+    # -- the gate --------------------------------------------------------------------------------
+    def authenticate(request: Request) -> users.User | None:
+        if settings.proxy_user_header:
+            name = request.headers.get(settings.proxy_user_header)
+            if not name:
+                return None
+            with app.db() as conn:
+                return users.by_name(conn, name)
+        name, version = request.session.get("u"), request.session.get("v")
+        if not isinstance(name, str) or type(version) is not int:
+            return None
+        if time.time() - float(request.session.get("t", 0)) > auth.SESSION_MAX_AGE_S:
+            return None
+        with app.db() as conn:
+            return users.current(conn, name, version)
+
+    class Gate:
+        """Every path but the public ones needs a logged-in user."""
+
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["path"].startswith(PUBLIC):
+                await self.inner(scope, receive, send)
+                return
+            request = Request(scope, receive)
+            try:
+                user = await run_in_threadpool(authenticate, request)
+            except psycopg.Error as exc:
+                log.error("PostgreSQL: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                await PlainTextResponse("PostgreSQL unavailable", 503)(scope, receive, send)
+                return
+            if user is None:
+                if scope["path"].startswith("/api/"):
+                    resp: Response = JSONResponse({"error": "login required"}, 401,
+                                                  headers={"WWW-Authenticate": "Session"})
+                else:
+                    from urllib.parse import quote
+                    resp = RedirectResponse(f"/login?next={quote(_path_qs(request))}", 303)
+                await resp(scope, receive, send)
+                return
+            scope.setdefault("state", {})["user"] = user
+            await self.inner(scope, receive, send)
+
+    def handles_bad_input(fn: Callable[[Request], Response]) -> Callable[[Request], Awaitable[
+            Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await run_in_threadpool(fn, request)
+            except BadRequest as exc:
+                w = app.words(request)
+                if request.url.path.startswith("/api/"):
+                    return JSONResponse({"error": "bad request", "param": str(exc)}, 400)
+                return app.render(request, "error.html", 400,
+                                  message=w("error.bad_request", what=str(exc)))
+        endpoint.__name__ = fn.__name__
+        return endpoint
+
+    # -- login -----------------------------------------------------------------------------------
+    def login_page(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        return app.render(request, "login.html", status, error=error,
+                          next=auth.safe_next(request.query_params.get("next")))
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return login_page(request)
+        w = app.words(request)
+        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+            return login_page(request, error=w("login.bad"), status=400)
+        form = await request.form(max_files=0, max_fields=10)
+        name, password = form.get("user"), form.get("password")
+        nxt = auth.safe_next(form.get("next"))
+        if not auth.csrf_ok(request, form.get("csrf")):
+            return login_page(request, error=w("login.expired"), status=400)
+        if not isinstance(name, str) or not isinstance(password, str) \
+                or len(name) > 64 or len(password) > 1024:
+            return login_page(request, error=w("login.bad"), status=400)
+        client = request.client.host if request.client else "?"
+        keys = [f"ip:{client}", f"user:{name.casefold()}"]
+        wait = app.limiter.retry_after(keys)
+        if wait is not None:
+            resp = login_page(request, error=w("login.too_many", s=int(wait) + 1), status=429)
+            resp.headers["Retry-After"] = str(int(wait) + 1)
+            return resp
+
+        def check() -> users.User | None:
+            with app.db() as conn:
+                return users.verify(conn, name, password)
+        user = await run_in_threadpool(check)
+        if user is None:
+            app.limiter.failed(keys)
+            log.info("failed login for %r from %s", name, client)
+            return login_page(request, error=w("login.bad"), status=401)
+        app.limiter.succeeded(f"user:{name.casefold()}")
+        request.session.clear()       # a new session: nothing of the anonymous one survives
+        request.session.update({"u": user.name, "v": user.session_version, "t": time.time()})
+        auth.csrf_token(request)
+        log.info("login: %s (%s) from %s", user.name, user.role, client)
+        return RedirectResponse(nxt, 303)
+
+    async def logout(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=5)
+        if auth.csrf_ok(request, form.get("csrf")):
+            request.session.clear()
+        return RedirectResponse("/login", 303)
+
+    async def lang(request: Request) -> Response:
+        code = request.path_params["code"]
+        resp = RedirectResponse(auth.safe_next(request.query_params.get("next")), 303)
+        if code in ("es", "en"):
+            resp.set_cookie("lang", code, max_age=365 * 86400, httponly=True, samesite="lax",
+                            secure=settings.cookie_secure)
+        return resp
+
+    # -- the fleet -------------------------------------------------------------------------------
+    def load(flt: fleet.Filter) -> fleet.Fleet:
+        with app.db() as conn:
+            return fleet.load(conn, settings.vm_url, flt, silent_after_s=settings.silent_after_s)
+
+    def fleet_page(request: Request) -> Response:
+        flt = _filter(request)
+        data = load(flt)
+        return app.render(request, "fleet.html", fleet=data, flt=flt, poll_ms=int(
+            settings.poll_s * 1000), states=fleet.STATES)
+
+    def fleet_rows(request: Request) -> Response:
+        """The live part of the fleet page; 304 while it has not changed (tiny polls)."""
+        data = load(_filter(request))
+        html = app.env.get_template("rows.html").render(
+            w=app.words(request), fleet=data, states=fleet.STATES)
+        tag = '"' + hashlib.sha256(html.encode()).hexdigest()[:20] + '"'
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers={"ETag": tag})
+        return HTMLResponse(html, headers={"ETag": tag, "Cache-Control": "no-cache"})
+
+    def api_fleet(request: Request) -> Response:
+        data = load(_filter(request))
+        return JSONResponse({"now": data.now.isoformat(), "metrics_ok": data.metrics_ok,
+                             "counts": data.counts(),
+                             "clinics": [c.as_dict() for c in data.clinics]})
+
+    # -- a clinic --------------------------------------------------------------------------------
+    def clinic_data(site: str) -> tuple[fleet.Fleet, list[dict[str, Any]]]:
+        if len(site) > MAX_PARAM:
+            raise BadRequest("site")
+        with app.db() as conn:
+            data = fleet.load(conn, settings.vm_url, fleet.Filter(site=site),
+                              silent_after_s=settings.silent_after_s)
+            history = fleet.event_history(conn, site) if data.clinics else []
+        return data, history
+
+    def clinic_page(request: Request) -> Response:
+        site = request.path_params["site"]
+        rng = _param(request, "range", tuple(charts.RANGES)) or "24h"
+        data, history = clinic_data(site)
+        w = app.words(request)
+        if not data.clinics:
+            return app.render(request, "error.html", 404, message=w("error.not_found", site=site))
+        end = data.now.timestamp()
+        start = end - charts.RANGES[rng]
+        step = max((end - start) / charts.POINTS, 15)
+        svgs = []
+        for spec in charts.CHARTS:
+            series = charts.query(settings.vm_url, site, spec, start=start, end=end) \
+                if settings.vm_url else None
+            title = w(f"chart.{spec.key}")
+            svgs.append((spec.key, title, charts.svg(
+                series or [], start=start, end=end, step=step, title=title,
+                no_data=w("chart.no_data") if series is not None else w("fleet.no_metrics"),
+                range_text=w("chart.range", lo="{lo}", hi="{hi}"),
+                start_label=w.time(datetime.fromtimestamp(start, app.tz)),
+                end_label=w.time(data.now))))
+        return app.render(request, "clinic.html", c=data.clinics[0], now=data.now,
+                          history=history, charts=svgs, rng=rng, ranges=tuple(charts.RANGES),
+                          metrics_ok=data.metrics_ok)
+
+    def api_clinic(request: Request) -> Response:
+        data, history = clinic_data(request.path_params["site"])
+        if not data.clinics:
+            return JSONResponse({"error": "not found"}, 404)
+        return JSONResponse(json.loads(json.dumps({
+            "now": data.now.isoformat(), "clinic": data.clinics[0].as_dict(),
+            "events": history}, default=str)))
+
+    @auth.require_role("operator", forbidden=app.forbidden)
+    async def acknowledge(request: Request) -> Response:
+        site = request.path_params["site"]
+        w = app.words(request)
+        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+            return app.render(request, "error.html", 400, message=w("error.bad_request",
+                                                                    what="size"))
+        form = await request.form(max_files=0, max_fields=10)
+        if not auth.csrf_ok(request, form.get("csrf")):
+            return app.render(request, "error.html", 403, message=w("error.csrf"))
+        dev, cond, start, note = (form.get(k) for k in ("dev", "cond", "start", "note"))
+        try:
+            if not all(isinstance(x, str) for x in (dev, cond, start)) or len(site) > MAX_PARAM:
+                raise ValueError("fields")
+            start_at = datetime.fromisoformat(str(start))
+            if start_at.tzinfo is None:
+                raise ValueError("start")
+        except ValueError:
+            return app.render(request, "error.html", 400,
+                              message=w("error.bad_request", what="start"))
+        user = auth.user_of(request)
+        assert user is not None   # the gate let the request in
+
+        def record() -> bool:
+            with app.db() as conn:
+                return fleet.acknowledge(conn, site=site, dev=str(dev), cond=str(cond),
+                                         start=start_at, user=user.name,
+                                         note=str(note or "")[:500])
+        if not await run_in_threadpool(record):
+            return app.render(request, "error.html", 409, message=w("error.not_active"))
+        log.info("%s took charge of %s %s/%s", user.name, site, dev, cond)
+        from urllib.parse import quote
+        return RedirectResponse(f"/clinic/{quote(site, safe='')}", 303)
+
+    routes = [
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/lang/{code}", lang),
+        Route("/", handles_bad_input(fleet_page)),
+        Route("/fleet/rows", handles_bad_input(fleet_rows)),
+        Route("/api/fleet", handles_bad_input(api_fleet)),
+        Route("/clinic/{site}", handles_bad_input(clinic_page)),
+        Route("/api/clinic/{site}", handles_bad_input(api_clinic)),
+        Route("/clinic/{site}/ack", acknowledge, methods=["POST"]),
+        Mount("/static", StaticFiles(packages=[("central.web", "static")]), name="static"),
+    ]
+
+    async def lifespan(_: Starlette) -> Any:
+        app.pool.open()
+        try:
+            yield
+        finally:
+            app.pool.close()
+
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[
+        Middleware(SessionMiddleware, secret_key=settings.secret.hex(),
+                   session_cookie="clinic_session", max_age=auth.SESSION_MAX_AGE_S,
+                   same_site="lax", https_only=settings.cookie_secure),
+        Middleware(Gate),
+    ])

@@ -1,0 +1,151 @@
+"""Who may see and do what on the fleet page: `clinic-central web` as a process on the real stack."""
+
+from __future__ import annotations
+
+import time
+
+from fixtures.central import pg_query
+from helpers import wait_until
+from web_support import Site, cli, csrf_of, login, start_web, stop_web, web  # noqa: F401
+
+
+def on_battery(central, site="SITE001", start=None):
+    """SITE001's UPS on battery, through the broker and the ingest; returns the active entry."""
+    s = Site(central, site)
+    s.online()
+    start = time.time() - 600 if start is None else start
+    entry = s.raise_event("mains_lost", "ups", start, {"on_battery": True, "battery.charge_pct": 80,
+                                                      "battery.runtime_s": 1500})
+    s.active([entry])
+    wait_until(lambda: pg_query(central, "SELECT count(*) FROM events_active WHERE site = %s "
+                                         "AND jsonb_array_length(active) = 1", site)[0][0] == 1,
+               timeout=20, what="the active list in PostgreSQL")
+    s.close()
+    return entry
+
+
+def test_every_page_and_the_api_refuse_an_anonymous_visitor(web):
+    c = web.client()
+    for path in ("/", "/?show=on_battery", "/fleet/rows", "/clinic/SITE001"):
+        r = c.get(path)
+        assert r.status_code == 303, path
+        assert r.headers["location"].startswith("/login?next="), path
+    for path in ("/api/fleet", "/api/clinic/SITE001"):
+        r = c.get(path)
+        assert r.status_code == 401 and r.json() == {"error": "login required"}, path
+    r = c.post("/clinic/SITE001/ack", data={"dev": "ups", "cond": "mains_lost", "start": "x"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert c.get("/login").status_code == 200           # the login page itself is public
+    # a made-up cookie is no session
+    c.cookies.set("clinic_session", "eyJ1IjogImFuYSIsICJ2IjogMX0=.forged.sig")
+    assert c.get("/api/fleet").status_code == 401
+
+
+def test_login_gives_a_signed_httponly_samesite_cookie_and_a_wrong_password_nothing(web):
+    c = web.client()
+    r = login(c, "ana", "not her password")
+    assert r.status_code == 401 and "Usuario o contraseña incorrectos" in r.text
+    assert c.get("/api/fleet").status_code == 401
+    r = login(c, "ana", "operadora-segura-1", nxt="/clinic/SITE001")
+    assert r.status_code == 303 and r.headers["location"] == "/clinic/SITE001"
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert c.get("/api/fleet").status_code == 200
+    # an open redirect is not followed: "next" must be a path on this site
+    c2 = web.client()
+    r = login(c2, "luis", "solo-lectura-22", nxt="//evil.example/")
+    assert r.headers["location"] == "/"
+    # logout ends the session
+    page = c.get("/")
+    assert c.post("/logout", data={"csrf": csrf_of(page.text)}).status_code == 303
+    assert c.get("/api/fleet").status_code == 401
+
+
+def test_a_read_only_user_sees_the_problem_but_cannot_take_charge_of_it(web, central):
+    entry = on_battery(central)
+    luis = web.login("luis")
+    page = luis.get("/clinic/SITE001")
+    assert page.status_code == 200 and "Sin red eléctrica" in page.text
+    assert "/ack" not in page.text and "solo los operadores pueden atender" in page.text
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry["start"]))
+    r = luis.post("/clinic/SITE001/ack", data={
+        "csrf": csrf_of(page.text), "dev": "ups", "cond": "mains_lost",
+        "start": f"{start}.{int(entry['start'] % 1 * 1e6):06d}+00:00", "note": "voy"})
+    assert r.status_code == 403 and "no puede hacer esto" in r.text
+    assert pg_query(central, "SELECT count(*) FROM problem_acks")[0][0] == 0
+    assert pg_query(central, "SELECT count(*) FROM audit_log")[0][0] == 0
+
+    ana = web.login("ana")
+    page = ana.get("/clinic/SITE001")
+    assert page.status_code == 200 and 'action="/clinic/SITE001/ack"' in page.text
+    import re
+    start_iso = re.search(r'name="start" value="([^"]+)"', page.text).group(1)
+    # without the session's CSRF token: refused, nothing recorded
+    r = ana.post("/clinic/SITE001/ack", data={"csrf": "guess", "dev": "ups",
+                                              "cond": "mains_lost", "start": start_iso})
+    assert r.status_code == 403
+    assert pg_query(central, "SELECT count(*) FROM problem_acks")[0][0] == 0
+    r = ana.post("/clinic/SITE001/ack", data={"csrf": csrf_of(page.text), "dev": "ups",
+                                              "cond": "mains_lost", "start": start_iso,
+                                              "note": "técnico en camino"})
+    assert r.status_code == 303, r.text
+    assert pg_query(central, "SELECT by_user, note FROM problem_acks") == [("ana", "técnico en camino")]
+    assert pg_query(central, "SELECT username, action, site FROM audit_log") == [
+        ("ana", "problem.ack", "SITE001")]
+    page = luis.get("/clinic/SITE001")
+    assert "Atendido por ana" in page.text and "técnico en camino" in page.text
+    assert luis.get("/api/clinic/SITE001").json()["clinic"]["problems"][0]["ack_by"] == "ana"
+
+
+def test_login_attempts_are_limited_even_with_the_right_password_after(web):
+    c = web.client()
+    for _ in range(5):
+        assert login(c, "luis", "wrong guess").status_code == 401
+    r = login(c, "luis", "solo-lectura-22")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    assert "Demasiados intentos" in r.text
+    assert c.get("/api/fleet").status_code == 401
+    # another user from the same address is held too (the address is counted)
+    assert login(web.client(), "ana", "operadora-segura-1").status_code == 429
+
+
+def test_a_password_change_or_a_disabled_account_ends_its_sessions_at_once(web):
+    luis = web.login("luis")
+    ana = web.login("ana")
+    assert luis.get("/api/fleet").status_code == 200
+    r = cli(web.cfg, "users", "passwd", "luis", "--password-stdin", stdin="otra-clave-larga\n")
+    assert r.returncode == 0, r.stderr
+    assert luis.get("/api/fleet").status_code == 401
+    assert web.login("luis", "otra-clave-larga").get("/api/fleet").status_code == 200
+    assert cli(web.cfg, "users", "role", "ana", "--disable").returncode == 0
+    assert ana.get("/").status_code == 303
+    assert login(web.client(), "ana", "operadora-segura-1").status_code == 401
+
+
+def test_users_cli_lists_roles_never_passwords_and_refuses_bad_input(web):
+    r = cli(web.cfg, "users", "list", "--json")
+    assert r.returncode == 0
+    assert "operadora" not in r.stdout and "argon2" not in r.stdout
+    assert {(u["name"], u["role"]) for u in __import__("json").loads(r.stdout)} == {
+        ("ana", "operator"), ("luis", "read-only")}
+    assert cli(web.cfg, "users", "add", "eve", "--password-stdin", stdin="short\n").returncode == 2
+    assert cli(web.cfg, "users", "add", "ana", "--password-stdin",
+               stdin="long-enough-pass\n").returncode == 2
+    assert cli(web.cfg, "users", "passwd", "nobody", "--password-stdin",
+               stdin="long-enough-pass\n").returncode == 2
+    rows = pg_query(web.stack, "SELECT pw_hash FROM web_users")
+    assert rows and all(h.startswith("$argon2id$") for (h,) in rows)
+
+
+def test_behind_an_authenticating_proxy_the_header_names_the_account(central, tmp_path):
+    central.start_ingest()
+    w = start_web(central, tmp_path, "--proxy-user-header", "X-Remote-User")
+    try:
+        c = w.client()
+        assert c.get("/api/fleet").status_code == 401
+        assert c.get("/api/fleet", headers={"X-Remote-User": "mallory"}).status_code == 401
+        assert c.get("/api/fleet", headers={"X-Remote-User": "luis"}).status_code == 200
+        page = c.get("/", headers={"X-Remote-User": "luis"})
+        assert page.status_code == 200 and "luis (solo lectura)" in page.text
+    finally:
+        stop_web(w)

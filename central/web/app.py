@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -35,7 +36,7 @@ from starlette.responses import (
     RedirectResponse,
     Response,
 )
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -137,8 +138,14 @@ def _filter(request: Request) -> fleet.Filter:
                         municipality=_param(request, "municipality"), for_s=for_s)
 
 
-def build(settings: WebSettings) -> Starlette:
-    """The ASGI application (uvicorn serves it; tests may too)."""
+def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRoute]] = ()
+          ) -> Starlette:
+    """The ASGI application (uvicorn serves it; tests may too).
+
+    ``extra_routes``: factories of more pages (e.g. pushes and rollouts) given the shared ``App``
+    (its ``db()``, ``render()``, ``forbidden``); they sit behind the same login gate, and guard
+    their actions with ``auth.require_role("operator", forbidden=app.forbidden)``, CSRF
+    (``auth.csrf_ok``) and ``fleet.record_action`` (who did what)."""
     app = App(settings)
 
     # -- the gate --------------------------------------------------------------------------------
@@ -371,6 +378,7 @@ def build(settings: WebSettings) -> Starlette:
         Route("/api/clinic/{site}", handles_bad_input(api_clinic)),
         Route("/clinic/{site}/ack", acknowledge, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("central.web", "static")]), name="static"),
+        *(factory(app) for factory in extra_routes),
     ]
 
     async def lifespan(_: Starlette) -> Any:
@@ -380,9 +388,12 @@ def build(settings: WebSettings) -> Starlette:
         finally:
             app.pool.close()
 
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[
+    web = Starlette(routes=routes, lifespan=lifespan, middleware=[
+        Middleware(GZipMiddleware, minimum_size=1000),
         Middleware(SessionMiddleware, secret_key=settings.secret.hex(),
                    session_cookie="clinic_session", max_age=auth.SESSION_MAX_AGE_S,
                    same_site="lax", https_only=settings.cookie_secure),
         Middleware(Gate),
     ])
+    web.state.web = app
+    return web

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,11 +114,15 @@ def _path_qs(request: Request) -> str:
     return request.url.path + (f"?{q}" if q else "")
 
 
+def _printable(value: str) -> bool:
+    return len(value) <= MAX_PARAM and not any(ord(ch) < 0x20 or ch == "\x7f" for ch in value)
+
+
 def _param(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> str | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
-    if len(value) > MAX_PARAM or any(ord(ch) < 0x20 for ch in value):
+    if not _printable(value):
         raise BadRequest(name)
     if allowed is not None and value not in allowed:
         raise BadRequest(name)
@@ -226,6 +231,8 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
         if not isinstance(name, str) or not isinstance(password, str) \
                 or len(name) > 64 or len(password) > 1024:
             return login_page(request, error=w("login.bad"), status=400)
+        if not re.fullmatch(users.NAME_PATTERN, name):
+            name = "?"    # no such account (and no NUL byte for PostgreSQL); still counted
         client = request.client.host if request.client else "?"
         keys = [f"ip:{client}", f"user:{name.casefold()}"]
         wait = app.limiter.retry_after(keys)
@@ -292,7 +299,7 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
 
     # -- a clinic --------------------------------------------------------------------------------
     def clinic_data(site: str) -> tuple[fleet.Fleet, list[dict[str, Any]]]:
-        if len(site) > MAX_PARAM:
+        if not _printable(site):
             raise BadRequest("site")
         with app.db() as conn:
             data = fleet.load(conn, settings.vm_url, fleet.Filter(site=site),
@@ -345,7 +352,9 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
             return app.render(request, "error.html", 403, message=w("error.csrf"))
         dev, cond, start, note = (form.get(k) for k in ("dev", "cond", "start", "note"))
         try:
-            if not all(isinstance(x, str) for x in (dev, cond, start)) or len(site) > MAX_PARAM:
+            if not all(isinstance(x, str) and _printable(x) for x in (dev, cond, start)) \
+                    or not _printable(site) or not isinstance(note, str | None) \
+                    or "\x00" in (note or ""):
                 raise ValueError("fields")
             start_at = datetime.fromisoformat(str(start))
             if start_at.tzinfo is None:
@@ -381,7 +390,8 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
         *(factory(app) for factory in extra_routes),
     ]
 
-    async def lifespan(_: Starlette) -> Any:
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         app.pool.open()
         try:
             yield

@@ -45,6 +45,8 @@ def test_login_gives_a_signed_httponly_samesite_cookie_and_a_wrong_password_noth
     c = web.client()
     r = login(c, "ana", "not her password")
     assert r.status_code == 401 and "Usuario o contraseña incorrectos" in r.text
+    # a NUL byte in the name was a 500 (PostgreSQL refuses it in text): now just a wrong login
+    assert login(c, "an\x00a", "not her password").status_code == 401
     assert c.get("/api/fleet").status_code == 401
     r = login(c, "ana", "operadora-segura-1", nxt="/clinic/SITE001")
     assert r.status_code == 303 and r.headers["location"] == "/clinic/SITE001"
@@ -66,6 +68,8 @@ def test_a_read_only_user_sees_the_problem_but_cannot_take_charge_of_it(web, cen
     luis = web.login("luis")
     page = luis.get("/clinic/SITE001")
     assert page.status_code == 200 and "Sin red eléctrica" in page.text
+    assert luis.get("/clinic/SITE%00").status_code == 400          # was a 500
+    assert luis.get("/clinic/SITE999").status_code == 404
     assert "/ack" not in page.text and "solo los operadores pueden atender" in page.text
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry["start"]))
     r = luis.post("/clinic/SITE001/ack", data={

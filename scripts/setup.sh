@@ -16,6 +16,7 @@ APT_PACKAGES=(
   iproute2 libfaketime tmux            # network namespaces, clock tests, CLI tests
   systemd                              # systemd-analyze for the unit file checks
   victoria-metrics postgresql          # the central side's stores (clinic-central, tests, demo)
+  chromium chromium-driver             # the fleet page's browser test (headless, never downloaded)
 )
 
 missing=()

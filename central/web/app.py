@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -281,12 +282,27 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
         return app.render(request, "fleet.html", fleet=data, flt=flt, poll_ms=int(
             settings.poll_s * 1000), states=fleet.STATES)
 
+    rows_cache: dict[tuple[fleet.Filter, str], tuple[float, str, str]] = {}
+    rows_lock = threading.Lock()
+    rows_ttl = min(1.0, settings.poll_s / 2)
+
     def fleet_rows(request: Request) -> Response:
-        """The live part of the fleet page; 304 while it has not changed (tiny polls)."""
-        data = load(_filter(request))
-        html = app.env.get_template("rows.html").render(
-            w=app.words(request), fleet=data, states=fleet.STATES)
-        tag = '"' + hashlib.sha256(html.encode()).hexdigest()[:20] + '"'
+        """The live part of the fleet page; 304 while it has not changed (tiny polls). Rendered
+        at most once a second per filter and language, whatever the number of open pages."""
+        flt, w = _filter(request), app.words(request)
+        key = (flt, w.lang)
+        with rows_lock:
+            hit = rows_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < rows_ttl:
+            html, tag = hit[1], hit[2]
+        else:
+            html = app.env.get_template("rows.html").render(w=w, fleet=load(flt),
+                                                            states=fleet.STATES)
+            tag = '"' + hashlib.sha256(html.encode()).hexdigest()[:20] + '"'
+            with rows_lock:
+                if len(rows_cache) >= 64:
+                    rows_cache.clear()
+                rows_cache[key] = (time.monotonic(), html, tag)
         if request.headers.get("if-none-match") == tag:
             return Response(status_code=304, headers={"ETag": tag})
         return HTMLResponse(html, headers={"ETag": tag, "Cache-Control": "no-cache"})
@@ -405,5 +421,13 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
                    same_site="lax", https_only=settings.cookie_secure),
         Middleware(Gate),
     ])
+    web.router.redirect_slashes = False     # one URL per page; "/clinic/x/" is not found
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "not found"}, 404)
+        return app.render(request, "error.html", 404,
+                          message=app.words(request)("error.not_found_page"))
+    web.add_exception_handler(404, not_found)
     web.state.web = app
     return web

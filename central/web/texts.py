@@ -34,6 +34,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "en": "Your account ({role}) may not do this."},
     "error.csrf": {"es": "El formulario caducó; recargue la página.",
                    "en": "The form expired; reload the page."},
+    "error.not_found_page": {"es": "Esta página no existe.", "en": "There is no such page."},
     "error.not_found": {"es": "No existe la clínica {site}.", "en": "There is no clinic {site}."},
     "error.bad_request": {"es": "Solicitud no válida: {what}", "en": "Bad request: {what}"},
     "error.not_active": {"es": "Ese problema ya no está activo.",

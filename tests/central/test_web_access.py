@@ -70,6 +70,10 @@ def test_a_read_only_user_sees_the_problem_but_cannot_take_charge_of_it(web, cen
     assert page.status_code == 200 and "Sin red eléctrica" in page.text
     assert luis.get("/clinic/SITE%00").status_code == 400          # was a 500
     assert luis.get("/clinic/SITE999").status_code == 404
+    # unknown paths: JSON for the API, no redirect for a trailing slash (the fuzz test found both)
+    r = luis.get("/api/nothing")
+    assert r.status_code == 404 and r.json() == {"error": "not found"}
+    assert luis.get("/clinic/SITE001/").status_code == 404
     assert "/ack" not in page.text and "solo los operadores pueden atender" in page.text
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry["start"]))
     r = luis.post("/clinic/SITE001/ack", data={

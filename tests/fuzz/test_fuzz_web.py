@@ -10,11 +10,11 @@ from typing import Any, Iterator
 from urllib.parse import quote_from_bytes
 
 import pytest
-from fuzz_budget import bounded, fuzz_settings
+from fuzz_budget import SECONDS_PER_INPUT, bounded, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import require_binary
+from helpers import require_binary, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(1, str(ROOT / "scripts"))
@@ -37,6 +37,13 @@ def app_client() -> Iterator[Any]:
     from central.web.app import WebSettings, build
     db = Postgres().start()
     try:
+        def ready() -> bool:
+            try:
+                pg.connect(db.dsn).close()
+                return True
+            except Exception:    # starting up
+                return False
+        wait_until(ready, timeout=30, what="PostgreSQL to accept connections")
         with pg.connect(db.dsn) as conn:
             fleet.migrate(conn)
             users.add(conn, "ana", PASSWORD, "operator")
@@ -70,7 +77,8 @@ def test_any_login_form_is_refused_or_redirected_never_an_error(
     body = (b"user=" + quote_from_bytes(user).encode() + b"&password="
             + quote_from_bytes(password).encode() + b"&next=" + quote_from_bytes(nxt).encode()
             + b"&csrf=" + token.encode() + b"&" + extra)
-    with bounded("login form"):
+    # argon2 is slow on purpose (64 MiB, ~0.1 s a try): a login gets 3 s on a busy machine
+    with bounded("login form", seconds=max(3.0, SECONDS_PER_INPUT)):
         r = app_client.post("/login", content=body,
                             headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code in (200, 303, 400, 401), r.status_code

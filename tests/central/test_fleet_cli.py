@@ -50,6 +50,13 @@ def test_fleet_answers_from_the_store_at_once_with_exit_codes_for_cron(central, 
     r = cli(cfg, "fleet", "--json")
     assert [c["site"] for c in json.loads(r.stdout)["clinics"]] == ["SITE002", "SITE001", "SITE003"]
 
+    # without VictoriaMetrics the answer stands on PostgreSQL, and says what it does not know
+    central.vm.stop()
+    r = cli(cfg, "fleet", "--show", "on_battery", "--json")
+    assert r.returncode == 1 and "VictoriaMetrics did not answer" in r.stderr
+    assert json.loads(r.stdout)["metrics_ok"] is False
+    assert json.loads(r.stdout)["clinics"][0]["charge_pct"] == 64      # the raise's own value
+
     # the clinic is back on mains: nothing to act on, exit 0
     s1.active([])
     wait_until(lambda: cli(cfg, "fleet", "--show", "on_battery", "-q").returncode == 0,

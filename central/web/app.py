@@ -325,7 +325,7 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
 
     def clinic_page(request: Request) -> Response:
         site = request.path_params["site"]
-        rng = _param(request, "range", tuple(charts.RANGES)) or "24h"
+        rng = _param(request, "range", tuple(charts.RANGES)) or "6h"
         data, history = clinic_data(site)
         w = app.words(request)
         if not data.clinics:
@@ -335,7 +335,8 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
         step = max((end - start) / charts.POINTS, 15)
         svgs = []
         for spec in charts.CHARTS:
-            series = charts.query(settings.vm_url, site, spec, start=start, end=end) \
+            # one step past now: VictoriaMetrics aligns steps, and the newest reading must show
+            series = charts.query(settings.vm_url, site, spec, start=start, end=end + step) \
                 if settings.vm_url else None
             title = w(f"chart.{spec.key}")
             svgs.append((spec.key, title, charts.svg(

@@ -51,10 +51,12 @@ def query(vm_url: str, site: str, spec: ChartSpec, *, start: float, end: float,
     step = max(math.ceil((end - start) / POINTS), 15)
     names = "|".join(m.replace(".", "\\\\.") for m in spec.metrics)
     promql = f'clinic_value{{site="{_label(site)}",metric=~"{names}"}}'
+    # nocache: otherwise VictoriaMetrics aligns the range to its step for its cache, and the
+    # newest minutes (the outage just reported) are missing from the line
     try:
         r = httpx.post(f"{vm_url}/api/v1/query_range",
                        data={"query": promql, "start": f"{start:.0f}", "end": f"{end:.0f}",
-                             "step": f"{step}s"}, timeout=timeout_s)
+                             "step": f"{step}s", "nocache": "1"}, timeout=timeout_s)
         r.raise_for_status()
         result = r.json()["data"]["result"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
@@ -103,7 +105,7 @@ def svg(series: list[Series], *, start: float, end: float, step: float, title: s
     span = max(end - start, 1.0)
 
     def xy(t: float, v: float) -> str:
-        x = PAD_L + (t - start) / span * (W - PAD_L)
+        x = PAD_L + min(max((t - start) / span, 0.0), 1.0) * (W - PAD_L)
         y = 2 + (hi - v) / (hi - lo) * (H - PAD_B - 4)
         return f"{x:.1f},{y:.1f}"
 

@@ -136,6 +136,9 @@ def test_a_clinic_on_battery_rises_to_the_top_of_the_open_page_with_its_own_star
         fig = browser.find_element("id", f"chart-{chart}")
         assert fig.find_elements("css selector", "polyline"), f"{chart} has no line"
     assert len(browser.find_elements("css selector", "#chart-traffic polyline")) >= 2
+    # the newest reading (on battery, 87 %) is on the battery chart: its line ends low
+    assert "mín. 87 · máx. 100" in browser.find_element("id", "chart-battery").text
+    browser.set_window_size(1280, 1800)
     shot = ARTIFACTS / "clinic.png"
     browser.save_screenshot(str(shot))
     print(f"clinic page: screenshot {shot}")

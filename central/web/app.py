@@ -144,6 +144,32 @@ def _filter(request: Request) -> fleet.Filter:
                         municipality=_param(request, "municipality"), for_s=for_s)
 
 
+SECURITY_HEADERS = [
+    # own files only, no framing (clickjacking of the operator buttons), no sniffing
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+                                 b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+            await send(message)
+        await self.inner(scope, receive, send_with_headers)
+
+
 def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRoute]] = ()
           ) -> Starlette:
     """The ASGI application (uvicorn serves it; tests may too).
@@ -416,6 +442,7 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
             app.pool.close()
 
     web = Starlette(routes=routes, lifespan=lifespan, middleware=[
+        Middleware(SecurityHeaders),
         Middleware(GZipMiddleware, minimum_size=1000),
         Middleware(SessionMiddleware, secret_key=settings.secret.hex(),
                    session_cookie="clinic_session", max_age=auth.SESSION_MAX_AGE_S,

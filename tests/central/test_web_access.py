@@ -53,6 +53,13 @@ def test_login_gives_a_signed_httponly_samesite_cookie_and_a_wrong_password_noth
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     assert c.get("/api/fleet").status_code == 200
+    page = c.get("/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    # the page's live part: unchanged is a 304 without a body
+    rows = c.get("/fleet/rows")
+    assert rows.status_code == 200 and 'id="fleet"' in rows.text
+    again = c.get("/fleet/rows", headers={"If-None-Match": rows.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
     # an open redirect is not followed: "next" must be a path on this site
     c2 = web.client()
     r = login(c2, "luis", "solo-lectura-22", nxt="//evil.example/")

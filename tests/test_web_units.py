@@ -134,6 +134,7 @@ def test_times_are_shown_in_the_page_time_zone_and_durations_in_words():
     assert w.since(t, t + timedelta(minutes=125)) == "14:03 (hace 2 h 5 min)"
     assert Words("en", ZoneInfo("UTC")).since(t, t + timedelta(days=3)) == "02/12/2026 20:03 (3 d 0 h ago)"
     assert w.since(None, t) == "nunca se ha conectado"
+    assert w.since(t, t + timedelta(seconds=20)) == "14:03 (hace menos de 1 min)"
     assert w.cond("voltage_low.l2") == "Voltaje bajo (l2)" and w.cond("new_thing") == "new_thing"
 
 

@@ -82,6 +82,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "wan.down": {"es": "Caído desde {time}", "en": "Down since {time}"},
     "wan.up": {"es": "Bien", "en": "Up"},
     "unknown": {"es": "desconocido", "en": "unknown"},
+    "dur.lt_min": {"es": "menos de 1 min", "en": "less than 1 min"},
     "dur.min": {"es": "{n} min", "en": "{n} min"},
     "dur.h_min": {"es": "{h} h {m} min", "en": "{h} h {m} min"},
     "dur.d_h": {"es": "{d} d {h} h", "en": "{d} d {h} h"},
@@ -191,6 +192,8 @@ class Words:
         if seconds is None:
             return self("unknown")
         m = int(max(seconds, 0) // 60)
+        if m == 0:
+            return self("dur.lt_min")
         if m < 60:
             return self("dur.min", n=m)
         if m < 24 * 60:

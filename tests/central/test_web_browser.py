@@ -150,3 +150,70 @@ def test_a_clinic_on_battery_rises_to_the_top_of_the_open_page_with_its_own_star
     for s in sites.values():
         s.close()
     os.sync()
+
+
+def test_the_real_agent_reporting_a_ups_on_battery_moves_its_clinic_to_the_top(
+        web, central, browser, modbus_server, agent_process, tmp_path):
+    """The whole path: the Modbus UPS simulator's mains fail, the agent (a process) polls it and
+    raises mains_lost, Mosquitto, the ingest, PostgreSQL, the open page."""
+    from events_clinic import POLL_S, ups_toml
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    state = tmp_path / "agent-state"
+    agent = agent_process(f"""
+site_id = "SITE001"
+state_dir = "{state}"
+status_interval_s = 1
+[mqtt]
+host = "127.0.0.1"
+port = {central.broker_port}
+tls = false
+username = "SITE001"
+password = "{central.site_password('SITE001')}"
+reconnect_max_s = 1
+keepalive_s = 5
+[events.mains_lost]
+raise_after_s = 1
+clear_after_s = 1
+{ups_toml(modbus_server)}""")
+    for s in ("SITE002", "SITE003"):
+        other = Site(central, s)
+        other.online()
+        if s == "SITE002":     # at the top until SITE001's mains fail
+            other.active([other.raise_event("wan_down", "wan", time.time() - 60, {})])
+        other.close()
+    browser.get(f"{web.url}/login")
+    browser.find_element("id", "user").send_keys("luis")
+    browser.find_element("id", "password").send_keys(PASSWORDS["luis"])
+    browser.find_element("id", "submit").click()
+    wait_until(lambda: (first_row(browser) or {}).get("rows") == 3, timeout=20,
+               what="three clinics on the page")
+
+    def row(site):
+        return browser.execute_script(
+            "var r = document.querySelector('#fleet tbody tr[data-site=' + arguments[0] + ']');"
+            "return r ? r.dataset.status : null;", site)
+    wait_until(lambda: row("SITE001") == "ok", timeout=30, interval=0.3,
+               what=f"the agent's clinic online and fine: {agent.log()[-2000:]}")
+    assert first_row(browser)["site"] == "SITE002"
+
+    cut = time.time()
+    modbus_server.set_outage(True)
+    wait_until(lambda: first_row(browser)["site"] == "SITE001", timeout=20, interval=0.2,
+               what=f"SITE001 at the top: {agent.log()[-2000:]}")
+    took = time.time() - cut
+    top = first_row(browser)
+    assert top["status"] == "on_battery", top
+    since = int(top["since"])
+    # the first poll that showed the cut: within a poll (and a second of slack) of it
+    assert cut - 1 <= since <= cut + 1 + POLL_S, (since, cut)
+    hhmm = datetime.fromtimestamp(since, TZ).strftime("%H:%M")
+    assert top["since_text"].startswith(hhmm), top
+    shot = ARTIFACTS / "fleet-real-agent.png"
+    browser.save_screenshot(str(shot))
+    print(f"\nreal agent: on the page {took:.1f} s after the mains failed "
+          f"(raise_after_s = 1); screenshot {shot}")
+    assert took < 15
+
+    modbus_server.set_outage(False)
+    wait_until(lambda: row("SITE001") == "ok", timeout=20, interval=0.3,
+               what="SITE001 back to fine when the mains return")

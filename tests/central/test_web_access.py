@@ -164,3 +164,27 @@ def test_behind_an_authenticating_proxy_the_header_names_the_account(central, tm
         assert page.status_code == 200 and "luis (solo lectura)" in page.text
     finally:
         stop_web(w)
+
+
+def test_the_page_filters_by_condition_state_and_municipality(web, central, tmp_path):
+    on_battery(central)
+    inv = tmp_path / "sites.csv"
+    inv.write_text("site,name,state,municipality\nSITE001,Clínica Juchitán,Oaxaca,Juchitán\n"
+                   "SITE002,Clínica Ocosingo,Chiapas,Ocosingo\n")
+    assert cli(web.cfg, "sites", "import", str(inv)).returncode == 0
+    luis = web.login("luis")
+
+    def sites(query):
+        r = luis.get(f"/api/fleet?{query}")
+        assert r.status_code == 200, r.text
+        return [c["site"] for c in r.json()["clinics"]]
+    assert sites("show=all") == ["SITE002", "SITE001"]      # never connected, then on battery
+    assert sites("show=on_battery") == ["SITE001"]
+    assert sites("state=Chiapas") == ["SITE002"]
+    assert sites("state=Oaxaca&municipality=Juchit%C3%A1n&show=on_battery&for=5m") == ["SITE001"]
+    assert sites("show=on_battery&for=1h") == []
+    page = luis.get("/?state=Oaxaca")
+    assert "Clínica Juchitán" in page.text and "Clínica Ocosingo" not in page.text
+    assert "<option selected>Oaxaca</option>" in page.text and "Juchitán</option>" in page.text
+    assert luis.get("/?show=everything").status_code == 400
+    assert luis.get("/api/fleet?for=soon").status_code == 400

@@ -60,21 +60,25 @@ def add_commands(sub: Any) -> None:
     u.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     us = u.add_subparsers(metavar="ACTION")
     ua = us.add_parser("add", help="a new account (the password is asked, or read from stdin)")
+    _config_again(ua)
     ua.add_argument("name")
     ua.add_argument("--role", choices=("read-only", "operator"), default="read-only")
     ua.add_argument("--password-stdin", action="store_true")
     ua.set_defaults(func=cmd_users_add)
     up = us.add_parser("passwd", help="a new password (ends the account's sessions)")
+    _config_again(up)
     up.add_argument("name")
     up.add_argument("--password-stdin", action="store_true")
     up.set_defaults(func=cmd_users_passwd)
     ur = us.add_parser("role", help="change the role, disable or enable an account")
+    _config_again(ur)
     ur.add_argument("name")
     ur.add_argument("--role", choices=("read-only", "operator"))
     ur.add_argument("--disable", action="store_true")
     ur.add_argument("--enable", action="store_true")
     ur.set_defaults(func=cmd_users_role)
     ul = us.add_parser("list", help="the accounts (never their passwords)")
+    _config_again(ul)
     ul.add_argument("--json", action="store_true")
     ul.set_defaults(func=cmd_users_list)
 
@@ -82,8 +86,14 @@ def add_commands(sub: Any) -> None:
     s.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     ss = s.add_subparsers(metavar="ACTION")
     si = ss.add_parser("import", help="CSV with a header: site,name,state,municipality")
+    _config_again(si)
     si.add_argument("file")
     si.set_defaults(func=cmd_sites_import)
+
+
+def _config_again(p: argparse.ArgumentParser) -> None:
+    # -c after the action too (`users add NAME -c FILE`); SUPPRESS keeps one given before it
+    p.add_argument("-c", "--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _connect(config: str) -> Any:

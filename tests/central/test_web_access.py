@@ -188,3 +188,39 @@ def test_the_page_filters_by_condition_state_and_municipality(web, central, tmp_
     assert "<option selected>Oaxaca</option>" in page.text and "Juchitán</option>" in page.text
     assert luis.get("/?show=everything").status_code == 400
     assert luis.get("/api/fleet?for=soon").status_code == 400
+
+
+def test_pages_added_later_sit_behind_the_same_login_and_roles(web, central):
+    """The hook the push and rollout pages use: ``build(settings, extra_routes=...)`` with
+    ``auth.require_role("operator")``, the CSRF check and the audit log."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from central import fleet
+    from central.web import auth
+    from central.web.app import WebSettings, build
+
+    def rollout_routes(app):
+        @auth.require_role("operator", forbidden=app.forbidden)
+        async def start(request):
+            form = await request.form()
+            if not auth.csrf_ok(request, form.get("csrf")):
+                return PlainTextResponse("csrf", 403)
+            with app.db() as conn:
+                fleet.record_action(conn, user=auth.user_of(request).name, action="rollout.start",
+                                    site=None, detail={"sites": 20})
+            return PlainTextResponse("started")
+        return Route("/rollout/start", start, methods=["POST"])
+
+    settings = WebSettings(pg_dsn=central.pg_dsn, vm_url=None, secret=b"t" * 32)
+    with TestClient(build(settings, extra_routes=[rollout_routes]), base_url="http://127.0.0.1",
+                    follow_redirects=False) as c:
+        assert c.post("/rollout/start").status_code == 303            # anonymous: to the login
+        for user, status in (("luis", 403), ("ana", 200)):
+            c.cookies.clear()
+            assert login(c, user, {"luis": "solo-lectura-22", "ana": "operadora-segura-1"}[user]
+                         ).status_code == 303
+            token = csrf_of(c.get("/").text)
+            assert c.post("/rollout/start", data={"csrf": token}).status_code == status, user
+    assert pg_query(central, "SELECT username, action FROM audit_log") == [("ana", "rollout.start")]

@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     val.set_defaults(func=cmd_validate)
 
+    from central import ops_cli  # rollout, command, commands (changes to many clinics)
+    ops_cli.register(sub)
     from central.cli_fleet import add_commands  # fleet, web, users, sites
     add_commands(sub)
     return p

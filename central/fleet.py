@@ -376,7 +376,7 @@ def event_history(conn: psycopg.Connection[Any], site: str, *, limit: int = 100
 def acknowledge(conn: psycopg.Connection[Any], *, site: str, dev: str, cond: str,
                 start: datetime, user: str, note: str) -> bool:
     """Record that ``user`` took charge of an active problem; False if it is not active (any
-    more). The audit log gets the action too."""
+    more). The audit trail gets the action too."""
     with conn.transaction():
         row = conn.execute("SELECT active FROM events_active WHERE site = %s FOR UPDATE",
                            (site,)).fetchone()
@@ -389,16 +389,17 @@ def acknowledge(conn: psycopg.Connection[Any], *, site: str, dev: str, cond: str
                ON CONFLICT (site, dev, cond, start_at)
                DO UPDATE SET by_user = excluded.by_user, note = excluded.note, at = now()""",
             (site, dev, cond, start, user, note))
-        record_action(conn, user=user, action="problem.ack", site=site,
+        record_action(conn, user=user, action="problem_ack", site=site,
                       detail={"dev": dev, "cond": cond, "start": start.isoformat(), "note": note})
     return True
 
 
 def record_action(conn: psycopg.Connection[Any], *, user: str, action: str, site: str | None,
                   detail: dict[str, Any]) -> None:
-    """One line of the audit log: who did what, to which clinic (pushes and rollouts too)."""
+    """One line of the centre's audit trail (``operator_actions``, shared with the rollouts):
+    who did what, to which clinic."""
     from psycopg.types.json import Jsonb
-    conn.execute("INSERT INTO audit_log (username, action, site, detail) VALUES (%s, %s, %s, %s)",
-                 (user, action, site, Jsonb(detail)))
-
-
+    conn.execute("INSERT INTO operator_actions (actor, action, sites, detail) "
+                 "VALUES (%s, %s, %s, %s)",
+                 (user, action, 0 if site is None else 1,
+                  Jsonb(detail if site is None else {"site": site, **detail})))

@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.publish.topics import CENTRAL_SHARED_LEAVES, CENTRAL_STATE_LEAVES
+from central.commands import COMMAND_LEAVES
 from central.config import MqttConfig
 from central.pipeline import Inbound
 
@@ -36,7 +37,8 @@ def subscriptions(cfg: MqttConfig) -> list[str]:
     broker's PUBACK, run one ingest with ``shared = false`` (docs/central.md).
     """
     share = f"$share/{cfg.group}/" if cfg.shared else ""
-    shared = [f"{share}{cfg.topic_prefix}/+/{leaf}" for leaf in CENTRAL_SHARED_LEAVES]
+    shared = [f"{share}{cfg.topic_prefix}/+/{leaf}"
+              for leaf in (*CENTRAL_SHARED_LEAVES, *COMMAND_LEAVES)]
     return shared + [f"{cfg.topic_prefix}/+/{leaf}" for leaf in CENTRAL_STATE_LEAVES]
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from central import seqranges
+from central import commands, seqranges
+from central.commands import CommandOutput
 from central.documents import ActiveEvents, ConfigState, Event, Status
 from central.seqranges import Range
 from central.vm import StoreUnavailable
@@ -84,6 +85,7 @@ class BatchWork:
     metas: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     configs: dict[str, ConfigState] = field(default_factory=dict)
     set_aside: list[SetAside] = field(default_factory=list)
+    command_outputs: list[CommandOutput] = field(default_factory=list)   # cmd/result, diagnostics
 
     def site(self, name: str) -> SiteWork:
         w = self.sites.get(name)
@@ -229,6 +231,7 @@ def _commit_documents(conn: psycopg.Connection[Any], work: BatchWork, res: Commi
     for site, cs in work.configs.items():
         conn.execute("UPDATE sites SET config_state = %s, config_version = %s WHERE site = %s",
                      (Jsonb(cs.doc), cs.version, site))
+    commands.store(conn, work.command_outputs)
     if work.set_aside:
         rows2 = [(a.key, a.site, a.topic, a.reason, a.detail[:1000], a.readings, a.payload[:65536])
                  for a in work.set_aside]

@@ -33,6 +33,7 @@ import psycopg
 from agent.publish.topics import split_topic
 from agent.publish.wire import ReadingsBatch, WireError, decode_batch, parse_document
 from central import documents, pg, seqranges
+from central.commands import COMMAND_LEAVES, read_output
 from central.config import SITE_PATTERN, CentralConfig
 from central.pg import BatchWork, SetAside
 from central.vm import StoreUnavailable, VictoriaMetrics, escape_label
@@ -158,8 +159,17 @@ class Pipeline:
             work.seen.add(site)
             batches.append((site, leaf, b))
             return None
+        if leaf in COMMAND_LEAVES:
+            try:
+                doc = parse_document(m.payload, max_payload=self.cfg.ingest.max_payload_bytes,
+                                     max_inflated=self.cfg.ingest.max_inflated_bytes)
+            except WireError as exc:
+                return self._aside(work, m, site, exc.code, exc.detail)
+            work.command_outputs.append(read_output(site, leaf, m.payload, doc))
+            work.seen.add(site)
+            return None
         if leaf not in self._state_leaves:
-            return None     # a topic we do not read (commands, diagnostics)
+            return None     # a topic we do not read (commands to the sites)
         if m.retain is False and not m.payload \
                 and leaf in ("status", "meta", "config/state", "events/active"):
             return None     # a retained message being cleared

@@ -117,3 +117,76 @@ CREATE TABLE IF NOT EXISTS ingest_stats (
     flushed_at timestamptz,         -- its VictoriaMetrics writes committed before this are on disk
     stats      jsonb NOT NULL
 );
+
+-- Staged rollouts of one signed push (central/rollout.py, docs/rollouts.md).
+CREATE TABLE IF NOT EXISTS rollouts (
+    id                bigserial PRIMARY KEY,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    created_by        text NOT NULL,
+    kind              text NOT NULL,             -- config | overlay
+    version           bigint NOT NULL,           -- the push's version
+    key_id            text NOT NULL,
+    envelope          bytea NOT NULL,            -- exactly the signed bytes published
+    envelope_sha256   text NOT NULL,
+    not_after         timestamptz NOT NULL,
+    note              text,
+    canary_share      double precision NOT NULL,
+    max_failure_share double precision NOT NULL,
+    stage_timeout_s   double precision NOT NULL,
+    state             text NOT NULL DEFAULT 'created',  -- created | canary | rest | done | stopped
+    stage             integer NOT NULL DEFAULT 0,        -- the stage sent last (0: none yet)
+    stopped_reason    text,
+    revert_version    bigint,
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS rollout_sites (
+    rollout_id  bigint NOT NULL REFERENCES rollouts (id),
+    site        text NOT NULL,
+    stage       integer NOT NULL,              -- 1: canary, 2: the rest
+    state       text NOT NULL DEFAULT 'pending',
+        -- pending | sent | applied | rejected | rolled_back | no_answer | withdrawn
+        -- | reverting | reverted | revert_refused | revert_no_answer
+    reason      text,
+    detail      text,
+    sent_at     timestamptz,
+    outcome_at  timestamptz,
+    PRIMARY KEY (rollout_id, site)
+);
+
+-- Who did what: every push, revert and command sent from clinic-central.
+CREATE TABLE IF NOT EXISTS operator_actions (
+    id         bigserial PRIMARY KEY,
+    at         timestamptz NOT NULL DEFAULT now(),
+    actor      text NOT NULL,
+    action     text NOT NULL,       -- rollout_create | rollout_stage | rollout_stop | rollout_revert | command
+    rollout_id bigint,
+    sites      integer NOT NULL DEFAULT 0,
+    detail     jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS operator_actions_by_time ON operator_actions (at);
+
+CREATE TABLE IF NOT EXISTS commands_sent (
+    command_id text PRIMARY KEY,
+    at         timestamptz NOT NULL DEFAULT now(),
+    actor      text NOT NULL,
+    command    text NOT NULL,
+    args       jsonb NOT NULL DEFAULT '{}',
+    sites      text[] NOT NULL
+);
+
+-- What sites answered on cmd/result and diagnostics, kept by the ingest (not only seen by
+-- whoever was listening).
+CREATE TABLE IF NOT EXISTS command_results (
+    id          bigserial PRIMARY KEY,
+    dedup_key   text UNIQUE,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    site        text NOT NULL,
+    leaf        text NOT NULL,      -- cmd/result | diagnostics
+    command_id  text,
+    command     text,
+    ok          boolean,
+    at          timestamptz,        -- the site's time
+    doc         jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS command_results_by_site ON command_results (site, received_at);

@@ -33,15 +33,3 @@ CREATE TABLE IF NOT EXISTS problem_acks (
     note     text NOT NULL DEFAULT '',
     PRIMARY KEY (site, dev, cond, start_at)
 );
-
--- Every action taken through the page (or its API), with who took it: acknowledgements here,
--- pushes and rollouts from their own pages.
-CREATE TABLE IF NOT EXISTS audit_log (
-    id       bigserial PRIMARY KEY,
-    at       timestamptz NOT NULL DEFAULT now(),
-    username text NOT NULL,
-    action   text NOT NULL,
-    site     text,
-    detail   jsonb NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at);

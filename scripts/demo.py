@@ -13,8 +13,6 @@ clear. With ``--outage`` the clinic also loses its link for that long: the route
 meanwhile; when the link is back, the events decided during it arrive first (``wan_down``, timed
 at the clinic), then live readings, with the backlog behind them.
 
-config, runs the agent, and prints the readings as the central side receives them. With
-``--outage`` it also stops the broker for a while to show readings buffered and sent afterwards.
 The broker is the central one (scripts/demo_central.py): with VictoriaMetrics, PostgreSQL and the
 ingest beside it, and the clinic's mains voltage queried from the store every 15 s
 (``--no-central`` for a plain broker only).
@@ -313,8 +311,10 @@ def main() -> int:
                 demo.set_wan(True)
                 demo.start_broker()
                 print("\n*** link back: first the events decided meanwhile (wan_down raised, "
-                      "timed at the clinic, then its clear once the WAN has been up 5 s), then "
-                      "live readings, with the backlog behind them ***\n", flush=True)
+                      "timed at the clinic), then the readings held during the outage "
+                      "('backlog' lines, oldest first, within the backlog budget) beside new "
+                      "polls ('readings' lines), and the wan_down clear once the WAN has been "
+                      "up 5 s ***\n", flush=True)
                 outage_done = True
             stop.wait(0.5)
         watcher.loop_stop()

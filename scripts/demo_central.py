@@ -58,6 +58,9 @@ def show_queries(stack: CentralStack, site: str, stop: threading.Event, every_s:
     """Every ``every_s``, print the clinic's mains voltage from VictoriaMetrics and its row in
     PostgreSQL, as the central team would query them."""
     def loop() -> None:
+        # Halfway between two polls (every 5 s), so a query never races a poll being stored.
+        if stop.wait(2.5):
+            return
         while not stop.wait(every_s):
             try:
                 print(_report(stack, site), flush=True)
@@ -75,8 +78,14 @@ def _report(stack: CentralStack, site: str) -> str:
     r.raise_for_status()
     result: list[dict[str, Any]] = r.json()["data"]["result"]
     if result:
-        ts, value = result[0]["value"]
-        voltage = f"{float(value):.1f} V (polled {time.strftime('%H:%M:%S', time.localtime(float(ts)))})"
+        # An instant query's timestamp is when it was asked; the poll's own time is the last
+        # sample's, which MetricsQL's tlast_over_time gives.
+        value = result[0]["value"][1]
+        r = httpx.get(f"{stack.vm_url}/api/v1/query",
+                      params={"query": "t" + query}, timeout=10)
+        r.raise_for_status()
+        polled = float(r.json()["data"]["result"][0]["value"][1])
+        voltage = f"{float(value):.1f} V (polled {time.strftime('%H:%M:%S', time.localtime(polled))})"
     else:
         voltage = "no reading stored yet"
     with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:

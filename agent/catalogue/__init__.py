@@ -4,8 +4,10 @@
     sources  device failure reasons (agent.sources: SourceError codes, poll.reason_code)
     cli      the command line's help, the config commands, argparse's own words
     install  the installer's words (scripts/install.sh, agent.install)
+    oserrors operating-system errors by errno (``os_error``), instead of the C library's English
 """
 
-from agent.catalogue import cli, config, install, sources
+from agent.catalogue import cli, config, install, oserrors, sources
 
-CATALOGUES = (config.MESSAGES, cli.MESSAGES, install.MESSAGES, sources.MESSAGES)
+CATALOGUES = (config.MESSAGES, cli.MESSAGES, install.MESSAGES, sources.MESSAGES,
+              oserrors.MESSAGES)

@@ -27,6 +27,7 @@ from agent.cli.defaults import DEFAULT_STATE_DIR, EXIT_CONFIG, EXIT_OK, EXIT_PRO
 from agent.config import load_config, read_document
 from agent.errors import ConfigError
 from agent.i18n import Messages
+from agent.oserror import os_error
 from agent.remote.push import LOCAL_ONLY_NAMES
 from agent.remote.state import RemoteState, StateStore
 
@@ -107,10 +108,12 @@ def _fate(t: Messages, state: RemoteState) -> str:
     event = state.last_event or {}
     if event.get("type") == "rolled_back" and event.get("version") == latest.get("version"):
         return t("cfgcmd.fate.rolled_back", when=_when(t, event.get("at")))
+    if event.get("type") == "reverted" and event.get("reverted") == latest.get("version"):
+        return t("cfgcmd.fate.reverted", when=_when(t, event.get("at")))
     return t("cfgcmd.fate.not_in_effect")
 
 
-_EVENT_TYPES = ("applied", "rejected", "rolled_back", "set_aside", "confirmed")
+_EVENT_TYPES = ("applied", "rejected", "rolled_back", "reverted", "set_aside", "confirmed")
 
 
 def _event(t: Messages, event: dict[str, Any]) -> str:
@@ -147,7 +150,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         local = Path(args.config).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         term.print(t("cfgcmd.cannot_read", path=args.config,
-                     error=getattr(exc, "strerror", None) or str(exc)), err=True)
+                     error=os_error(exc) if isinstance(exc, OSError)
+                     else t("os.not_utf8")), err=True)
         return EXIT_CONFIG
     lines = list(difflib.unified_diff(local.splitlines(keepends=True),
                                       pushed.splitlines(keepends=True),
@@ -192,7 +196,7 @@ def cmd_use_local(args: argparse.Namespace) -> int:
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:
-        term.print(t("cfgcmd.cannot_signal", pid=pid, error=exc.strerror or str(exc)), err=True)
+        term.print(t("cfgcmd.cannot_signal", pid=pid, error=os_error(exc)), err=True)
         return EXIT_PROBLEM
     term.print(t("cfgcmd.signalled", pid=pid))
     return EXIT_OK

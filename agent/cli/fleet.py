@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.config import SITE_ID_PATTERN
 from agent.publish.topics import Topics
 from agent.remote.envelope import (
     KeyFileError,
@@ -39,14 +40,17 @@ from agent.remote.fleet import (
     command_payload,
     config_payload,
     format_table,
+    overlay_payload,
+    revert_payload,
 )
+from agent.remote.presign import check_config, check_overlay
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DEFAULT_VALID_FOR = "7d"
-FINAL_CONFIG_EVENTS = ("applied", "rejected", "rolled_back")
+FINAL_CONFIG_EVENTS = ("applied", "rejected", "rolled_back", "reverted")
 
 
 def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
@@ -59,9 +63,11 @@ def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
     p.add_argument("--name", default="operator", help="file name stem (default: operator)")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("sign", help="sign a config for one or more sites into an envelope file")
-    p.add_argument("config", help="the TOML config to push")
+    p = sub.add_parser("sign", help="check, then sign a config (or an overlay, or a revert) for "
+                       "one or more sites into an envelope file")
+    p.add_argument("config", nargs="?", help="the TOML config (or overlay) to push")
     _signing_args(p, version=True)
+    _content_args(p)
     p.add_argument("-o", "--output", help="envelope file to write (default: stdout)")
     p.set_defaults(func=cmd_sign)
 
@@ -70,7 +76,8 @@ def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
     p.add_argument("config", nargs="?", help="the TOML config to sign and push")
     p.add_argument("--signed", metavar="ENVELOPE", help="push this envelope from `fleet sign` "
                    "instead (its sites are the targets)")
-    _signing_args(p, version=True, required=False)
+    _signing_args(p, version=True)
+    _content_args(p)
     _broker_args(p)
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for each site to report applied / rejected / rolled back")
@@ -103,16 +110,46 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def _signing_args(p: argparse.ArgumentParser, *, version: bool, required: bool = True) -> None:
-    p.add_argument("--key", required=required, help="the operator's private key (NAME.key)")
-    p.add_argument("--site", action="append", required=required, dest="sites", metavar="SITE",
+def _signing_args(p: argparse.ArgumentParser, *, version: bool) -> None:
+    p.add_argument("--key", help="the operator's private key (NAME.key)")
+    p.add_argument("--site", action="append", dest="sites", metavar="SITE", default=[],
                    help="a target site id; repeat for several sites")
+    p.add_argument("--sites-file", metavar="FILE", help="target site ids, one a line "
+                   "(# comments); with --site, both")
     if version:
         p.add_argument("--version", type=int, help="config version, higher than any pushed "
                        "before (default: the current time in seconds)")
         p.add_argument("--valid-for", default=DEFAULT_VALID_FOR, metavar="DURATION",
                        help="a site offline longer than this refuses the push (e.g. 12h, 7d; "
                        f"default {DEFAULT_VALID_FOR})")
+
+
+def _content_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overlay", action="store_true", help="CONFIG is an overlay: only the "
+                   "tables and keys it sets change, merged onto each site's config at the site")
+    p.add_argument("--revert", type=int, metavar="VERSION", help="instead of CONFIG: undo push "
+                   "VERSION where it is in effect (each site goes back to its config before it)")
+    p.add_argument("--check-against", action="append", default=[], metavar="SITE_CONFIG",
+                   help="also check the push against this site's config file, as that site "
+                   "will (repeat for several)")
+
+
+def _sites(args: argparse.Namespace) -> list[str]:
+    sites = list(args.sites or [])
+    if getattr(args, "sites_file", None):
+        try:
+            lines = Path(args.sites_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FleetError(f"--sites-file {args.sites_file}: {exc}") from exc
+        sites += [w for line in lines if (w := line.split("#", 1)[0].strip())]
+    bad = [s for s in sites if not re.fullmatch(SITE_ID_PATTERN, s)]
+    if bad:
+        raise FleetError(f"not site ids: {', '.join(bad[:5])}")
+    if not sites:
+        raise FleetError("no target site: give --site (repeatable) or --sites-file")
+    args.sites = sorted(set(sites))
+    args.sites_file = None
+    return list(args.sites)
 
 
 def _broker_args(p: argparse.ArgumentParser) -> None:
@@ -146,20 +183,45 @@ def cmd_sign(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     if args.output:
         Path(args.output).write_bytes(envelope + b"\n")
-        print(f"{args.output}: config v{_version(args)} for {', '.join(sorted(set(args.sites)))}",
-              file=sys.stderr)
+        shown = ", ".join(args.sites[:10]) + (f" and {len(args.sites) - 10} more"
+                                              if len(args.sites) > 10 else "")
+        print(f"{args.output}: {_what(args)} v{_version(args)} for {shown}", file=sys.stderr)
     else:
         sys.stdout.write(envelope.decode() + "\n")
     return EXIT_OK
 
 
+def _what(args: argparse.Namespace) -> str:
+    return "revert" if args.revert is not None else "overlay" if args.overlay else "config"
+
+
 def _sign_config(args: argparse.Namespace) -> bytes:
+    """Check, then sign: nothing that every site would refuse gets a signature."""
+    sites = _sites(args)
+    if not args.key:
+        raise FleetError("--key is needed to sign")
+    version, valid_for = _version(args), _duration(args.valid_for)
+    if args.revert is not None:
+        if args.config or args.overlay:
+            raise FleetError("--revert takes no CONFIG and no --overlay")
+        payload = revert_payload(args.revert, sites=sites, version=version, valid_for_s=valid_for)
+        return seal(payload, _private_key(args.key))
+    if not args.config:
+        raise FleetError("give the CONFIG (or --overlay CONFIG, or --revert VERSION) to sign")
     try:
         text = Path(args.config).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FleetError(f"{args.config}: {exc}") from exc
-    payload = config_payload(text, sites=args.sites, version=_version(args),
-                             valid_for_s=_duration(args.valid_for))
+    check = check_overlay if args.overlay else check_config
+    found = check(text, sites, bases=args.check_against)
+    if found.problems:
+        listed = "\n".join(f"  {p}" for p in found.problems)
+        raise FleetError(f"{args.config}: not signed: {len(found.problems)} problem(s) every "
+                         f"site would refuse it for:\n{listed}")
+    for note in found.site_only:
+        print(f"{args.config}: checked at each site only: {note}", file=sys.stderr)
+    make = overlay_payload if args.overlay else config_payload
+    payload = make(text, sites=sites, version=version, valid_for_s=valid_for)
     return seal(payload, _private_key(args.key))
 
 
@@ -198,11 +260,11 @@ def cmd_push(args: argparse.Namespace) -> int:
             if payload.kind != "config":
                 raise FleetError(f"{args.signed}: not a config push")
             sites, version = list(payload.sites), payload.body.get("version")
+            success = "reverted" if "revert" in payload.body else "applied"
         else:
-            if not (args.config and args.key and args.sites):
-                raise FleetError("push needs CONFIG, --key and at least one --site (or --signed)")
             envelope = _sign_config(args)
-            sites, version = sorted(set(args.sites)), args.version
+            sites, version = args.sites, args.version
+            success = "reverted" if args.revert is not None else "applied"
         opts = _broker_options(args)
     except (FleetError, OSError, Malformed) as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -228,8 +290,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         else:
             extra = "".join(f"\n    {p}" for p in event.get("problems", ()))
             print(f"{site}: {event['type']}" + (f" ({event.get('reason')}: {event.get('detail')})"
-                                                if event["type"] != "applied" else "") + extra)
-    ok = all(outcomes.get(s, {}).get("type") == "applied" for s in sites)
+                                                if event["type"] != success else "") + extra)
+    ok = all(outcomes.get(s, {}).get("type") == success for s in sites)
     return EXIT_OK if ok else EXIT_PROBLEM
 
 
@@ -276,7 +338,9 @@ def cmd_command(args: argparse.Namespace) -> int:
     if args.first_seq is not None or args.last_seq is not None:
         cmd_args.update(first_seq=args.first_seq, last_seq=args.last_seq)
     try:
-        payload = command_payload(args.name, cmd_args, sites=args.sites)
+        if not args.key:
+            raise FleetError("--key is needed to sign")
+        payload = command_payload(args.name, cmd_args, sites=_sites(args))
         envelope = seal(payload, _private_key(args.key))
         opts = _broker_options(args)
     except FleetError as exc:

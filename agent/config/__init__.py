@@ -22,6 +22,7 @@ from agent.config.secret import Secret
 from agent.config.syntax import parse_document, parse_text
 from agent.errors import ConfigError
 from agent.i18n import LANGUAGES, text
+from agent.oserror import os_error
 
 __all__ = ["AgentConfig", "MqttConfig", "BufferConfig", "DeviceConfig", "RemoteConfig", "Secret",
            "load_config", "parse_config", "parse_toml_text", "read_document", "salvage_config"]
@@ -102,7 +103,7 @@ def read_document(path: str | os.PathLike[str], *, secret: bool = False) -> dict
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([Problem("", text("cfg.cannot_read", path=str(path),
-                                            error=exc.strerror or str(exc)))],
+                                            error=os_error(exc)))],
                           source=str(path)) from exc
     data, problems = parse_document(raw, secret=secret)
     if data is None:

@@ -20,6 +20,7 @@ from agent.config import SITE_ID_PATTERN
 from agent.config.fields import host_problem, show
 from agent.errors import AgentError
 from agent.i18n import Text, text
+from agent.oserror import os_error
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_PASSWORD_BYTES = 4096
@@ -81,7 +82,7 @@ def _read(option: str, path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
             data = f.read(limit + 1)
     except OSError as exc:
         raise SettingError(option, text("inst.bad.unreadable", path=str(path),
-                                        error=exc.strerror or exc.__class__.__name__)) from None
+                                        error=os_error(exc))) from None
     if len(data) > limit:
         raise SettingError(option, text("inst.bad.too_big", path=str(path), limit=limit))
     return data
@@ -190,7 +191,7 @@ def trusted_keys(value: str) -> list[Path]:
         entries = sorted(p for p in directory.iterdir() if p.is_file())
     except OSError as exc:
         raise SettingError("--trusted-keys", text("inst.bad.unreadable", path=str(directory),
-                                                  error=exc.strerror or "")) from None
+                                                  error=os_error(exc))) from None
     keys = []
     for path in entries:
         blocks = _pem_blocks(_read("--trusted-keys", path))

@@ -2,9 +2,11 @@
 
 Per connection:
 
-* readings committed before the connection came up are the *backlog* (``seq <= live_floor``): they
-  go out oldest first on the ``backlog`` topic, in large batches, within the backlog bandwidth
-  budget and a small in-flight window, so they never starve live data or the clinic's link;
+* readings committed before the connection came up are the *backlog* (``seq <= live_floor``;
+  on the agent's first connection, its polls of the last ``FRESH_S`` are live, as
+  agent.publish.freshness explains): they go out oldest first on the ``backlog`` topic, in
+  large batches, within the backlog bandwidth budget and a small in-flight window, so they
+  never starve live data or the clinic's link;
 * readings committed since are *live*: sent as soon as they are committed, ahead of the backlog;
 * a batch is deleted from the store only on PUBACK. When the connection drops, whatever was in
   flight is still in the store and becomes backlog of the next connection.
@@ -38,6 +40,7 @@ from tenacity import (
 from agent.config import AgentConfig
 from agent.errors import PublishError
 from agent.publish.central_ack import CentralRelease
+from agent.publish.freshness import Freshness
 from agent.publish.mqtt_link import LinkLost, MqttLink, PublishRefused, Will
 from agent.readings import StoredReading
 from agent.runtime.supervisor import Heartbeat
@@ -152,6 +155,7 @@ class Forwarder:
         self._refused_topics: set[str] = set()
         self._quick_drops = 0
         self._heartbeat = Heartbeat()
+        self._fresh: Freshness | None = Freshness(store.last_seq)   # until the first connection
         # Release on the central ack: what was sent and awaits it (None: release on PUBACK).
         self.central: CentralRelease | None = None
         if cfg.buffer.release == "central":
@@ -161,6 +165,8 @@ class Forwarder:
 
     def notify(self) -> None:
         """The writer calls this after a commit: live data is waiting."""
+        if self._fresh is not None:
+            self._fresh.committed(self.store.last_seq)
         self.new_data.set()
 
     def notify_events(self) -> None:
@@ -289,7 +295,11 @@ class Forwarder:
         self._units_dirty = bool(self._units)
         # Acknowledged rows still waiting in the writer would otherwise be sent again as backlog.
         await self.writer.flush()
+        # What waited for the broker is backlog; the agent's first polls, made while it was
+        # connecting for the first time, are live.
         live_floor = self.store.last_seq
+        if self._fresh is not None:
+            live_floor, self._fresh = self._fresh.live_floor(live_floor), None
         live_cursor = live_floor
         backlog_cursor = 0
         self.state.live_floor = live_floor

@@ -7,6 +7,7 @@
                                                            --> cmd/result
     site:     clinic-agent config show-pushed | diff | use-local  (the technician keeps control)
 
-``envelope`` is the wire format and signatures, ``checks`` the checks both share, ``service`` the
-glue the daemon calls. See docs/remote-management.md.
+``envelope`` is the wire format and signatures, ``checks`` the checks both share, ``overlay`` the
+merge of an overlay push onto a site's config, ``presign`` what the operator side checks before
+signing, ``service`` the glue the daemon calls. See docs/remote-management.md.
 """

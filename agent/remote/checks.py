@@ -36,6 +36,7 @@ class Reason(StrEnum):
     TOO_LONG_LIVED = "too_long_lived"  # a command valid for longer than commands may be
     UNKNOWN_COMMAND = "unknown_command"
     BAD_ARGUMENTS = "bad_arguments"
+    NOT_IN_EFFECT = "not_in_effect"    # a revert of a push that is not the one in effect here
 
 
 @dataclass(frozen=True)

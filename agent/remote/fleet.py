@@ -46,6 +46,23 @@ def config_payload(text: str, *, sites: Iterable[str], version: int, valid_for_s
             "issued_at": round(now, 3), "not_after": round(now + valid_for_s, 3)}
 
 
+def overlay_payload(text: str, *, sites: Iterable[str], version: int, valid_for_s: float,
+                    now: float | None = None) -> dict[str, Any]:
+    """An overlay push: only some tables or keys, merged onto each site's config at the site."""
+    doc = config_payload(text, sites=sites, version=version, valid_for_s=valid_for_s, now=now)
+    doc["overlay"] = doc.pop("config")
+    return doc
+
+
+def revert_payload(reverts: int, *, sites: Iterable[str], version: int, valid_for_s: float,
+                   now: float | None = None) -> dict[str, Any]:
+    """Undo push ``reverts`` where it is in effect: back to the config each site ran before."""
+    doc = config_payload("", sites=sites, version=version, valid_for_s=valid_for_s, now=now)
+    del doc["config"]
+    doc["revert"] = reverts
+    return doc
+
+
 def command_payload(name: str, args: dict[str, Any], *, sites: Iterable[str],
                     valid_for_s: float = 300.0, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now

@@ -29,6 +29,7 @@ from agent.config.fields import show
 from agent.errors import ConfigError
 from agent.remote.checks import Ignored, Reason, Rejection, common_checks
 from agent.remote.envelope import sha256_hex
+from agent.remote.overlay import apply_overlay, parse_overlay
 
 if TYPE_CHECKING:
     from agent.remote.envelope import PublicKey
@@ -54,6 +55,7 @@ class PushMeta:
     issued_at: float
     not_after: float
     envelope_sha256: str
+    overlay_sha256: str | None = None   # overlays: of the overlay (sha256: of the merged)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,16 @@ class Accepted:
     config: AgentConfig
     text: str
     meta: PushMeta
+
+
+@dataclass(frozen=True)
+class RevertAccepted:
+    """A signed "go back to the config before push N": applied by the service from its state."""
+
+    version: int                # this push's own version (replay protection)
+    reverts: int                # N, the push in effect being undone
+    key_id: str
+    envelope_sha256: str
 
 
 @dataclass(frozen=True)
@@ -105,9 +117,14 @@ class PushContext:
     handled: frozenset[str]          # sha256 of envelopes already handled: re-deliveries are no-ops
     local: LocalBasis
     confirm_timeout_s: float
+    # What an overlay is merged onto: the document of the config in effect (a push's TOML, or
+    # the local file). None: the local file.
+    base_doc: Mapping[str, Any] | None = None
+    # The push in effect that a revert may undo (None when there is nothing known to go back to).
+    revertible: int | None = None
 
 
-def check_push(data: bytes, ctx: PushContext) -> Accepted | Rejection | Ignored:
+def check_push(data: bytes, ctx: PushContext) -> Accepted | RevertAccepted | Rejection | Ignored:
     """Run every check in order; the first that fails decides the rejection."""
     if not data:
         return Ignored("empty message (a retained push being cleared)")
@@ -123,19 +140,32 @@ def check_push(data: bytes, ctx: PushContext) -> Accepted | Rejection | Ignored:
     if env.sha256 in ctx.handled:
         return Ignored("already handled")
     body = env.payload.body
-    version, text = body.get("version"), body.get("config")
-    if set(body) != {"version", "config"} or isinstance(version, bool) \
-            or not isinstance(version, int) or not 1 <= version <= MAX_VERSION \
-            or not isinstance(text, str):
+    version = body.get("version")
+    if not _well_formed(body) or not isinstance(version, int):
         # Checked after the signature only because the envelope framing is generic; a signed
         # payload of the wrong shape is an operator tool bug, reported as malformed.
         return Rejection(Reason.MALFORMED, "payload: a config push carries exactly an integer "
-                         f"version (1-{MAX_VERSION}) and the config as TOML text",
+                         f"version (1-{MAX_VERSION}) and one of: the config as TOML text, an "
+                         "overlay as TOML text, or the version to revert",
                          key_id=env.key_id)
     if version <= ctx.highest_version:
         return Rejection(Reason.REPLAY, f"version {version} is not newer than version "
                          f"{ctx.highest_version}, already applied here", key_id=env.key_id,
                          version=version)
+    if "revert" in body:
+        return _check_revert(body["revert"], version, env.key_id, env.sha256, ctx)
+    overlay_sha = None
+    if "overlay" in body:
+        overlay_sha = sha256_hex(body["overlay"].encode("utf-8"))
+        try:
+            overlay = parse_overlay(body["overlay"], source=f"push v{version} (overlay)")
+            base = ctx.base_doc if ctx.base_doc is not None else ctx.local.doc
+            text = apply_overlay(base, overlay)
+        except ConfigError as exc:
+            return Rejection(Reason.INVALID_CONFIG, f"{len(exc.problems)} problem(s) in the "
+                             "overlay", tuple(exc.problems), key_id=env.key_id, version=version)
+    else:
+        text = body["config"]
     try:
         cfg = load_effective(text, ctx.local, source=f"push v{version}")
     except ConfigError as exc:
@@ -149,8 +179,39 @@ def check_push(data: bytes, ctx: PushContext) -> Accepted | Rejection | Ignored:
                          key_id=env.key_id, version=version)
     meta = PushMeta(version=version, sha256=sha256_hex(text.encode("utf-8")), key_id=env.key_id,
                     issued_at=env.payload.issued_at, not_after=env.payload.not_after,
-                    envelope_sha256=env.sha256)
+                    envelope_sha256=env.sha256, overlay_sha256=overlay_sha)
     return Accepted(cfg, text, meta)
+
+
+def _well_formed(body: Mapping[str, Any]) -> bool:
+    """Exactly a version and one of config (TOML), overlay (TOML), revert (a version)."""
+    version = body.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) \
+            or not 1 <= version <= MAX_VERSION or len(body) != 2:
+        return False
+    if "revert" in body:
+        undo = body["revert"]
+        return isinstance(undo, int) and not isinstance(undo, bool) and 1 <= undo <= MAX_VERSION
+    return any(isinstance(text := body.get(k), str) and _utf8(text) for k in ("config", "overlay"))
+
+
+def _utf8(text: str) -> bool:
+    """JSON can carry a lone surrogate (``"\\ud800"``) that no UTF-8 file or hash can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_revert(reverts: int, version: int, key_id: str, envelope_sha: str,
+                  ctx: PushContext) -> RevertAccepted | Rejection:
+    if ctx.revertible != reverts:
+        now = f"v{ctx.revertible}" if ctx.revertible is not None else \
+            "no push that can be undone"
+        return Rejection(Reason.NOT_IN_EFFECT, f"asked to undo config v{reverts}; in effect here: "
+                         f"{now}", key_id=key_id, version=version)
+    return RevertAccepted(version, reverts, key_id, envelope_sha)
 
 
 def load_effective(text: str, local: LocalBasis, *, source: str) -> AgentConfig:

@@ -25,10 +25,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, parse_toml_text
 from agent.errors import AgentError, ConfigError
 from agent.publish.topics import Topics
-from agent.remote.checks import Ignored, Rejection
+from agent.remote.checks import Ignored, Reason, Rejection
 from agent.remote.commands import (
     CommandAccepted,
     CommandContext,
@@ -40,7 +40,14 @@ from agent.remote.commands import (
 from agent.remote.confirm import commit_confirmed, wait_for_broker
 from agent.remote.envelope import PublicKey, load_trusted_keys, sha256_hex
 from agent.remote.inbox import Inbox
-from agent.remote.push import Accepted, LocalBasis, PushContext, check_push, load_effective
+from agent.remote.push import (
+    Accepted,
+    LocalBasis,
+    PushContext,
+    RevertAccepted,
+    check_push,
+    load_effective,
+)
 from agent.remote.ratelimit import RateLimiter
 from agent.remote.state import LKG_FILE, RemoteState, StateStore, pushed_file
 
@@ -170,14 +177,74 @@ class RemoteService:
                               highest_version=self.state.highest_version,
                               handled=frozenset(self.state.handled) | frozenset(self._rejected),
                               local=self.local or LocalBasis.of(cfg),
-                              confirm_timeout_s=cfg.remote.confirm_timeout_s)
+                              confirm_timeout_s=cfg.remote.confirm_timeout_s,
+                              base_doc=self._base_doc(), revertible=self._revertible())
             decision = check_push(payload, ctx)
             if isinstance(decision, Ignored):
                 log.debug("config push ignored: %s", decision.why)
             elif isinstance(decision, Rejection):
                 await self._rejected_push(decision, sha256_hex(payload))
+            elif isinstance(decision, RevertAccepted):
+                await self._apply_revert(decision, sha256_hex(payload))
             else:
                 await self._apply_push(decision)
+
+    def _base_doc(self) -> dict[str, Any] | None:
+        """What an overlay is merged onto: the pushed config in effect; None for the local file."""
+        if self.running.get("source") != "push" or not self.running_text:
+            return None
+        try:
+            return parse_toml_text(self.running_text, source="config in effect")
+        except ConfigError:
+            return None     # validated when applied; cannot happen short of a bug
+
+    def _revertible(self) -> int | None:
+        """The push in effect, if the config that ran before it is known (and is another)."""
+        active, lkg = self.state.active, self.state.last_known_good
+        if active is None or lkg is None or self.state.confirming is not None \
+                or active.get("source") != "push":
+            return None
+        if lkg.get("source") == "push" and lkg.get("version") == active.get("version"):
+            return None     # after a rollback the last-known-good is the push in effect itself
+        version = active.get("version")
+        return version if isinstance(version, int) else None
+
+    async def _apply_revert(self, rev: RevertAccepted, envelope_sha: str) -> None:
+        """Back to the config that ran before push N (the last-known-good), on the central
+        team's signed request: the same switch as a rollback, recorded under the revert's own
+        version so it cannot be replayed."""
+        assert self.store is not None and self.local_cfg is not None
+        lkg = dict(self.state.last_known_good or {"source": "local"})
+        target, text = self.local_cfg, self.local.text if self.local else ""
+        if lkg.get("source") == "push":
+            lkg_text = await asyncio.to_thread(self.store.read_config, LKG_FILE)
+            try:
+                target = load_effective(lkg_text or "", self.local or LocalBasis.of(target),
+                                        source="last-known-good")
+                text = lkg_text or ""
+            except ConfigError as exc:
+                await self._rejected_push(Rejection(
+                    Reason.INVALID_CONFIG, f"the config before v{rev.reverts} no longer "
+                    "validates here", tuple(exc.problems), key_id=rev.key_id, version=rev.version),
+                    envelope_sha)
+                return
+        log.info("reverting pushed config v%d (asked by key %s, revert v%d)", rev.reverts,
+                 rev.key_id, rev.version)
+        await self.agent.apply_config(target)
+        now = time.time()
+        self.running, self.running_text = {**lkg, "applied_at": now}, text
+        event = {"type": "reverted", "version": rev.version, "reverted": rev.reverts,
+                 "key_id": rev.key_id, "at": now}
+
+        def record(s: RemoteState) -> None:
+            s.highest_version = rev.version
+            s.active = self.running if lkg.get("source") == "push" else None
+            s.confirming = None
+            s.set_aside = None
+            s.remember(rev.envelope_sha256)
+            s.last_event = event
+        await self._update(record)
+        self._publish_state()
 
     async def _rejected_push(self, rej: Rejection, envelope_sha: str) -> None:
         self._rejected.append(envelope_sha)

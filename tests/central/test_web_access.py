@@ -88,7 +88,7 @@ def test_a_read_only_user_sees_the_problem_but_cannot_take_charge_of_it(web, cen
         "start": f"{start}.{int(entry['start'] % 1 * 1e6):06d}+00:00", "note": "voy"})
     assert r.status_code == 403 and "no puede hacer esto" in r.text
     assert pg_query(central, "SELECT count(*) FROM problem_acks")[0][0] == 0
-    assert pg_query(central, "SELECT count(*) FROM audit_log")[0][0] == 0
+    assert pg_query(central, "SELECT count(*) FROM operator_actions")[0][0] == 0
 
     ana = web.login("ana")
     page = ana.get("/clinic/SITE001")
@@ -105,8 +105,9 @@ def test_a_read_only_user_sees_the_problem_but_cannot_take_charge_of_it(web, cen
                                               "note": "técnico en camino"})
     assert r.status_code == 303, r.text
     assert pg_query(central, "SELECT by_user, note FROM problem_acks") == [("ana", "técnico en camino")]
-    assert pg_query(central, "SELECT username, action, site FROM audit_log") == [
-        ("ana", "problem.ack", "SITE001")]
+    assert pg_query(central, "SELECT actor, action, detail->>'site', detail->>'note' "
+                             "FROM operator_actions") == [
+        ("ana", "problem_ack", "SITE001", "técnico en camino")]
     page = luis.get("/clinic/SITE001")
     assert "Atendido por ana" in page.text and "técnico en camino" in page.text
     assert luis.get("/api/clinic/SITE001").json()["clinic"]["problems"][0]["ack_by"] == "ana"
@@ -208,7 +209,7 @@ def test_pages_added_later_sit_behind_the_same_login_and_roles(web, central):
             if not auth.csrf_ok(request, form.get("csrf")):
                 return PlainTextResponse("csrf", 403)
             with app.db() as conn:
-                fleet.record_action(conn, user=auth.user_of(request).name, action="rollout.start",
+                fleet.record_action(conn, user=auth.user_of(request).name, action="rollout_start",
                                     site=None, detail={"sites": 20})
             return PlainTextResponse("started")
         return Route("/rollout/start", start, methods=["POST"])
@@ -223,4 +224,5 @@ def test_pages_added_later_sit_behind_the_same_login_and_roles(web, central):
                          ).status_code == 303
             token = csrf_of(c.get("/").text)
             assert c.post("/rollout/start", data={"csrf": token}).status_code == status, user
-    assert pg_query(central, "SELECT username, action FROM audit_log") == [("ana", "rollout.start")]
+    assert pg_query(central, "SELECT actor, action FROM operator_actions") == [
+        ("ana", "rollout_start")]

@@ -1,0 +1,70 @@
+"""An overlay push signed once for a whole fleet: its size, and what checking it costs a site.
+
+    .venv/bin/python scripts/bench_overlay.py [--sites 3200] [--runs 50]
+
+The site's side is ``check_push`` (size, JSON, Ed25519 signature, site in the list, version, the
+overlay merged onto the shipped example config, ``parse_config``), as the agent runs it for each
+push; the operator's side is ``check_overlay`` and ``seal``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent.remote.envelope import generate_keypair, load_private_key, load_trusted_keys, seal  # noqa: E402
+from agent.remote.fleet import overlay_payload  # noqa: E402
+from agent.remote.presign import check_overlay  # noqa: E402
+from agent.remote.push import Accepted, LocalBasis, PushContext, check_push  # noqa: E402
+
+OVERLAY = "[buffer]\nbacklog_kbps = 200\n\n[[devices]]\nname = \"ups\"\ntimeout_s = 2.5\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sites", type=int, default=3200)
+    ap.add_argument("--runs", type=int, default=50)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        key_path, pub_path, _ = generate_keypair(work / "keys", "bench")
+        (work / "trusted").mkdir()
+        (work / "trusted" / "bench.pub").write_bytes(pub_path.read_bytes())
+        example = (ROOT / "conf/agent.example.toml").read_text()
+        (work / "secrets.toml").write_text((ROOT / "conf/secrets.example.toml").read_text())
+        for old, new in (("/etc/clinic-agent/trusted-keys", str(work / "trusted")),
+                         ("/etc/clinic-agent/secrets.toml", str(work / "secrets.toml"))):
+            example = example.replace(old, new)
+        (work / "agent.toml").write_text(example)
+        sites = [f"DFSSA{i:06d}" for i in range(args.sites - 1)] + ["DFSSA001234"]
+
+        t = time.perf_counter()
+        found = check_overlay(OVERLAY, sites)
+        env = seal(overlay_payload(OVERLAY, sites=sites, version=5, valid_for_s=3600),
+                   load_private_key(key_path))
+        operator_ms = (time.perf_counter() - t) * 1000
+        assert not found.problems, found.problems
+
+        keys, _ = load_trusted_keys(work / "trusted")
+        ctx = PushContext(site_id="DFSSA001234", now=time.time(), trusted_keys=keys,
+                          max_bytes=262144, highest_version=0, handled=frozenset(),
+                          local=LocalBasis.read(work / "agent.toml"), confirm_timeout_s=180)
+        t = time.perf_counter()
+        for _ in range(args.runs):
+            decision = check_push(env, ctx)
+        site_ms = (time.perf_counter() - t) / args.runs * 1000
+        assert isinstance(decision, Accepted), decision
+    print(f"envelope for {args.sites} sites: {len(env):,} bytes "
+          f"({len(env) * args.sites / 1e6:.0f} MB retained if published to every site's topic)")
+    print(f"operator: check + sign {operator_ms:.1f} ms; site: check_push {site_ms:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

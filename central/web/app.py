@@ -179,6 +179,7 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
     their actions with ``auth.require_role("operator", forbidden=app.forbidden)``, CSRF
     (``auth.csrf_ok``) and ``fleet.record_action`` (who did what)."""
     app = App(settings)
+    from central.web import ops_pages  # imports App: here, not at the top
 
     # -- the gate --------------------------------------------------------------------------------
     def authenticate(request: Request) -> users.User | None:
@@ -430,6 +431,7 @@ def build(settings: WebSettings, extra_routes: Sequence[Callable[[App], BaseRout
         Route("/api/clinic/{site}", handles_bad_input(api_clinic)),
         Route("/clinic/{site}/ack", acknowledge, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("central.web", "static")]), name="static"),
+        *ops_pages.routes(app, _printable),
         *(factory(app) for factory in extra_routes),
     ]
 

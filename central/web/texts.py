@@ -118,6 +118,55 @@ MESSAGES: dict[str, dict[str, str]] = {
                       "en": "WAN traffic (bit/s, in and out)"},
     "chart.no_data": {"es": "sin datos", "en": "no data"},
     "chart.range": {"es": "mín. {lo} · máx. {hi}", "en": "min {lo} · max {hi}"},
+    # -- changes to many clinics and commands (central.rollout, central.commands) ------------
+    "nav.rollouts": {"es": "Cambios", "en": "Rollouts"},
+    "nav.commands": {"es": "Comandos", "en": "Commands"},
+    "rollouts.title": {"es": "Cambios escalonados", "en": "Staged rollouts"},
+    "rollouts.how": {"es": "Se crean, inician y revierten con «clinic-central rollout» (la llave de firma no está en este servidor).",
+                     "en": "Created, started and rolled back with \"clinic-central rollout\" (the signing key is not on this server)."},
+    "rollouts.none": {"es": "Ningún cambio todavía.", "en": "No rollout yet."},
+    "rollout.title": {"es": "Cambio {id}: versión {version} ({kind})", "en": "Rollout {id}: version {version} ({kind})"},
+    "rollout.meta": {"es": "Creado por {who}, {time}. Canario {canary} %, se detiene con más de {fail} % de fallas.",
+                     "en": "Created by {who}, {time}. Canary {canary} %, stops above {fail} % failures."},
+    "rollout.stopped": {"es": "Detenido: {why}", "en": "Stopped: {why}"},
+    "rollout.actions": {"es": "Quién hizo qué", "en": "Who did what"},
+    "col.id": {"es": "N.º", "en": "No."},
+    "col.created": {"es": "Creado", "en": "Created"},
+    "col.by": {"es": "Por", "en": "By"},
+    "col.version": {"es": "Versión", "en": "Version"},
+    "col.state": {"es": "Estado", "en": "State"},
+    "col.stage": {"es": "Etapa", "en": "Stage"},
+    "col.sites": {"es": "Clínicas", "en": "Clinics"},
+    "col.reason": {"es": "Motivo", "en": "Reason"},
+    "col.sent": {"es": "Enviado", "en": "Sent"},
+    "col.outcome": {"es": "Resultado", "en": "Outcome"},
+    "col.command": {"es": "Comando", "en": "Command"},
+    "col.answer": {"es": "Respuesta", "en": "Answer"},
+    "col.action": {"es": "Acción", "en": "Action"},
+    "stage.1": {"es": "canario", "en": "canary"},
+    "stage.2": {"es": "resto", "en": "the rest"},
+    "rstate.created": {"es": "creado", "en": "created"},
+    "rstate.canary": {"es": "en canario", "en": "canary"},
+    "rstate.rest": {"es": "en el resto", "en": "the rest"},
+    "rstate.done": {"es": "terminado", "en": "done"},
+    "rstate.stopped": {"es": "detenido", "en": "stopped"},
+    "sstate.pending": {"es": "pendiente", "en": "pending"},
+    "sstate.sent": {"es": "enviado", "en": "sent"},
+    "sstate.applied": {"es": "aplicado", "en": "applied"},
+    "sstate.rejected": {"es": "rechazado", "en": "rejected"},
+    "sstate.rolled_back": {"es": "revertido por la clínica", "en": "rolled back by the clinic"},
+    "sstate.no_answer": {"es": "sin respuesta", "en": "no answer"},
+    "sstate.withdrawn": {"es": "retirado", "en": "withdrawn"},
+    "sstate.reverting": {"es": "revirtiendo", "en": "reverting"},
+    "sstate.reverted": {"es": "revertido", "en": "reverted"},
+    "sstate.revert_refused": {"es": "reversión rechazada", "en": "revert refused"},
+    "sstate.revert_no_answer": {"es": "reversión sin respuesta", "en": "revert not answered"},
+    "commands.title": {"es": "Comandos enviados y respuestas guardadas", "en": "Commands sent and answers kept"},
+    "commands.for": {"es": "Clínica {site}", "en": "Clinic {site}"},
+    "commands.none": {"es": "Ningún comando.", "en": "No command."},
+    "commands.ok": {"es": "bien", "en": "ok"},
+    "commands.failed": {"es": "falló", "en": "failed"},
+    "commands.waiting": {"es": "sin respuesta aún", "en": "no answer yet"},
     # -- condition names (docs/events.md) ---------------------------------------------------
     "cond.mains_lost": {"es": "Sin red eléctrica", "en": "Mains lost"},
     "cond.generator_failed": {"es": "Falla del generador", "en": "Generator failed"},
@@ -199,6 +248,14 @@ class Words:
         if m < 24 * 60:
             return self("dur.h_min", h=m // 60, m=m % 60)
         return self("dur.d_h", d=m // 1440, h=(m % 1440) // 60)
+
+    def code(self, prefix: str, code: object) -> str:
+        """A state code in words where the catalogue has it, else the code as is."""
+        key = f"{prefix}.{code}"
+        return self(key) if key in MESSAGES else str(code)
+
+    def epoch(self, t: float | None, now: datetime | None = None) -> str:
+        return self.time(None if t is None else datetime.fromtimestamp(t, self.tz), now)
 
     def since(self, t: datetime | None, now: datetime) -> str:
         if t is None:

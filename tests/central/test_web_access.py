@@ -226,3 +226,43 @@ def test_pages_added_later_sit_behind_the_same_login_and_roles(web, central):
             assert c.post("/rollout/start", data={"csrf": token}).status_code == status, user
     assert pg_query(central, "SELECT actor, action FROM operator_actions") == [
         ("ana", "rollout_start")]
+
+
+def test_rollout_progress_and_kept_command_answers_are_on_the_page(web, central):
+    """Read through central.rollout / central.commands, the same as `clinic-central rollout
+    status` and `commands`; any logged-in user may look, nobody can act from here."""
+    rid = pg_query(central, """INSERT INTO rollouts (created_by, kind, version, key_id, envelope,
+                   envelope_sha256, not_after, canary_share, max_failure_share, stage_timeout_s,
+                   state, stage, stopped_reason)
+                   VALUES ('alice', 'overlay', 42, 'k1', '\\x00', 'x', now() + interval '1 day',
+                           0.25, 0.2, 600, 'stopped', 1, 'canary: 2 of 5 rejected')
+                   RETURNING id""")[0][0]
+    for site, state, reason in (("SITE001", "applied", None), ("SITE002", "rejected", "invalid"),
+                                ("SITE003", "pending", None)):
+        pg_query(central, "INSERT INTO rollout_sites (rollout_id, site, stage, state, reason, "
+                          "sent_at) VALUES (%s, %s, %s, %s, %s, now()) RETURNING site",
+                 rid, site, 2 if state == "pending" else 1, state, reason)
+    pg_query(central, "INSERT INTO operator_actions (actor, action, rollout_id, sites) "
+                      "VALUES ('alice', 'rollout_stop', %s, 2) RETURNING id", rid)
+    pg_query(central, "INSERT INTO commands_sent (command_id, actor, command, sites) VALUES "
+                      "('c1', 'alice', 'diagnose', ARRAY['SITE001']) RETURNING command_id")
+    pg_query(central, """INSERT INTO command_results (site, leaf, command_id, command, ok, at, doc)
+                         VALUES ('SITE001', 'cmd/result', 'c1', 'diagnose', true, now(),
+                                 '{"wan": "ok"}') RETURNING id""")
+    luis = web.login("luis")
+    page = luis.get("/rollouts")
+    assert page.status_code == 200 and f'href="/rollouts/{rid}"' in page.text
+    assert "detenido" in page.text and "rechazado: 1" in page.text
+    page = luis.get(f"/rollouts/{rid}")
+    assert page.status_code == 200
+    assert 'data-site="SITE002" data-state="rejected"' in page.text and "invalid" in page.text
+    assert "canario" in page.text and "Detenido: canary: 2 of 5 rejected" in page.text
+    assert "rollout_stop" in page.text
+    doc = luis.get(f"/api/rollouts/{rid}").json()
+    assert doc["counts"] == {"applied": 1, "rejected": 1, "pending": 1} and doc["actions"]
+    assert luis.get("/api/rollouts/999").status_code == 404
+    page = luis.get("/commands?site=SITE001")
+    assert page.status_code == 200 and "diagnose" in page.text and "alice" in page.text
+    assert "&#34;wan&#34;: &#34;ok&#34;" in page.text or '"wan": "ok"' in page.text
+    assert luis.get("/commands?site=%00").status_code == 400
+    assert web.client().get("/api/rollouts").status_code == 401

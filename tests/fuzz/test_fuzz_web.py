@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(1, str(ROOT / "scripts"))
 
 PASSWORD = "una-clave-de-prueba"
-PATHS = ["/", "/fleet/rows", "/api/fleet", "/clinic/SITE001", "/api/clinic/SITE001"]
-PARAMS = ["show", "state", "municipality", "for", "range", "next", "x"]
+PATHS = ["/", "/fleet/rows", "/api/fleet", "/clinic/SITE001", "/api/clinic/SITE001", "/rollouts",
+         "/api/rollouts", "/rollouts/1", "/commands", "/api/commands"]
+PARAMS = ["show", "state", "municipality", "for", "range", "next", "site", "x"]
 
 
 @pytest.fixture(scope="module")

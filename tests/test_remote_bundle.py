@@ -12,6 +12,7 @@ import json
 import time
 
 import pytest
+from helpers import wait_until
 from remote_support import Operator, stranger_key
 from test_remote_overlay import BACKLOG, NOW, modbus_ups, site
 
@@ -171,7 +172,8 @@ def test_fleet_sign_writes_one_envelope_per_chunk(op, tmp_path, capsys):
 
 def test_fleet_push_sends_each_site_only_the_envelope_that_lists_it(op, secure_broker, tmp_path,
                                                                      capsys):
-    from fixtures.secure_broker import OPERATOR, SITES as BROKER_SITES
+    from fixtures.secure_broker import OPERATOR
+    from fixtures.secure_broker import SITES as BROKER_SITES
     signed = tmp_path / "push.jsonl"
     signed.write_bytes(sign_bundle(payload(list(BROKER_SITES), now=time.time()), op.key,
                                    chunk_size=1).to_bytes() + b"\n")
@@ -181,13 +183,12 @@ def test_fleet_push_sends_each_site_only_the_envelope_that_lists_it(op, secure_b
                  f"127.0.0.1:{secure_broker.port}", "--username", OPERATOR, "--password-file",
                  str(pw)]) == 0
     assert f"published to {len(BROKER_SITES)} site(s)" in capsys.readouterr().out
-    from helpers import wait_until
     for name in BROKER_SITES:
         c = secure_broker.client(name)
         try:
             topic = f"clinics/{name}/config/set"
             assert c.subscribe(topic) == [1]
-            wait_until(lambda t=topic: c.on(t), timeout=10, what=f"{name}'s retained push")
+            wait_until(lambda t=topic, c=c: c.on(t), timeout=10, what=f"{name}'s retained push")
             assert open_envelope(c.on(topic)[0].payload).payload.sites == (name,)
         finally:
             c.close()

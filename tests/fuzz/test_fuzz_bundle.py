@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, strategies as st
+from fuzz_budget import bounded, fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
+from remote_support import stranger_key
 
 from agent.remote.bundle import Bundle, BundleError, parse_bundle, sign_bundle
 from agent.remote.fleet import overlay_payload, revert_payload
-from fuzz_budget import bounded, fuzz_settings
-from remote_support import stranger_key
 
 NOW = 1_800_000_000.0
 SITES = [f"SITE{i:03d}" for i in range(7)]

@@ -221,7 +221,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     except (FleetError, rollout.RolloutError, OSError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     _print(st, args, f"rollout {rid}: {st['kind']} v{st['version']} to {len(st['sites'])} "
-           f"site(s), {st['counts']} ; canary {sum(s['stage'] == 1 for s in st['sites'])}")
+           f"site(s) from {st['envelopes']} signed envelope(s), {st['counts']} ; canary "
+           f"{sum(s['stage'] == 1 for s in st['sites'])}")
     return EXIT_OK
 
 

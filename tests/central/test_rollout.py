@@ -303,6 +303,42 @@ def test_a_bundle_is_one_push_or_no_rollout(stack: CentralStack, tmp_path: Path)
     assert st["envelopes"] == 3 and st["envelope_sha256"] == bundle.sha256
 
 
+class Recorder:
+    """A broker link that keeps what it is asked to publish."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.published.append((topic, payload, retain))
+
+
+def test_a_rollout_recorded_before_bundles_still_sends_its_one_envelope(
+        stack: CentralStack, tmp_path: Path) -> None:
+    op = Operator(tmp_path)
+    env = seal(overlay_payload(OVERLAY, sites=SITES[:3], version=5, valid_for_s=60), op.key)
+    import psycopg
+
+    from central import pg
+    with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
+        # A database made before bundles has no envelope_index: migrating adds it.
+        pg.migrate(conn)
+        conn.execute("ALTER TABLE rollout_sites DROP COLUMN envelope_index")
+        pg.migrate(conn)
+        rid = rollout.create(conn, env, SITES[:3], actor="a", canary=[SITES[1]],
+                             plan=rollout.Plan(stage_timeout_s=0.3))
+        assert bytes(conn.execute("SELECT envelope FROM rollouts WHERE id = %s",
+                                  (rid,)).fetchone()[0]) == env, "stored as given"
+        # Its sites as recorded then: no envelope index.
+        conn.execute("UPDATE rollout_sites SET envelope_index = NULL WHERE rollout_id = %s",
+                     (rid,))
+        link = Recorder()
+        st = rollout.start(conn, rid, link, actor="a", poll_s=0.05)
+    assert st["state"] == "stopped" and st["envelopes"] == 1   # nobody listening: no canary
+    topic = f"clinics/{SITES[1]}/config/set"
+    assert link.published == [(topic, env, True), (topic, b"", True)], "sent, then withdrawn"
+
+
 def test_a_good_overlay_goes_to_every_stage_and_a_silent_site_answers_later(
         tmp_path: Path, capsys) -> None:
     require_binary("mosquitto")

@@ -1,6 +1,7 @@
 """``clinic-central``: the central ingest and its status.
 
-Exit codes: 0 fine, 1 something is wrong (an ingest silent, ...), 2 bad config or command line.
+Exit codes: 0 fine, 1 something is wrong (an ingest silent, ...), 2 bad config or command line
+(``fleet``: see central.cli_fleet).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
     from central import ops_cli  # rollout, command, commands (changes to many clinics)
     ops_cli.register(sub)
+    from central.cli_fleet import add_commands  # fleet, web, users, sites
+    add_commands(sub)
     return p
 
 

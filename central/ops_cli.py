@@ -1,7 +1,8 @@
 """``clinic-central rollout ...``, ``command`` and ``commands``: changes to many clinics.
 
-    rollout create   a signed push (or CONFIG/--overlay + --key: checked, then signed once) for
-                     sites chosen by --site, --sites-file or an inventory filter
+    rollout create   a signed push, one bundle file (or CONFIG/--overlay + --key: checked once,
+                     then signed as one envelope per --chunk-size sites) for sites chosen by
+                     --site, --sites-file or an inventory filter
     rollout start    canary, then the rest; stops by itself (exit 1) when too many refuse
     rollout status   one rollout and each site's state (or every rollout), --json
     rollout rollback a signed revert to the sites that applied it
@@ -23,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.cli.fleet import _duration, _sites
-from agent.remote.envelope import KeyFileError, load_private_key, seal
+from agent.cli.fleet import _duration, _sites, chunk_size_arg
+from agent.remote.bundle import DEFAULT_CHUNK_SIZE, parse_bundle, sign_bundle
+from agent.remote.envelope import EnvelopeError, KeyFileError, load_private_key
 from agent.remote.fleet import (
     BrokerOptions,
     FleetError,
@@ -49,12 +51,13 @@ def register(sub: Any) -> None:
     p = rs.add_parser("create", help="record a rollout of one signed push")
     p.add_argument("push_file", nargs="?", metavar="CONFIG",
                    help="config or overlay TOML to check and sign (--key)")
-    p.add_argument("--signed", metavar="ENVELOPE", help="an envelope from `clinic-agent fleet "
-                   "sign` instead (signed elsewhere)")
+    p.add_argument("--signed", metavar="BUNDLE", help="a bundle (or envelope) from "
+                   "`clinic-agent fleet sign` instead (signed elsewhere)")
     p.add_argument("--overlay", action="store_true", help="CONFIG is an overlay")
     p.add_argument("--key", help="operator's private key, to sign CONFIG")
     p.add_argument("--version", type=int, help="push version (default: now in seconds)")
     p.add_argument("--valid-for", default="7d", metavar="DURATION")
+    _chunk(p)
     p.add_argument("--site", action="append", dest="sites", default=[], metavar="SITE")
     p.add_argument("--sites-file", metavar="FILE", help="site ids, one a line")
     p.add_argument("--where-site-like", metavar="PATTERN", help="inventory: site LIKE PATTERN "
@@ -85,10 +88,11 @@ def register(sub: Any) -> None:
 
     p = rs.add_parser("rollback", help="send a signed revert to the sites that applied it")
     p.add_argument("id", type=int)
-    p.add_argument("--signed", metavar="ENVELOPE", help="a revert from `clinic-agent fleet sign "
+    p.add_argument("--signed", metavar="BUNDLE", help="a revert from `clinic-agent fleet sign "
                    "--revert VERSION`")
     p.add_argument("--key", help="operator's private key, to sign the revert here")
     p.add_argument("--version", type=int, help="the revert's own version (default: now)")
+    _chunk(p)
     p.add_argument("--wait", default="2m", metavar="DURATION",
                    help="wait this long for the sites to report (default 2m)")
     _common(p)
@@ -123,6 +127,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actor", default=None, help="who is doing this (default: the OS user; "
                    "under sudo, the user who ran sudo)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _chunk(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
+                   help="with --key: sign one envelope per N sites, each published only to its "
+                   f"sites (default {DEFAULT_CHUNK_SIZE})")
 
 
 def _broker(p: argparse.ArgumentParser) -> None:
@@ -197,10 +207,12 @@ def cmd_create(args: argparse.Namespace) -> int:
             if args.signed:
                 if args.push_file or args.key:
                     raise FleetError("give either --signed or CONFIG with --key, not both")
-                envelope = Path(args.signed).read_bytes().strip()
+                envelope = Path(args.signed).read_bytes()
                 if not sites:
-                    from agent.remote.envelope import open_envelope
-                    sites = list(open_envelope(envelope).payload.sites)
+                    try:
+                        sites = list(parse_bundle(envelope, source=args.signed).sites)
+                    except EnvelopeError as exc:
+                        raise FleetError(str(exc)) from exc
             else:
                 envelope = _sign(args, sites)
             rid = rollout.create(conn, envelope, sites, actor=_actor(args), plan=plan,
@@ -209,7 +221,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     except (FleetError, rollout.RolloutError, OSError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     _print(st, args, f"rollout {rid}: {st['kind']} v{st['version']} to {len(st['sites'])} "
-           f"site(s), {st['counts']} ; canary {sum(s['stage'] == 1 for s in st['sites'])}")
+           f"site(s) from {st['envelopes']} signed envelope(s), {st['counts']} ; canary "
+           f"{sum(s['stage'] == 1 for s in st['sites'])}")
     return EXIT_OK
 
 
@@ -239,8 +252,9 @@ def _sign(args: argparse.Namespace, sites: list[str]) -> bytes:
         raise FleetError(f"{args.push_file}: not signed: " + "; ".join(found.problems))
     version = args.version if args.version is not None else int(time.time())
     make = overlay_payload if args.overlay else config_payload
-    return seal(make(text, sites=sites, version=version, valid_for_s=_duration(args.valid_for)),
-                _key(args.key))
+    payload = make(text, sites=sites, version=version, valid_for_s=_duration(args.valid_for))
+    return sign_bundle(payload, _key(args.key),
+                       chunk_size=chunk_size_arg(args.chunk_size)).to_bytes()
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -300,14 +314,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         with _connect(cfg) as conn:
             r = rollout.status(conn, args.id)
             if args.signed:
-                envelope = Path(args.signed).read_bytes().strip()
+                envelope = Path(args.signed).read_bytes()
             elif args.key:
                 applied = [s["site"] for s in r["sites"] if s["state"] == "applied"]
                 if not applied:
                     raise FleetError(f"rollout {args.id}: no site applied it; nothing to revert")
                 version = args.version if args.version is not None else int(time.time())
-                envelope = seal(revert_payload(r["version"], sites=applied, version=version,
-                                               valid_for_s=7 * 86400), _key(args.key))
+                envelope = sign_bundle(
+                    revert_payload(r["version"], sites=applied, version=version,
+                                   valid_for_s=7 * 86400), _key(args.key),
+                    chunk_size=chunk_size_arg(args.chunk_size)).to_bytes()
             else:
                 raise FleetError("give --key (sign the revert here) or --signed ENVELOPE")
             with _link(args, cfg) as link:

@@ -1,7 +1,9 @@
 """Staged rollouts: one signed push (a whole config or an overlay) to many sites, canary first.
 
-    create:   signed envelope + chosen sites -> rollouts, rollout_sites (canary = stage 1)
-    start:    stage 1: publish (retained) to each canary's config/set
+    create:   signed bundle (agent.remote.bundle: envelopes of the same push, each for some of
+              the sites; or one envelope) + chosen sites
+              -> rollouts (the bundle), rollout_sites (canary = stage 1; which envelope lists it)
+    start:    stage 1: publish (retained) to each canary's config/set the envelope listing it
               -> wait for each site's outcome in sites.config_state (stored by the ingest from
                  the agents' retained PREFIX/SITE/config/state) or the stage timeout
               -> more than max_failure_share rejected / rolled back, or no canary applied: stop
@@ -11,9 +13,9 @@
     status:   the rollout and every site's state, as plain JSON-able dicts (CLI --json, web page)
 
 The centre never holds an operator's private key unless the CLI is given ``--key``: the
-envelope can be signed elsewhere (``clinic-agent fleet sign``) and handed over as bytes. Whatever
-is published is exactly the signed bytes stored in ``rollouts.envelope``. Every step is recorded
-in ``operator_actions`` with the actor.
+bundle can be signed elsewhere (``clinic-agent fleet sign``) and handed over as bytes. Whatever
+is published is exactly one line of the signed bytes stored in ``rollouts.envelope``. Every step
+is recorded in ``operator_actions`` with the actor.
 
 Each step reads and writes PostgreSQL only, so ``status`` (another process, the web page) sees
 progress as it happens, and ``start`` run again after an interruption carries on where it was.
@@ -34,7 +36,8 @@ from psycopg.types.json import Jsonb
 
 from agent.errors import AgentError
 from agent.publish.topics import Topics
-from agent.remote.envelope import EnvelopeError, open_envelope
+from agent.remote.bundle import parse_bundle
+from agent.remote.envelope import EnvelopeError
 from central.commands import Publisher
 
 log = logging.getLogger(__name__)
@@ -97,16 +100,19 @@ def canary_of(sites: Sequence[str], share: float, salt: str) -> set[str]:
 
 def create(conn: psycopg.Connection[Any], envelope: bytes, sites: Iterable[str], *, actor: str,
            plan: Plan, note: str | None = None, canary: Iterable[str] | None = None) -> int:
-    """Record a rollout of ``envelope`` (signed bytes) to ``sites``; returns its id.
+    """Record a rollout of ``envelope`` (signed bytes: a bundle file, or one envelope) to
+    ``sites``; returns its id.
 
-    Every site must be among the envelope's signed ``sites``: the signature is what a site
-    checks, so a rollout can only narrow it, never widen it.
+    Every site must be among the signed ``sites`` of an envelope of the bundle: the signature is
+    what a site checks, so a rollout can only narrow it, never widen it. The envelopes of a
+    bundle must be one push (``parse_bundle``: same key, version, content, validity).
     """
     plan.check()
     try:
-        env = open_envelope(envelope)
+        bundle = parse_bundle(envelope)
     except EnvelopeError as exc:
-        raise RolloutError(f"not a signed envelope: {exc}") from exc
+        raise RolloutError(f"not a signed envelope or bundle: {exc}") from exc
+    env = bundle.first
     body = env.payload.body
     if env.payload.kind != "config" or not isinstance(body.get("version"), int) \
             or not ({"config", "overlay"} & set(body)):
@@ -114,14 +120,15 @@ def create(conn: psycopg.Connection[Any], envelope: bytes, sites: Iterable[str],
     chosen = sorted(set(sites))
     if not chosen:
         raise RolloutError("no site chosen")
-    outside = [s for s in chosen if s not in env.payload.sites]
+    outside = [s for s in chosen if s not in bundle.index]
     if outside:
         raise RolloutError(f"{len(outside)} chosen site(s) are not among the envelope's signed "
                            f"sites, e.g. {', '.join(outside[:5])}")
     if env.payload.not_after <= time.time():
         raise RolloutError("the envelope has expired (its not_after has passed)")
+    stored = bundle.to_bytes()      # a bundle of one: exactly the envelope, as before bundles
     first = set(canary) if canary is not None else canary_of(chosen, plan.canary_share,
-                                                             env.sha256)
+                                                             bundle.sha256)
     if not first or not first <= set(chosen):
         raise RolloutError("the canary must be some of the chosen sites")
     kind = "overlay" if "overlay" in body else "config"
@@ -131,15 +138,17 @@ def create(conn: psycopg.Connection[Any], envelope: bytes, sites: Iterable[str],
                                      not_after, note, canary_share, max_failure_share,
                                      stage_timeout_s)
                VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s, %s) RETURNING id""",
-            (actor, kind, body["version"], env.key_id, envelope, env.sha256,
+            (actor, kind, body["version"], env.key_id, stored, bundle.sha256,
              env.payload.not_after, note, plan.canary_share, plan.max_failure_share,
              plan.stage_timeout_s)).fetchone()[0]  # type: ignore[index]
         conn.execute(
-            "INSERT INTO rollout_sites (rollout_id, site, stage) "
-            "SELECT %s, s, st FROM unnest(%s::text[], %s::int[]) AS u(s, st)",
-            (rid, chosen, [CANARY if s in first else REST for s in chosen]))
+            "INSERT INTO rollout_sites (rollout_id, site, stage, envelope_index) "
+            "SELECT %s, s, st, e FROM unnest(%s::text[], %s::int[], %s::int[]) AS u(s, st, e)",
+            (rid, chosen, [CANARY if s in first else REST for s in chosen],
+             [bundle.index[s] for s in chosen]))
         _audit(conn, actor, "rollout_create", rid, len(chosen),
-               {"version": body["version"], "kind": kind, "canary": len(first), "note": note})
+               {"version": body["version"], "kind": kind, "canary": len(first), "note": note,
+                "envelopes": len({bundle.index[s] for s in chosen})})
     return int(rid)
 
 
@@ -186,9 +195,10 @@ def _run(conn: psycopg.Connection[Any], r: dict[str, Any], link: Publisher, *, a
 
 def _publish_stage(conn: psycopg.Connection[Any], r: dict[str, Any], stage: int,
                    link: Publisher, *, actor: str, prefix: str) -> None:
-    sites = [row[0] for row in conn.execute(
-        "SELECT site FROM rollout_sites WHERE rollout_id = %s AND stage = %s ORDER BY site",
-        (r["id"], stage)).fetchall()]
+    sites = conn.execute(
+        "SELECT site, envelope_index FROM rollout_sites WHERE rollout_id = %s AND stage = %s "
+        "ORDER BY site", (r["id"], stage)).fetchall()
+    bundle = parse_bundle(r["envelope"])
     if r["not_after"] <= time.time():
         raise RolloutError(f"rollout {r['id']}: the envelope has expired; sign a new one")
     # Recorded first: a publish that happened is never missing from the record.
@@ -200,8 +210,10 @@ def _publish_stage(conn: psycopg.Connection[Any], r: dict[str, Any], stage: int,
                      (r["id"], stage))
         _audit(conn, actor, "rollout_stage", r["id"], len(sites), {"stage": stage})
     r["stage"] = stage
-    for site in sites:
-        link.publish(Topics(prefix, site).config_set, r["envelope"], retain=True)
+    for site, index in sites:
+        # The envelope that lists the site (rollouts recorded before bundles: their only one).
+        link.publish(Topics(prefix, site).config_set, bundle.envelopes[index or 0].raw,
+                     retain=True)
     log.info("rollout %s: stage %d published to %d site(s)", r["id"], stage, len(sites))
 
 
@@ -314,9 +326,10 @@ def rollback(conn: psycopg.Connection[Any], rollout_id: int, revert_envelope: by
     ``wait_s``, wait that long for them to report it. Stops the rollout if it was running."""
     r = _rollout(conn, rollout_id)
     try:
-        env = open_envelope(revert_envelope)
+        bundle = parse_bundle(revert_envelope)
     except EnvelopeError as exc:
-        raise RolloutError(f"not a signed envelope: {exc}") from exc
+        raise RolloutError(f"not a signed envelope or bundle: {exc}") from exc
+    env = bundle.first
     body = env.payload.body
     if env.payload.kind != "config" or body.get("revert") != r["version"] \
             or not isinstance(body.get("version"), int):
@@ -324,7 +337,7 @@ def rollback(conn: psycopg.Connection[Any], rollout_id: int, revert_envelope: by
     applied = [row[0] for row in conn.execute(
         "SELECT site FROM rollout_sites WHERE rollout_id = %s AND state = 'applied' "
         "ORDER BY site", (rollout_id,)).fetchall()]
-    outside = [s for s in applied if s not in env.payload.sites]
+    outside = [s for s in applied if s not in bundle.index]
     if outside:
         raise RolloutError(f"{len(outside)} site(s) that applied it are not among the revert's "
                            f"signed sites, e.g. {', '.join(outside[:5])}")
@@ -338,7 +351,7 @@ def rollback(conn: psycopg.Connection[Any], rollout_id: int, revert_envelope: by
         _audit(conn, actor, "rollout_revert", rollout_id, len(applied),
                {"revert_version": body["version"], "reverts": r["version"]})
     for site in applied:
-        link.publish(Topics(prefix, site).config_set, revert_envelope, retain=True)
+        link.publish(Topics(prefix, site).config_set, bundle.for_site(site), retain=True)
     deadline = time.monotonic() + wait_s
     while refresh(conn, rollout_id) and time.monotonic() < deadline:
         time.sleep(poll_s)
@@ -355,16 +368,18 @@ def status(conn: psycopg.Connection[Any], rollout_id: int) -> dict[str, Any]:
     r = _rollout(conn, rollout_id)
     rows = conn.execute(
         """SELECT site, stage, state, reason, detail, extract(epoch FROM sent_at),
-                  extract(epoch FROM outcome_at)
+                  extract(epoch FROM outcome_at), COALESCE(envelope_index, 0)
              FROM rollout_sites WHERE rollout_id = %s ORDER BY stage, site""",
         (rollout_id,)).fetchall()
     sites = [{"site": s, "stage": st, "state": state, "reason": reason, "detail": detail,
-              "sent_at": _f(sent), "outcome_at": _f(out)}
-             for s, st, state, reason, detail, sent, out in rows]
+              "sent_at": _f(sent), "outcome_at": _f(out), "envelope": env}
+             for s, st, state, reason, detail, sent, out, env in rows]
     counts: dict[str, int] = {}
     for s in sites:
         counts[s["state"]] = counts.get(s["state"], 0) + 1
     doc = {k: v for k, v in r.items() if k != "envelope"}
+    # Stored one envelope a line (Bundle.to_bytes): counted without parsing.
+    doc["envelopes"] = r["envelope"].count(b"\n") + 1
     return {**doc, "counts": counts, "sites": sites}
 
 

@@ -126,7 +126,8 @@ CREATE TABLE IF NOT EXISTS rollouts (
     kind              text NOT NULL,             -- config | overlay
     version           bigint NOT NULL,           -- the push's version
     key_id            text NOT NULL,
-    envelope          bytea NOT NULL,            -- exactly the signed bytes published
+    envelope          bytea NOT NULL,            -- the signed bundle: one envelope a line, each
+                                                 -- exactly the bytes published to its sites
     envelope_sha256   text NOT NULL,
     not_after         timestamptz NOT NULL,
     note              text,
@@ -151,8 +152,11 @@ CREATE TABLE IF NOT EXISTS rollout_sites (
     detail      text,
     sent_at     timestamptz,
     outcome_at  timestamptz,
+    envelope_index integer,                    -- which line of rollouts.envelope lists the site
     PRIMARY KEY (rollout_id, site)
 );
+-- Databases made before signed bundles (NULL: the rollout's only envelope).
+ALTER TABLE rollout_sites ADD COLUMN IF NOT EXISTS envelope_index integer;
 
 -- Who did what: every push, revert and command sent from clinic-central.
 CREATE TABLE IF NOT EXISTS operator_actions (

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   systemd                              # systemd-analyze for the unit file checks
   victoria-metrics postgresql          # the central side's stores (clinic-central, tests, demo)
   prometheus-alertmanager              # alert delivery for clinic-central alerts (tests start a real one)
+  chromium chromium-driver             # the fleet page's browser test (headless, never downloaded)
 )
 
 missing=()

@@ -1,8 +1,10 @@
 """``clinic-agent fleet ...``: the operator's side of remote management (docs/remote-management.md).
 
     keygen   an Ed25519 key pair: NAME.key stays with the operator, NAME.pub goes to every site
-    sign     a config push, signed into an envelope file (for signing away from the broker)
-    push     sign (or take a signed envelope) and publish it, retained, to each site's config/set
+    sign     a config push, signed into a bundle file (one envelope per --chunk-size sites; for
+             signing away from the broker)
+    push     sign (or take a signed bundle) and publish, retained, to each site's config/set the
+             envelope that lists it
     command  poll_now | diagnostics | resend, signed, to one or more sites; prints the results
     status   one row per site seen on the broker: online, last seen, config, backlog, problems
 
@@ -24,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import SITE_ID_PATTERN
 from agent.publish.topics import Topics
+from agent.remote.bundle import DEFAULT_CHUNK_SIZE, Bundle, parse_bundle, sign_bundle
 from agent.remote.envelope import (
+    MAX_SITES,
     KeyFileError,
     Malformed,
     generate_keypair,
     load_private_key,
-    open_envelope,
     seal,
 )
 from agent.remote.fleet import (
@@ -64,18 +67,20 @@ def register(fleet: argparse.ArgumentParser, t: object = None) -> None:
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("sign", help="check, then sign a config (or an overlay, or a revert) for "
-                       "one or more sites into an envelope file")
+                       "one or more sites into a bundle file (one envelope per --chunk-size "
+                       "sites)")
     p.add_argument("config", nargs="?", help="the TOML config (or overlay) to push")
     _signing_args(p, version=True)
     _content_args(p)
-    p.add_argument("-o", "--output", help="envelope file to write (default: stdout)")
+    p.add_argument("-o", "--output", help="bundle file to write, one envelope a line "
+                   "(default: stdout)")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("push", help="publish a signed config to sites (retained: offline sites "
                        "get it when they connect)")
     p.add_argument("config", nargs="?", help="the TOML config to sign and push")
-    p.add_argument("--signed", metavar="ENVELOPE", help="push this envelope from `fleet sign` "
-                   "instead (its sites are the targets)")
+    p.add_argument("--signed", metavar="BUNDLE", help="push this bundle (or envelope) from "
+                   "`fleet sign` instead (its sites are the targets)")
     _signing_args(p, version=True)
     _content_args(p)
     _broker_args(p)
@@ -122,6 +127,10 @@ def _signing_args(p: argparse.ArgumentParser, *, version: bool) -> None:
         p.add_argument("--valid-for", default=DEFAULT_VALID_FOR, metavar="DURATION",
                        help="a site offline longer than this refuses the push (e.g. 12h, 7d; "
                        f"default {DEFAULT_VALID_FOR})")
+        p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
+                       help="sign one envelope per N sites, each published only to its sites "
+                       f"(default {DEFAULT_CHUNK_SIZE}; smaller: less for each site to download "
+                       "and for the broker to keep)")
 
 
 def _content_args(p: argparse.ArgumentParser) -> None:
@@ -178,16 +187,18 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     try:
-        envelope = _sign_config(args)
+        bundle = _sign_config(args)
     except FleetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     if args.output:
-        Path(args.output).write_bytes(envelope + b"\n")
+        Path(args.output).write_bytes(bundle.to_bytes() + b"\n")
         shown = ", ".join(args.sites[:10]) + (f" and {len(args.sites) - 10} more"
                                               if len(args.sites) > 10 else "")
-        print(f"{args.output}: {_what(args)} v{_version(args)} for {shown}", file=sys.stderr)
+        print(f"{args.output}: {_what(args)} v{_version(args)} for {shown}: "
+              f"{len(bundle.envelopes)} envelope(s) of at most {args.chunk_size} site(s), "
+              f"the largest {bundle.largest:,} bytes", file=sys.stderr)
     else:
-        sys.stdout.write(envelope.decode() + "\n")
+        sys.stdout.write(bundle.to_bytes().decode() + "\n")
     return EXIT_OK
 
 
@@ -195,17 +206,19 @@ def _what(args: argparse.Namespace) -> str:
     return "revert" if args.revert is not None else "overlay" if args.overlay else "config"
 
 
-def _sign_config(args: argparse.Namespace) -> bytes:
-    """Check, then sign: nothing that every site would refuse gets a signature."""
+def _sign_config(args: argparse.Namespace) -> Bundle:
+    """Check once, then sign one envelope per chunk of sites: nothing that every site would
+    refuse gets a signature."""
     sites = _sites(args)
     if not args.key:
         raise FleetError("--key is needed to sign")
+    chunk_size = chunk_size_arg(args.chunk_size)
     version, valid_for = _version(args), _duration(args.valid_for)
     if args.revert is not None:
         if args.config or args.overlay:
             raise FleetError("--revert takes no CONFIG and no --overlay")
         payload = revert_payload(args.revert, sites=sites, version=version, valid_for_s=valid_for)
-        return seal(payload, _private_key(args.key))
+        return sign_bundle(payload, _private_key(args.key), chunk_size=chunk_size)
     if not args.config:
         raise FleetError("give the CONFIG (or --overlay CONFIG, or --revert VERSION) to sign")
     try:
@@ -222,7 +235,14 @@ def _sign_config(args: argparse.Namespace) -> bytes:
         print(f"{args.config}: checked at each site only: {note}", file=sys.stderr)
     make = overlay_payload if args.overlay else config_payload
     payload = make(text, sites=sites, version=version, valid_for_s=valid_for)
-    return seal(payload, _private_key(args.key))
+    return sign_bundle(payload, _private_key(args.key), chunk_size=chunk_size)
+
+
+def chunk_size_arg(n: int) -> int:
+    """``--chunk-size``, checked (shared with ``clinic-central rollout``)."""
+    if not 1 <= n <= MAX_SITES:
+        raise FleetError(f"--chunk-size must be 1 to {MAX_SITES}, got {n}")
+    return n
 
 
 def _version(args: argparse.Namespace) -> int:
@@ -255,14 +275,14 @@ def cmd_push(args: argparse.Namespace) -> int:
         if args.signed:
             if args.config:
                 raise FleetError("give either CONFIG or --signed, not both")
-            envelope = Path(args.signed).read_bytes().strip()
-            payload = open_envelope(envelope).payload
+            bundle = parse_bundle(Path(args.signed).read_bytes(), source=args.signed)
+            payload = bundle.first.payload
             if payload.kind != "config":
                 raise FleetError(f"{args.signed}: not a config push")
-            sites, version = list(payload.sites), payload.body.get("version")
+            sites, version = list(bundle.sites), payload.body.get("version")
             success = "reverted" if "revert" in payload.body else "applied"
         else:
-            envelope = _sign_config(args)
+            bundle = _sign_config(args)
             sites, version = args.sites, args.version
             success = "reverted" if args.revert is not None else "applied"
         opts = _broker_options(args)
@@ -274,7 +294,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                 link.subscribe([Topics(opts.prefix, s).config_state for s in sites])
                 link.sync()
             for site in sites:
-                link.publish(Topics(opts.prefix, site).config_set, envelope,
+                link.publish(Topics(opts.prefix, site).config_set, bundle.for_site(site),
                              retain=not args.no_retain)
             print(f"config v{version} published to {len(sites)} site(s)")
             if args.wait <= 0:

@@ -18,6 +18,7 @@ from remote_support import Operator, site_config
 from sim_sites import SimFleet
 
 from agent.cli import main as agent_cli_main
+from agent.remote.bundle import Bundle, parse_bundle, sign_bundle
 from agent.remote.envelope import open_envelope, seal, sha256_hex
 from agent.remote.fleet import overlay_payload
 
@@ -29,6 +30,7 @@ from central import cli as central_cli  # noqa: E402
 from central import rollout  # noqa: E402
 
 SITES = [f"SIM{i:03d}" for i in range(1, 21)]
+CHUNK = 6           # fewer than the sites: the push is signed as 4 envelopes (6, 6, 6, 2)
 OVERLAY = """
 # Lower the backlog bandwidth everywhere; give the UPS a little longer to answer.
 [buffer]
@@ -83,10 +85,21 @@ def config_state(stack: CentralStack, site: str) -> dict[str, Any]:
 def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_back(
         stack: CentralStack, tmp_path: Path, capsys) -> None:
     op = Operator(tmp_path)
-    # One signature for all 20 sites. Which sites form the canary follows from the envelope, so
-    # the sites that will reject it (30 %: 2 of the 5 canaries, 4 of the rest) are chosen after.
-    envelope = seal(overlay_payload(OVERLAY, sites=SITES, version=1000, valid_for_s=3600), op.key)
-    canary = rollout.canary_of(SITES, 0.25, sha256_hex(envelope))
+    # Checked and signed once by the operator, away from the centre, as envelopes of at most
+    # CHUNK sites each. Which sites form the canary follows from the signed bundle, so the sites
+    # that will reject it (30 %: 2 of the 5 canaries, 4 of the rest) are chosen after.
+    overlay_file, sites_file, signed = (tmp_path / "backlog.toml", tmp_path / "sites.txt",
+                                        tmp_path / "overlay.jsonl")
+    overlay_file.write_text(OVERLAY)
+    sites_file.write_text("\n".join(SITES) + "\n")
+    assert agent_cli_main(["fleet", "sign", str(overlay_file), "--overlay", "--key",
+                           str(op.key_path), "--sites-file", str(sites_file), "--version", "1000",
+                           "--valid-for", "1h", "--chunk-size", str(CHUNK), "-o",
+                           str(signed)]) == 0
+    capsys.readouterr()
+    bundle = parse_bundle(signed.read_bytes())
+    assert [len(e.envelope.payload.sites) for e in bundle.envelopes] == [6, 6, 6, 2]
+    canary = rollout.canary_of(SITES, 0.25, bundle.sha256)
     rest = [s for s in SITES if s not in canary]
     no_ups = set(sorted(canary)[:2]) | set(rest[:4])
     assert len(canary) == 5 and len(no_ups) == 6
@@ -115,8 +128,6 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
         cfg = stack.ingest_config()
         pw = tmp_path / "operator.pw"
         pw.write_text(stack.broker.passwords["operator"] + "\n")
-        signed = tmp_path / "overlay.json"
-        signed.write_bytes(envelope)
         broker = ["--username", "operator", "--password-file", pw]
         code, out, err = clinic_central(
             capsys, "rollout", "create", "-c", cfg, "--signed", signed,
@@ -126,6 +137,8 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
         created = json.loads(out)
         rid = created["id"]
         assert {s["site"] for s in created["sites"] if s["stage"] == 1} == canary
+        assert created["envelopes"] == 4
+        assert all(s["envelope"] == bundle.index[s["site"]] for s in created["sites"])
 
         code, out, err = clinic_central(capsys, "rollout", "start", str(rid), "-c", cfg, *broker,
                                         "--actor", "alice")
@@ -140,8 +153,10 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
         assert rejected["reason"] == "invalid_config" and "devices[1].kind" in rejected["detail"]
         assert all(by_site[s]["state"] == "pending" for s in rest), "the rest never got it"
 
-        # Each canary that applied it merged it onto its own config.
+        # Each canary that applied it merged it onto its own config, from the envelope that
+        # lists it (the site's own report), of at most CHUNK sites.
         applied = sorted(canary - no_ups)
+        assert_envelope_of_its_chunk(stack, bundle, applied, CHUNK)
         for s in applied:
             validate("config_state", config_state(stack, s))   # overlay_sha256 in the schema
             site = fleet.sites[s]
@@ -162,10 +177,12 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
             assert state_now == before[s][1]
         assert not retained_push(stack, rest), "no push waits on the broker for the rest"
 
-        # Roll the accepted canaries back: each returns to exactly its own config from before.
+        # Roll the accepted canaries back: each returns to exactly its own config from before
+        # (the revert signed here, also in envelopes of at most 2 sites).
         code, out, err = clinic_central(capsys, "rollout", "rollback", str(rid), "-c", cfg,
                                         *broker, "--key", op.key_path, "--version", 1001,
-                                        "--wait", "60s", "--actor", "bob", "--json")
+                                        "--chunk-size", 2, "--wait", "60s", "--actor", "bob",
+                                        "--json")
         assert code == 0, (out, err)
         st = json.loads(out)
         assert sorted(s["site"] for s in st["sites"] if s["state"] == "reverted") == applied
@@ -203,6 +220,16 @@ def test_staged_overlay_stops_after_the_canary_when_30_percent_reject_and_rolls_
             d.name for d in fleet.sites[SITES[0]].config.devices)
     finally:
         fleet.close()
+
+
+def assert_envelope_of_its_chunk(stack: CentralStack, bundle: Bundle, sites: list[str],
+                                 chunk: int) -> None:
+    """Each site applied the one envelope of the bundle that lists it (as the site reports it in
+    its retained config state), and that envelope lists at most ``chunk`` sites."""
+    for s in sites:
+        reported = config_state(stack, s)["config"]["envelope_sha256"]
+        assert reported == sha256_hex(bundle.for_site(s)), s
+        assert len(open_envelope(bundle.for_site(s)).payload.sites) <= chunk
 
 
 def rollout_status(capsys, cfg: Path, rid: int) -> dict[str, Any]:
@@ -245,6 +272,73 @@ def test_a_rollout_only_narrows_the_signed_sites(stack: CentralStack, tmp_path: 
     assert st["counts"] == {"pending": 2} and open_envelope(env).payload.sites == tuple(SITES[:3])
 
 
+def test_a_bundle_is_one_push_or_no_rollout(stack: CentralStack, tmp_path: Path) -> None:
+    op = Operator(tmp_path)
+    payload = overlay_payload(OVERLAY, sites=SITES[:6], version=5, valid_for_s=60)
+    bundle = sign_bundle(payload, op.key, chunk_size=2)
+    other_version = seal({**payload, "sites": SITES[6:8], "version": 6}, op.key)
+    other_content = seal({**payload, "sites": SITES[6:8], "overlay": "[buffer]\n"}, op.key)
+    expired = sign_bundle({**payload, "not_after": payload["issued_at"]}, op.key, chunk_size=2)
+    import psycopg
+
+    from central import pg
+    with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
+        pg.migrate(conn)
+        plan = rollout.Plan()
+        for extra, problem in ((other_version, "version 6, line 1 has 5"),
+                               (other_content, "its content differs")):
+            with pytest.raises(rollout.RolloutError, match=f"line 4: {problem}"):
+                rollout.create(conn, bundle.to_bytes() + b"\n" + extra, SITES[:6], actor="a",
+                               plan=plan)
+        with pytest.raises(rollout.RolloutError, match="not among the envelope's signed sites"):
+            rollout.create(conn, bundle.to_bytes(), SITES[:7], actor="a", plan=plan)
+        with pytest.raises(rollout.RolloutError, match="expired"):
+            rollout.create(conn, expired.to_bytes(), SITES[:6], actor="a", plan=plan)
+        assert not pg_query(stack, "SELECT id FROM rollouts"), "nothing recorded"
+        # Narrowed to sites of two of its three envelopes: each recorded with the one listing it.
+        rid = rollout.create(conn, bundle.to_bytes() + b"\n", SITES[1:4], actor="a", plan=plan)
+        st = rollout.status(conn, rid)
+    assert {s["site"]: s["envelope"] for s in st["sites"]} == {SITES[1]: 0, SITES[2]: 1,
+                                                               SITES[3]: 1}
+    assert st["envelopes"] == 3 and st["envelope_sha256"] == bundle.sha256
+
+
+class Recorder:
+    """A broker link that keeps what it is asked to publish."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.published.append((topic, payload, retain))
+
+
+def test_a_rollout_recorded_before_bundles_still_sends_its_one_envelope(
+        stack: CentralStack, tmp_path: Path) -> None:
+    op = Operator(tmp_path)
+    env = seal(overlay_payload(OVERLAY, sites=SITES[:3], version=5, valid_for_s=60), op.key)
+    import psycopg
+
+    from central import pg
+    with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
+        # A database made before bundles has no envelope_index: migrating adds it.
+        pg.migrate(conn)
+        conn.execute("ALTER TABLE rollout_sites DROP COLUMN envelope_index")
+        pg.migrate(conn)
+        rid = rollout.create(conn, env, SITES[:3], actor="a", canary=[SITES[1]],
+                             plan=rollout.Plan(stage_timeout_s=0.3))
+        assert bytes(conn.execute("SELECT envelope FROM rollouts WHERE id = %s",
+                                  (rid,)).fetchone()[0]) == env, "stored as given"
+        # Its sites as recorded then: no envelope index.
+        conn.execute("UPDATE rollout_sites SET envelope_index = NULL WHERE rollout_id = %s",
+                     (rid,))
+        link = Recorder()
+        st = rollout.start(conn, rid, link, actor="a", poll_s=0.05)
+    assert st["state"] == "stopped" and st["envelopes"] == 1   # nobody listening: no canary
+    topic = f"clinics/{SITES[1]}/config/set"
+    assert link.published == [(topic, env, True), (topic, b"", True)], "sent, then withdrawn"
+
+
 def test_a_good_overlay_goes_to_every_stage_and_a_silent_site_answers_later(
         tmp_path: Path, capsys) -> None:
     require_binary("mosquitto")
@@ -275,13 +369,17 @@ def test_a_good_overlay_goes_to_every_stage_and_a_silent_site_answers_later(
         overlay_file = tmp_path / "backlog.toml"
         overlay_file.write_text(OVERLAY)
 
-        # Checked and signed at the centre, once, for the sites in the file.
+        # Checked once and signed at the centre for the sites in the file, as envelopes of at
+        # most 4 sites.
         code, out, err = clinic_central(
             capsys, "rollout", "create", overlay_file, "--overlay", "--key", op.key_path,
             "--sites-file", sites_file, "--version", 77, "-c", cfg, "--canary-share", "0.34",
-            "--stage-timeout", "8s", "--max-failure-share", "0.2", "--json")
+            "--stage-timeout", "8s", "--max-failure-share", "0.2", "--chunk-size", 4, "--json")
         assert code == 0, err
         rid = json.loads(out)["id"]
+        assert json.loads(out)["envelopes"] == 2
+        bundle = parse_bundle(bytes(pg_query(stack, "SELECT envelope FROM rollouts WHERE id = %s",
+                                             rid)[0][0]))
         code, out, err = clinic_central(capsys, "rollout", "start", str(rid), "-c", cfg, *broker)
         assert code == 0, (out, err)
         st = rollout_status(capsys, cfg, rid)
@@ -292,12 +390,14 @@ def test_a_good_overlay_goes_to_every_stage_and_a_silent_site_answers_later(
         for site in fleet.sites.values():
             assert site.config.buffer.backlog_kbps == 200
             assert {d.name: d for d in site.config.devices}["ups"].timeout_s == 2.5
+        assert_envelope_of_its_chunk(stack, bundle, sites[:-1], 4)
 
         # The silent clinic comes online: the retained push reaches it, and the rollout shows it.
         late = SimFleet([paths[silent]])
         try:
             wait_until(lambda: rollout_status(capsys, cfg, rid)["counts"] == {"applied": 6},
                        timeout=30, what="the late site's answer")
+            assert_envelope_of_its_chunk(stack, bundle, [silent], 4)
             # Another site's or an older push, published to it by hand, is refused.
             other = seal(overlay_payload(OVERLAY, sites=sites[:1], version=90, valid_for_s=60),
                          op.key)

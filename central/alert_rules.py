@@ -16,6 +16,7 @@ import csv
 import io
 import re
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +135,20 @@ def parse_alerts(root: Table, base: Path) -> AlertsConfig | None:
                                   f"got {cfg.firing_ttl_s:g}")
     a.finish()
     return cfg
+
+
+def with_inventory(sites: dict[str, SiteDetails],
+                   rows: Iterable[tuple[str, str | None, str | None]]) -> dict[str, SiteDetails]:
+    """The sites file's details with the inventory's (``site_inventory``: ``clinic-central sites
+    import``, what the web page shows) state and municipality over them; time zones stay the
+    file's."""
+    out = dict(sites)
+    for site, state, municipality in rows:
+        had = out.get(site) or SiteDetails()
+        out[site] = SiteDetails(state=(state or had.state or None),
+                                municipality=(municipality or had.municipality or None),
+                                tz=had.tz)
+    return out
 
 
 def _zone_ok(name: str) -> bool:

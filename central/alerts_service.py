@@ -14,15 +14,18 @@ of Alertmanager or of PostgreSQL neither repeats nor loses a notification; see d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
 import time
 from typing import Any
 
+import psycopg
+
 from central import alert_store, pg
 from central.alert_payload import alert_json
-from central.alert_rules import AlertsConfig
+from central.alert_rules import AlertsConfig, with_inventory
 from central.alert_store import DONE, RESOLVE, RESOLVE_AGAIN, Due
 from central.alertmanager import Alertmanager, AlertmanagerDown, AlertsRefused
 from central.config import CentralConfig
@@ -30,6 +33,7 @@ from central.vm import StoreUnavailable
 
 log = logging.getLogger(__name__)
 POST_BATCH = 200
+INVENTORY_EVERY_S = 60.0     # the inventory (state, municipality) read again this often
 
 
 class AlertsProcess:
@@ -43,6 +47,7 @@ class AlertsProcess:
         self.conn: Any = None
         self.am_started: str | None = None
         self.am_down = False        # logged once per outage
+        self._inventory_due = 0.0
         self.posted = 0
 
     def run(self) -> None:
@@ -96,8 +101,23 @@ class AlertsProcess:
                                 (alert_store.ALERTS_LOCK,)).fetchone()
         return bool(row and row[0])
 
+    def _inventory(self) -> None:
+        """The web page's inventory, when there is one (its table is created by ``clinic-central
+        sites import`` and the web page), for the state and municipality labels."""
+        if time.monotonic() < self._inventory_due:
+            return
+        self._inventory_due = time.monotonic() + INVENTORY_EVERY_S
+        try:
+            rows = self.conn.execute(
+                "SELECT site, state, municipality FROM site_inventory").fetchall()
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        base = self.cfg.alerts.sites if self.cfg.alerts is not None else {}
+        self.acfg = dataclasses.replace(self.acfg, sites=with_inventory(base, rows))
+
     def tick(self) -> None:
         """Take the queued events, then post what is due (nothing if Alertmanager is down)."""
+        self._inventory()
         while True:
             taken = alert_store.take_queue(self.conn, self.acfg)
             if taken.not_reported:
@@ -171,5 +191,4 @@ class AlertsProcess:
 
 
 def _is_pg(exc: BaseException) -> bool:
-    import psycopg
     return isinstance(exc, psycopg.Error)

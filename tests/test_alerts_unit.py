@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ConfigError
 from central.alert_payload import StoredAlert, alert_json
-from central.alert_rules import AlertsConfig, SiteDetails, read_site_details
+from central.alert_rules import AlertsConfig, SiteDetails, read_site_details, with_inventory
 from central.alert_text import MESSAGES
 from central.config import parse_config
 
@@ -148,3 +148,13 @@ def test_the_alerts_command_refuses_a_config_without_an_alerts_section(tmp_path,
     cfg.write_text(cfg.read_text() + '[alerts]\nreport_ended = "yes"\n')
     assert main(["validate", str(cfg)]) == EXIT_CONFIG
     assert "alerts.report_ended" in capsys.readouterr().err
+
+
+def test_the_inventory_gives_state_and_municipality_and_the_sites_file_the_time_zone():
+    file = {"A1": SiteDetails("Oaxaca", None, "America/Mexico_City"),
+            "B2": SiteDetails(None, None, "America/Cancun")}
+    merged = with_inventory(file, [("A1", "Oaxaca", "Juchitán"), ("C3", "Sonora", None),
+                                   ("B2", None, None)])
+    assert merged == {"A1": SiteDetails("Oaxaca", "Juchitán", "America/Mexico_City"),
+                      "B2": SiteDetails(None, None, "America/Cancun"),
+                      "C3": SiteDetails("Sonora", None, None)}

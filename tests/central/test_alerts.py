@@ -70,6 +70,12 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def pg_query_script(central: Any, sql: str) -> None:
+    import psycopg
+    with psycopg.connect(central.pg_dsn, autocommit=True) as conn:
+        conn.execute(sql)
+
+
 def at(rfc3339: str) -> float:
     """Alertmanager's time (RFC 3339, trailing zeros of the fraction dropped) in epoch seconds."""
     return round(datetime.fromisoformat(rfc3339).timestamp(), 3)
@@ -151,6 +157,11 @@ def test_an_ended_event_is_not_told_when_report_ended_is_off(
 def test_a_live_outage_fires_then_resolves_with_the_edge_times(
         central: Any, alertmanager: Any, webhook: WebhookRecorder) -> None:
     central.start_ingest()
+    # The inventory the web page shows (clinic-central sites import): its state and municipality.
+    root = Path(__file__).resolve().parents[2]
+    pg_query_script(central, (root / "central" / "schema_web.sql").read_text())
+    pg_query_script(central, "INSERT INTO site_inventory (site, name, state, municipality) "
+                             f"VALUES ('{SITE}', 'Centro de Salud', 'Oaxaca', 'Juchitán de Zaragoza')")
     start_alerts(central, alerts_config(central, alertmanager.url))
     clinic = mqtt_client(central, SITE)
     start = round(time.time() - 5, 3)       # raised 5 s after the first poll that showed it
@@ -158,6 +169,8 @@ def test_a_live_outage_fires_then_resolves_with_the_edge_times(
     wait_until(lambda: webhook.alerts(event_start=iso(start)), timeout=30, what="the firing notification")
     firing = webhook.alerts(event_start=iso(start))[0]
     assert firing["status"] == "firing" and "quedan unos 23 min de batería" in firing["annotations"]["summary"]
+    assert (firing["labels"]["state"], firing["labels"]["municipality"]) == ("Oaxaca", "Juchitán de Zaragoza")
+    assert firing["annotations"]["summary"].startswith(f"{SITE} (Juchitán de Zaragoza, Oaxaca) ups: ")
     end = round(time.time(), 3)
     publish_events(clinic, event(8, "clear", start, end=end))
     wait_until(lambda: alert_state(central, start) == "done", timeout=60, what="the alert to be done")

@@ -28,6 +28,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests and the demo start their own servers on loopback. A service these packages just
+  # started by themselves (Alertmanager and VictoriaMetrics listen on every address) is stopped.
+  if [ -d /run/systemd/system ]; then
+    for unit in prometheus-alertmanager victoria-metrics mosquitto postgresql snmpd; do
+      for p in "${missing[@]}"; do
+        [ "$p" = "$unit" ] && $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      done
+    done
+  fi
 else
   echo "==> system packages already installed"
 fi

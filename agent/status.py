@@ -41,7 +41,9 @@ class LinkStatus:
     broker: str = ""
     since: float | None = None
     last_ack: float | None = None
-    last_error: str = ""
+    last_error: str = ""            # in English (logs, scripts)
+    # The last connection error as {"code": catalogue id, "args": {...}} (agent.catalogue.broker)
+    last_error_code: dict[str, Any] | None = None
     connects: int = 0
     sent_readings: int = 0
     sent_bytes: int = 0

@@ -24,24 +24,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    wait_exponential_jitter,
-)
-
 from agent.config import AgentConfig
 from agent.errors import PublishError
 from agent.publish.central_ack import CentralRelease
 from agent.publish.freshness import Freshness
-from agent.publish.mqtt_link import LinkLost, MqttLink, PublishRefused, Will
+from agent.publish.mqtt_link import ConnectFailed, LinkLost, MqttLink, PublishRefused, Will
+from agent.publish.reconnect import PROBE_TIMEOUT_S, ReconnectPolicy
 from agent.readings import StoredReading
 from agent.runtime.supervisor import Heartbeat
 from agent.status import LinkStatus
@@ -60,11 +53,6 @@ BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live
 NOT_AUTHORIZED = 0x87     # MQTT 5 reason code: the broker's ACL refuses the topic
 INCOMING_OVERHEAD = 4096   # topic, properties and envelope around the largest push accepted
 EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
-STABLE_S = 30.0           # a connection that lasted this long resets the reconnect pause
-# At most this pause after a quick drop: a broker that keeps dropping a clinic gets at most
-# about 10 connections a minute from it, and a clinic whose broker was restarted several times
-# in a row is still back within seconds of the last restart.
-QUICK_DROP_MAX_S = 8.0
 
 
 class TokenBucket:
@@ -137,7 +125,8 @@ class Forwarder:
 
     def __init__(self, cfg: AgentConfig, store: AsyncStore, writer: StoreWriter, *,
                  boot_id: str,
-                 on_connected: Callable[[MqttLink], Awaitable[None]] | None = None) -> None:
+                 on_connected: Callable[[MqttLink], Awaitable[None]] | None = None,
+                 reconnect: ReconnectPolicy | None = None) -> None:
         self.cfg = cfg
         self.store = store          # read only: every change goes through the writer
         self.writer = writer
@@ -153,7 +142,10 @@ class Forwarder:
         self._resends: list[_ResendRequest] = []
         self._events_dirty = True
         self._refused_topics: set[str] = set()
-        self._quick_drops = 0
+        # When to try the broker again (agent.publish.reconnect); a fleet simulator may pass
+        # one with a seeded random generator.
+        self.reconnect = reconnect or ReconnectPolicy(cap_s=cfg.mqtt.reconnect_max_s)
+        self._attempted = False
         self._heartbeat = Heartbeat()
         self._fresh: Freshness | None = Freshness(store.last_seq)   # until the first connection
         # Release on the central ack: what was sent and awaits it (None: release on PUBACK).
@@ -213,67 +205,98 @@ class Forwarder:
                 self.state.connected = False
                 self.link = None
             self._fail_resends("the connection to the broker was lost")
-            await self._pause_after(link)
+            self.reconnect.lost(time.monotonic(), link.connected_at)
             log.warning("broker %s: %s; readings stay in the buffer until it is back",
                         self.state.broker, link.lost_reason or "connection closed")
             await link.close()
 
-    async def _pause_after(self, link: MqttLink) -> None:
-        """A connection that dropped soon after it came up (a broker refusing something, a
-        flapping path) is not retried at once: the pause doubles, with full jitter, until a
-        connection stays up for ``STABLE_S``, so a fleet never hammers its broker in lockstep."""
-        lasted = time.monotonic() - link.connected_at
-        if lasted >= STABLE_S:
-            self._quick_drops = 0
-            return
-        self._quick_drops += 1
-        cap = min(self.cfg.mqtt.reconnect_max_s, 2.0 ** self._quick_drops, QUICK_DROP_MAX_S)
-        pause = random.uniform(cap / 2, cap)
-        log.debug("the connection lasted %.1f s; waiting %.1f s before the next", lasted, pause)
-        await self._heartbeat.sleep(pause)
-
+    # Reconnection is a plain loop around MqttLink (as aiomqtt advises) over a pure schedule
+    # (agent.publish.reconnect) rather than tenacity: tenacity's waits can neither be ended
+    # early by the reachability probe nor count attempts over a sliding window.
     async def _connect_with_backoff(self) -> MqttLink:
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(initial=1, max=self.cfg.mqtt.reconnect_max_s, jitter=2),
-            retry=retry_if_exception_type(PublishError), reraise=True,
-            sleep=lambda s: self._heartbeat.sleep(s),
-            before_sleep=self._log_retry)
-        async for attempt in retrying:
-            with attempt:
-                return await self._connect_once()
-        raise AssertionError("unreachable")
+        failures = 0
+        while True:
+            if self._attempted:       # the very first attempt of the agent goes at once
+                await self._wait_before_attempt()
+            self._attempted = True
+            try:
+                link = await self._connect_once()
+            except PublishError as exc:
+                where = exc.where if isinstance(exc, ConnectFailed) else "broker"
+                self.reconnect.failed(time.monotonic(), where)
+                failures += 1
+                # Logged at warning once, then at debug, so a long outage does not flood the
+                # journal.
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "cannot reach the broker (%s); retrying with backoff (attempt %d)",
+                        exc, failures)
+                continue
+            self.reconnect.connected(time.monotonic())
+            return link
 
-    def _log_retry(self, retry_state: RetryCallState) -> None:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        # Logged at warning once, then at debug, so a long outage does not flood the journal.
-        level = logging.WARNING if retry_state.attempt_number == 1 else logging.DEBUG
-        log.log(level, "cannot reach the broker (%s); retrying with backoff (attempt %d)",
-                exc, retry_state.attempt_number)
+    async def _wait_before_attempt(self) -> None:
+        """The jittered backoff, ended early by a probe that sees the broker's port come back,
+        then however long the rate floor asks."""
+        policy = self.reconnect
+        deadline = time.monotonic() + policy.backoff_s()
+        while (left := deadline - time.monotonic()) > 0:
+            await self._heartbeat.sleep(min(left, policy.probe_interval_s()))
+            if time.monotonic() >= deadline:
+                break
+            if policy.probed(await self._probe_brokers()):
+                log.debug("broker port reachable again; connecting")
+                await self._heartbeat.sleep(policy.connect_jitter_s())
+                break
+        wait = policy.rate_wait_s(time.monotonic())
+        if wait > 0:
+            log.info("%d connections to the broker in the last minute; waiting %.0f s before "
+                     "the next", policy.reached_in_window(time.monotonic()), wait)
+            await self._heartbeat.sleep(wait)
+
+    async def _probe_brokers(self) -> bool:
+        """A plain TCP connect to each configured broker (no TLS, no MQTT): True if one
+        accepted; the next attempt then goes to the first that did."""
+        brokers = self.cfg.mqtt.brokers
+        order = [(self._broker_index + i) % len(brokers) for i in range(len(brokers))]
+        results = await asyncio.gather(*(_tcp_probe(brokers[i].host, brokers[i].port)
+                                         for i in order))
+        for i, ok in zip(order, results, strict=True):
+            if ok:
+                self._broker_index = i
+                return True
+        return False
 
     async def _connect_once(self) -> MqttLink:
         brokers = self.cfg.mqtt.brokers
         broker = brokers[self._broker_index % len(brokers)]
         will = Will(self.topics.status, self._status_payload("offline", lost=True))
-        link = MqttLink(self.cfg.mqtt, broker, will=will,
-                        max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4,
-                        max_incoming=self.cfg.remote.max_push_bytes + INCOMING_OVERHEAD)
         self.state.broker = f"{broker.host}:{broker.port}"
         try:
+            link = MqttLink(self.cfg.mqtt, broker, will=will,
+                            max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4,
+                            max_incoming=self.cfg.remote.max_push_bytes + INCOMING_OVERHEAD)
             await link.connect()
         except PublishError as exc:
-            self.state.last_error = str(exc)
+            self._record_error(exc)
             self._broker_index += 1   # fail over to the next broker in the list
             raise
         except OSError as exc:   # TLS files unreadable etc.
-            self.state.last_error = str(exc)
+            failed = ConnectFailed.from_os_error(exc, broker)
+            self._record_error(failed)
             self._broker_index += 1
-            raise PublishError(str(exc)) from exc
+            raise failed from exc
         self.state.connected = True
         self.state.since = time.time()
         self.state.connects += 1
         self.state.last_error = ""
+        self.state.last_error_code = None
         log.info("connected to broker %s", self.state.broker)
         return link
+
+    def _record_error(self, exc: PublishError) -> None:
+        self.state.last_error = str(exc)
+        code = getattr(exc, "code_text", None)
+        self.state.last_error_code = code.to_doc() if code is not None else None
 
     def _status_payload(self, state: str, *, lost: bool = False) -> bytes:
         from agent import __version__
@@ -651,6 +674,20 @@ class Forwarder:
         payload = json.dumps({"v": 1, "units": self._units}, separators=(",", ":"),
                              sort_keys=True).encode()
         link.publish(self.topics.meta, payload, retain=True)
+
+
+async def _tcp_probe(host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within ``PROBE_TIMEOUT_S``."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
 
 
 def _ranges_text(ranges: Iterable[tuple[int, int]]) -> str:

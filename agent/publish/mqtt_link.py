@@ -30,6 +30,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerAddress, MqttConfig
 from agent.errors import PublishError
+from agent.i18n import Text, text
+from agent.publish import connect_errors
+from agent.publish.reconnect import Failure
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,13 @@ log = logging.getLogger(__name__)
 PAHO_VERSION = "2.2.0"
 # decrypted bytes left in the TLS object: read on, this many times at once
 _PENDING_TLS_READS = 64
+# MQTT 5 Session Expiry Interval of the agent's connection. Long enough that a command sent
+# during a reconnect, a broker restart or a short WAN cut is queued by the broker and delivered
+# on return (commands live 5 minutes by default, agent.remote.commands); short enough that the
+# broker does not hold queues for thousands of clinics through a long outage (a command older
+# than this is stale anyway; the operator sees no result and sends it again). Readings never
+# depend on it: the outbox is the only outbox.
+SESSION_EXPIRY_S = 900
 
 
 class PublishRefused(PublishError):
@@ -49,13 +59,32 @@ class PublishRefused(PublishError):
         super().__init__(reason)
 
 
-class ConnectRefused(PublishError):
+class ConnectFailed(PublishError):
+    """No connection: ``code_text`` says why as a catalogue code (agent.publish.connect_errors;
+    ``str()`` is its English text), ``where`` how far the attempt got (path, broker, unknown)."""
+
+    def __init__(self, code_text: Text, where: Failure) -> None:
+        self.code_text = code_text
+        self.where: Failure = where
+        super().__init__(str(code_text))
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, broker: BrokerAddress) -> ConnectFailed:
+        """Before any packet: the TLS files could not be loaded (ssl.SSLError is an OSError)."""
+        return cls(connect_errors.tls_files(exc), "path")
+
+
+class ConnectRefused(ConnectFailed):
     """The broker answered CONNECT with a failure; ``code`` is the MQTT 5 reason code (paho maps
     MQTT 3.1.1 return codes onto those: 134 bad user name or password, 135 not authorized)."""
 
-    def __init__(self, reason: str, code: int) -> None:
+    def __init__(self, reason: str, code: int, code_text: Text | None = None) -> None:
         self.code = code
-        super().__init__(reason)
+        super().__init__(code_text or connect_errors.refused(code, "?"), "broker")
+        self.args = (reason,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class LinkLost(PublishError):
@@ -106,6 +135,7 @@ class MqttLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future[None] | None = None
         self.lost = asyncio.Event()
@@ -115,6 +145,7 @@ class MqttLink:
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._early: dict[int, tuple[int, str]] = {}
         self._subscriptions: dict[str, Callable[[str, bytes], object]] = {}
+        self._subacks: dict[int, asyncio.Future[None]] = {}
         self.last_ack_monotonic = time.monotonic()
         self.connected_at = time.monotonic()
         self.max_packet_size: int | None = None   # announced by an MQTT 5 broker in CONNACK
@@ -135,30 +166,16 @@ class MqttLink:
             self._attach()
             await asyncio.wait_for(asyncio.shield(self._connected), self.cfg.connect_timeout_s + 2)
             self.connected_at = time.monotonic()
-        except TimeoutError as exc:
+        except ConnectFailed:
             self._stop_loop()
-            raise PublishError(f"no answer from broker {where} within "
-                               f"{self.cfg.connect_timeout_s:g}s") from exc
-        except ssl.SSLCertVerificationError as exc:
+            raise
+        except (TimeoutError, OSError) as exc:   # ssl.SSLError, socket.gaierror are OSErrors
             self._stop_loop()
-            raise PublishError(f"TLS: the certificate of broker {where} could not be verified "
-                               f"({exc.verify_message}); check mqtt.ca_file and the PC's clock"
-                               ) from exc
-        except ssl.SSLError as exc:
+            code, reached = connect_errors.classify(exc, where, self.broker.host)
+            raise ConnectFailed(code, reached) from exc
+        except PublishError as exc:   # the connection dropped before CONNACK
             self._stop_loop()
-            raise PublishError(f"TLS handshake with broker {where} failed ({exc.reason or exc}); "
-                               f"is it a TLS port, and does it accept our client certificate?"
-                               ) from exc
-        except ConnectionRefusedError as exc:
-            self._stop_loop()
-            raise PublishError(
-                f"nothing listening at broker {where} (broker down or wrong port)") from exc
-        except socket.gaierror as exc:
-            self._stop_loop()
-            raise PublishError(f"cannot resolve broker host {self.broker.host!r} (DNS)") from exc
-        except OSError as exc:
-            self._stop_loop()
-            raise PublishError(f"cannot connect to broker {where}: {exc.strerror or exc}") from exc
+            raise ConnectFailed(text("broker.closed", where=where), "broker") from exc
         except BaseException:
             # Cancelled (agent stopping, config replaced): close the socket now, not at GC.
             self._stop_loop()
@@ -166,20 +183,27 @@ class MqttLink:
 
     def _open_socket(self) -> None:
         if self.protocol == mqtt.MQTTv5:
-            props = None
+            props: Properties | None = None
             if self.max_incoming:
                 props = Properties(PacketTypes.CONNECT)
                 props.MaximumPacketSize = self.max_incoming
+            props = props or Properties(PacketTypes.CONNECT)
+            # A session the broker keeps for SESSION_EXPIRY_S: a command sent meanwhile is
+            # delivered on return, unless its own Message Expiry Interval ran out first.
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s,
-                                clean_start=True, properties=props)
+                                clean_start=False, properties=props)
         else:
             self.client.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
                     properties: Properties | None) -> None:
         if reason_code.is_failure:
+            code = int(reason_code.value)
+            where = f"{self.broker.host}:{self.broker.port}"
             self._call(self._resolve_connect, ConnectRefused(
-                f"broker refused the connection: {reason_code}", int(reason_code.value)))
+                f"broker refused the connection: {reason_code}", code,
+                connect_errors.refused(code, where)))
         else:
             size = (getattr(properties, "MaximumPacketSize", None)
                     if properties is not None else None)
@@ -206,7 +230,8 @@ class MqttLink:
             self.lost.set()
         self._resolve_connect(PublishError(reason))
         pending, self._pending = self._pending, {}
-        for fut in pending.values():
+        subacks, self._subacks = self._subacks, {}
+        for fut in [*pending.values(), *subacks.values()]:
             if not fut.done():
                 fut.set_exception(LinkLost(reason))
 
@@ -359,10 +384,34 @@ class MqttLink:
 
     # -- subscribing ---------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, handler: Callable[[str, bytes], object]) -> None:
-        """Call ``handler(topic, payload)`` in the event loop for each message on ``topic``."""
+    def subscribe(self, topic: str,
+                  handler: Callable[[str, bytes], object]) -> asyncio.Future[None]:
+        """Call ``handler(topic, payload)`` in the event loop for each message on ``topic``.
+        The returned future completes on the SUBACK (the broker sends the topic's retained
+        message right after it); awaiting it is optional."""
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        fut.add_done_callback(_mark_retrieved)
         self._subscriptions[topic] = handler
-        self.client.subscribe(topic, qos=1)
+        rc, mid = self.client.subscribe(topic, qos=1)
+        if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+            fut.set_exception(LinkLost(f"subscribe failed: {mqtt.error_string(rc)}"))
+        else:
+            self._subacks[mid] = fut
+        return fut
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      reason_codes: list[ReasonCode], properties: Properties | None) -> None:
+        self._call(self._settle_subscribe, mid, [int(rc.value) for rc in reason_codes])
+
+    def _settle_subscribe(self, mid: int, codes: list[int]) -> None:
+        fut = self._subacks.pop(mid, None)
+        if fut is None or fut.done():
+            return
+        if any(c >= 0x80 for c in codes):
+            fut.set_exception(PublishRefused("broker refused the subscription", codes[0]))
+        else:
+            fut.set_result(None)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         for pattern, handler in self._subscriptions.items():

@@ -50,6 +50,7 @@ class LinkStatus:
     rejected_total: int = 0
     live_floor: int = 0
     backlog_cursor: int = 0
+    backlog_kbps: float = 0.0       # the backlog limit in force: own and centre's; 0 = none
 
 
 @dataclass(frozen=True)

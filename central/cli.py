@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     al.set_defaults(func=cmd_alerts)
 
+    bud = sub.add_parser("budget", help="publish (or clear) the retained backlog drain budget "
+                         "for the whole fleet or for some sites (docs/fleet.md)")
+    bud.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    what = bud.add_mutually_exclusive_group(required=True)
+    what.add_argument("--kbps", type=float, help="kbit/s each clinic may use for its backlog")
+    what.add_argument("--clear", action="store_true", help="remove the budget")
+    bud.add_argument("--site", nargs="+", default=[], metavar="SITE",
+                     help="these sites only (default: the fleet-wide budget)")
+    bud.set_defaults(func=cmd_budget)
+
     val = sub.add_parser("validate", help="check a config file and list every problem")
     val.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     val.set_defaults(func=cmd_validate)
@@ -113,6 +123,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(text)
     return EXIT_OK if ok else EXIT_PROBLEM
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    from agent.publish.budget import Budget
+    from agent.remote.fleet import FleetError
+    from central.budget import budget_topics, publish_budget
+    cfg = load_config(args.config)
+    try:
+        budget = None if args.clear else Budget(args.kbps)
+        topics = budget_topics(cfg.mqtt.topic_prefix, args.site)
+    except ValueError as exc:
+        print(f"clinic-central budget: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        publish_budget(cfg, topics, budget)
+    except FleetError as exc:
+        print(f"clinic-central budget: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    done = "cleared" if budget is None else f"{budget.kbps:g} kbit/s"
+    for topic in topics:
+        print(f"{topic}: {done}")
+    return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

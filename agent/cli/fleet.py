@@ -372,7 +372,8 @@ def cmd_command(args: argparse.Namespace) -> int:
             topics = {Topics(opts.prefix, s).command_result: s for s in sites}
             link.subscribe(topics)
             for site in sites:
-                link.publish(Topics(opts.prefix, site).command, envelope)
+                link.publish(Topics(opts.prefix, site).command, envelope,
+                             expires_at=payload["not_after"])
             for topic, raw, _ in _messages(link, args.wait,
                                            until=lambda: len(results) == len(sites)):
                 try:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig
 from agent.errors import PublishError
+from agent.publish.budget import Budget, DrainBudget
 from agent.publish.central_ack import CentralRelease
 from agent.publish.freshness import Freshness
 from agent.publish.mqtt_link import ConnectFailed, LinkLost, MqttLink, PublishRefused, Will
@@ -52,6 +53,9 @@ BACKLOG_WINDOW = 4       # backlog messages in flight at once: keeps the socket 
 BACKLOG_BATCH_FACTOR = 4  # backlog batches are this many times larger than live ones
 NOT_AUTHORIZED = 0x87     # MQTT 5 reason code: the broker's ACL refuses the topic
 INCOMING_OVERHEAD = 4096   # topic, properties and envelope around the largest push accepted
+# The backlog waits this long at most for the SUBACKs of the budget topics, after which the
+# broker has sent their retained budgets: a clinic never drains unpaced before it knows them.
+BUDGET_WAIT_S = 2.0
 EVENTS_BATCH = 50         # events per message (a message per event would do; they are rare)
 
 
@@ -77,6 +81,14 @@ class TokenBucket:
     def take(self, size: int) -> None:
         if self.rate > 0:
             self.tokens -= size
+
+    def set_rate(self, bytes_per_s: float) -> None:
+        """A new rate from now on (the centre's budget changed); the burst shrinks with it."""
+        if bytes_per_s == self.rate:
+            return
+        self.delay(0)                      # account the time at the old rate
+        self.rate = bytes_per_s
+        self.tokens = min(self.tokens, bytes_per_s)
 
 
 @dataclass
@@ -154,6 +166,7 @@ class Forwarder:
             self.central = CentralRelease(timeout_s=cfg.buffer.central_ack_timeout_s)
         self._released_to_writer = 0
         self._bad_acks = 0
+        self.budget = DrainBudget()     # the centre's backlog budget (agent.publish.budget)
 
     def notify(self) -> None:
         """The writer calls this after a commit: live data is waiting."""
@@ -335,6 +348,14 @@ class Forwarder:
         held_backlog: list[StoredReading] | None = None   # fetched, waiting for the budget
         held_encoded: Encoded | None = None
         ack_event = asyncio.Event()
+        # The broker sends the retained budgets again on each subscription: none now means none.
+        self.budget = DrainBudget(rejected=self.budget.rejected)
+        budget_subs = [link.subscribe(self.topics.budget, self._on_budget),
+                       link.subscribe(self.topics.fleet_budget, self._on_budget)]
+        for sub in budget_subs:
+            sub.add_done_callback(lambda _f: ack_event.set())
+        budget_deadline = time.monotonic() + BUDGET_WAIT_S
+        budget_known = False
         live_more = True     # look once at the start; afterwards only when polls stored more
         # raised when readings sent live are overdue for the central ack
         backlog_limit = live_floor
@@ -371,7 +392,12 @@ class Forwarder:
                     flights.extend(await self._send(link, rows, "live", compress, ack_event))
                     progressed = True
 
-            if not progressed and back_n < BACKLOG_WINDOW and self._resends:
+            if not budget_known:
+                budget_known = (all(f.done() for f in budget_subs)
+                                or time.monotonic() >= budget_deadline)
+            bucket.set_rate(self._backlog_bytes_per_s())
+            # Until the budgets are known, live readings and events only.
+            if budget_known and not progressed and back_n < BACKLOG_WINDOW and self._resends:
                 wait = await self._send_resend(link, bucket, compress, backlog_batch, ack_event,
                                                flights)
                 if wait > 0:
@@ -386,7 +412,8 @@ class Forwarder:
                     held_backlog = held_encoded = None   # fetched again from the new cursor
             if self.central is not None and held_backlog is None:
                 backlog_cursor = self.central.skip(backlog_cursor)
-            if not progressed and back_n < BACKLOG_WINDOW and backlog_cursor < backlog_limit:
+            if (budget_known and not progressed and back_n < BACKLOG_WINDOW
+                    and backlog_cursor < backlog_limit):
                 if held_backlog is None:
                     upto = backlog_limit
                     if self.central is not None:
@@ -417,9 +444,34 @@ class Forwarder:
             if not progressed:
                 # Woken at once by new data, an ack or a lost link; the timeout only paces the
                 # silent-link check, so it can be long: an idle agent then costs next to no CPU.
-                await self._idle(link, ack_event, self._idle_timeout())
+                timeout = self._idle_timeout()
+                if not budget_known:
+                    timeout = min(timeout, max(budget_deadline - time.monotonic(), 0.01))
+                await self._idle(link, ack_event, timeout)
         # Connection lost: let failures settle so nothing is counted twice.
         await self._settle(flights, resends, ack_event)
+
+    def _backlog_bytes_per_s(self) -> float:
+        kbps = self.budget.kbps(self.cfg.buffer.backlog_kbps)
+        self.state.backlog_kbps = kbps
+        return kbps * 1000 / 8
+
+    def _on_budget(self, topic: str, payload: bytes) -> None:
+        """A retained budget from the centre (called in the event loop by the link)."""
+        before = self.budget.kbps(self.cfg.buffer.backlog_kbps)
+        problem = self.budget.receive(payload, topic, site_topic=topic == self.topics.budget)
+        if problem is not None:
+            # Logged at warning once, then at debug: a bad retained budget comes on each connect.
+            level = logging.WARNING if self.budget.rejected == 1 else logging.DEBUG
+            log.log(level, "%s [%s]", problem, problem.id)
+            return
+        after = self.budget.kbps(self.cfg.buffer.backlog_kbps)
+        if after != before:
+            log.info("backlog drain limit now %s (own buffer.backlog_kbps %g, site budget %s, "
+                     "fleet budget %s)", f"{after:g} kbit/s" if after else "none",
+                     self.cfg.buffer.backlog_kbps, _kbps_text(self.budget.site),
+                     _kbps_text(self.budget.fleet))
+        self.new_data.set()
 
     def _idle_timeout(self) -> float:
         timeout = self.cfg.mqtt.keepalive_s / 4
@@ -688,6 +740,10 @@ async def _tcp_probe(host: str, port: int) -> bool:
     except OSError:
         pass
     return True
+
+
+def _kbps_text(budget: Budget | None) -> str:
+    return f"{budget.kbps:g} kbit/s" if budget is not None else "none"
 
 
 def _ranges_text(ranges: Iterable[tuple[int, int]]) -> str:

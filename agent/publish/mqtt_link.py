@@ -49,6 +49,7 @@ _PENDING_TLS_READS = 64
 # than this is stale anyway; the operator sees no result and sends it again). Readings never
 # depend on it: the outbox is the only outbox.
 SESSION_EXPIRY_S = 900
+_MAX_UNCLAIMED = 32   # messages kept for a handler not registered yet (bounded: hostile input)
 
 
 class PublishRefused(PublishError):
@@ -146,6 +147,9 @@ class MqttLink:
         self._early: dict[int, tuple[int, str]] = {}
         self._subscriptions: dict[str, Callable[[str, bytes], object]] = {}
         self._subacks: dict[int, asyncio.Future[None]] = {}
+        # Messages of the resumed session that arrived before their handler (a command queued
+        # while we were away comes right after CONNACK); handed over by subscribe().
+        self._unclaimed: list[tuple[str, bytes]] = []
         self.last_ack_monotonic = time.monotonic()
         self.connected_at = time.monotonic()
         self.max_packet_size: int | None = None   # announced by an MQTT 5 broker in CONNACK
@@ -393,6 +397,9 @@ class MqttLink:
         fut: asyncio.Future[None] = self._loop.create_future()
         fut.add_done_callback(_mark_retrieved)
         self._subscriptions[topic] = handler
+        for msg in [m for m in self._unclaimed if mqtt.topic_matches_sub(topic, m[0])]:
+            self._unclaimed.remove(msg)
+            self._call(handler, *msg)
         rc, mid = self.client.subscribe(topic, qos=1)
         if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
             fut.set_exception(LinkLost(f"subscribe failed: {mqtt.error_string(rc)}"))
@@ -414,9 +421,13 @@ class MqttLink:
             fut.set_result(None)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        for pattern, handler in self._subscriptions.items():
+        claimed = False
+        for pattern, handler in list(self._subscriptions.items()):
             if mqtt.topic_matches_sub(pattern, msg.topic):
                 self._call(handler, msg.topic, bytes(msg.payload))
+                claimed = True
+        if not claimed and len(self._unclaimed) < _MAX_UNCLAIMED:
+            self._unclaimed.append((msg.topic, bytes(msg.payload)))
 
     # -- plumbing ------------------------------------------------------------------------------
 

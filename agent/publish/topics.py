@@ -73,6 +73,26 @@ class Topics:
         """Retained, centre -> agent: highest seq durably stored at the centre, all below it too."""
         return self._t("ack")
 
+    @property
+    def budget(self) -> str:
+        """Retained, centre -> agent: this site's backlog drain budget (agent.publish.budget)."""
+        return self._t("budget")
+
+    @property
+    def fleet_budget(self) -> str:
+        """Retained, centre -> every agent: the fleet-wide backlog drain budget."""
+        return fleet_budget_topic(self.prefix)
+
+
+# Not a site: the leading '_' keeps it apart from site ids in practice (the operator's sync
+# markers live under it too, agent.remote.fleet); the ACL lets every clinic read it.
+FLEET_PSEUDO_SITE = "_fleet"
+
+
+def fleet_budget_topic(prefix: str) -> str:
+    """``PREFIX/_fleet/budget``: the budget for every site that has none of its own."""
+    return f"{prefix}/{FLEET_PSEUDO_SITE}/budget"
+
 
 # What the central ingest reads, per site. Readings, backlog, events and summaries are shared
 # among the ingest processes; the retained state topics are read by every process, because a

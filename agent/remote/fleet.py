@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -132,9 +133,17 @@ class OperatorLink:
         finally:
             self.client.loop_stop()
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """QoS 1; raises ``FleetError`` if the broker refuses (e.g. the ACL)."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False,
+                expires_at: float | None = None) -> None:
+        """QoS 1; raises ``FleetError`` if the broker refuses (e.g. the ACL). With
+        ``expires_at`` (a wall-clock time, e.g. a command's ``not_after``) the broker drops the
+        message, queued for a site that is away, once that time has passed (MQTT 5 Message
+        Expiry Interval): it never reaches the site late, not even to be refused."""
+        props = None
+        if expires_at is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = max(1, int(expires_at - time.time()))
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
         code = self._wait(lambda: self._acks.get(info.mid), f"the broker to acknowledge {topic}")
         if code >= 0x80:
             raise FleetError(f"broker refused the message on {topic} (reason code {code:#x}); "

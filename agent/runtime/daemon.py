@@ -375,6 +375,7 @@ class Agent:
         key = (tuple((n, d.status) for n, d in sorted(status.devices.items())),
                bool(status.broker and status.broker.connected),
                status.broker.connects if status.broker else 0, status.healthy,
+               (status.broker.last_error_code or {}).get("code") if status.broker else None,
                tuple((p.code, p.device) for p in status.problems))
         now = time.monotonic()
         if key == self._status_key and now - self._status_written < STATUS_FILE_MAX_AGE_S:

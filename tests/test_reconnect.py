@@ -8,7 +8,6 @@ import json
 import time
 
 from cli_support import SPANISH, run_cli
-from consumer import readings_from
 from fixtures.proxy import SilentableProxy
 from fixtures.secure_broker import OPERATOR
 from helpers import free_port, wait_until
@@ -56,9 +55,9 @@ def test_after_a_long_outage_the_first_reading_arrives_within_seconds_of_the_bro
                timeout=OUTAGE_S + 30, interval=0.2, what="the outage, readings buffered")
     broker.start()
     back_at = time.time()
-    first = wait_until(lambda: next((m.at for m in recorder.snapshot()
-                                     if m.at > back_at and m.topic.endswith(("/readings", "/backlog"))),
-                                    None), timeout=30, what="the first reading after the return")
+    first = wait_until(lambda: next((m.at for m in recorder.snapshot() if m.at > back_at
+                                     and m.topic.endswith(("/readings", "/backlog"))), None),
+                       timeout=30, what="the first reading after the return")
     # The benchmark carries the real figure (docs/benchmarks.md); this bound leaves room for CI.
     assert first - back_at < 6, f"first reading {first - back_at:.1f} s after the broker returned"
 
@@ -80,7 +79,7 @@ def test_while_the_broker_is_down_status_says_why_as_a_code_in_the_readers_langu
 
 
 def test_a_broker_certificate_from_another_ca_is_reported_as_tls_verify_failed(
-        tls_broker, agent_process, tmp_path):
+        tls_broker,  # noqa: F811 - the fixture agent_process, tmp_path):
     cert, key = make_client_cert(tmp_path / "pki", tls_broker.pki.ca_key, tls_broker.pki.ca_cert,
                                  "DFSSA001234")
     _, _, other_ca = make_ca(tmp_path / "pki", "someone-else")
@@ -173,6 +172,7 @@ dsn = "postgresql://nobody@127.0.0.1:9/none"
 def central_cli(*args: str):
     import subprocess
     import sys
+
     from cli_support import ROOT, cli_env
     return subprocess.run([sys.executable, "-m", "central", *args], capture_output=True, text=True,
                           env=cli_env(), cwd=ROOT, timeout=60)

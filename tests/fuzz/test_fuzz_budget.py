@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, strategies as st
+from fuzz_budget import bounded, fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.i18n import MESSAGES
 from agent.publish.budget import MAX_KBPS, MIN_KBPS, DrainBudget
-from fuzz_budget import bounded, fuzz_settings
 
 json_docs = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

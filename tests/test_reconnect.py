@@ -79,7 +79,7 @@ def test_while_the_broker_is_down_status_says_why_as_a_code_in_the_readers_langu
 
 
 def test_a_broker_certificate_from_another_ca_is_reported_as_tls_verify_failed(
-        tls_broker,  # noqa: F811 - the fixture agent_process, tmp_path):
+        tls_broker, agent_process, tmp_path):  # noqa: F811 - tls_broker: the fixture
     cert, key = make_client_cert(tmp_path / "pki", tls_broker.pki.ca_key, tls_broker.pki.ca_cert,
                                  "DFSSA001234")
     _, _, other_ca = make_ca(tmp_path / "pki", "someone-else")

@@ -84,3 +84,15 @@ def test_the_topics_are_defined_once_for_both_sides():
     topics = Topics("clinics", "SITE001")
     assert topics.budget == "clinics/SITE001/budget"
     assert topics.fleet_budget == fleet_budget_topic("clinics") == "clinics/_fleet/budget"
+
+
+def test_clinic_central_budget_refuses_nonsense_before_connecting(tmp_path, capsys):
+    from central.cli import main
+    config = tmp_path / "central.toml"
+    config.write_text('[mqtt]\nhost = "127.0.0.1"\nport = 9\n[victoriametrics]\n'
+                      'url = "http://127.0.0.1:9"\n[postgres]\ndsn = "postgresql://x@127.0.0.1:9/x"\n')
+    assert main(["budget", "-c", str(config), "--kbps", "0"]) == 2
+    assert "kbps must be from 1 to 1000000" in capsys.readouterr().err
+    assert main(["budget", "-c", str(config), "--kbps", "64", "--site", "a/b"]) == 2
+    assert "not a site id: a/b" in capsys.readouterr().err
+    assert main(["budget", "-c", str(config), "--clear"]) == 1, "nothing listening on port 9"

@@ -41,7 +41,7 @@ class Budget:
 
     def __post_init__(self) -> None:
         if not (MIN_KBPS <= self.kbps <= MAX_KBPS):
-            raise ValueError(f"kbps must be from {MIN_KBPS:g} to {MAX_KBPS:g}")
+            raise ValueError(f"kbps must be from {MIN_KBPS:.0f} to {MAX_KBPS:.0f}")
 
     def encode(self) -> bytes:
         """The wire form (what ``clinic-central budget`` publishes)."""
@@ -70,8 +70,8 @@ def decode_budget(payload: bytes, topic: str) -> Budget | None:
     # (math.isfinite would overflow on it).
     if (isinstance(kbps, bool) or not isinstance(kbps, (int, float))
             or not MIN_KBPS <= kbps <= MAX_KBPS):
-        raise BudgetRejected(text("budget.bad_kbps", topic=topic, min=f"{MIN_KBPS:g}",
-                                  max=f"{MAX_KBPS:g}"))
+        raise BudgetRejected(text("budget.bad_kbps", topic=topic, min=f"{MIN_KBPS:.0f}",
+                                  max=f"{MAX_KBPS:.0f}"))
     return Budget(float(kbps))
 
 

@@ -25,7 +25,8 @@ def _verify_error(code: int) -> ssl.SSLCertVerificationError:
 
 
 @pytest.mark.parametrize("exc, code, where", [
-    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "broker.unreachable", "path"),
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "broker.unreachable",
+     "path"),
     (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "dns.failed", "path"),
     (OSError(errno.ENETUNREACH, "Network is unreachable"), "broker.no_route", "path"),
     (OSError(errno.EHOSTUNREACH, "No route to host"), "broker.no_route", "path"),

@@ -47,10 +47,11 @@ def test_each_failure_has_a_code_and_says_how_far_it_got(exc, code, where):
     assert "refused" not in shown and "Errno" not in shown and "OpenSSL English" not in shown
 
 
-def test_errno_arguments_are_names_not_english():
+def test_os_errors_are_nested_codes_not_the_c_librarys_english():
     text, _ = classify(OSError(errno.EHOSTUNREACH, "No route to host"), WHERE, "h")
-    assert text.args["errno"] == "EHOSTUNREACH"
+    assert text.to_doc()["args"]["error"] == {"code": "os.EHOSTUNREACH", "args": {}}
     assert "No route to host" not in text.render(ES)
+    assert "no hay ruta hacia el equipo" in text.render(ES)
 
 
 def test_every_connack_refusal_has_its_own_words_in_both_languages():
@@ -65,4 +66,5 @@ def test_every_connack_refusal_has_its_own_words_in_both_languages():
 def test_tls_files_name_the_file():
     text = tls_files(FileNotFoundError(errno.ENOENT, "No such file or directory", "/etc/ca.crt"))
     assert text.id == "tls.files_unreadable"
-    assert text.args == {"path": "/etc/ca.crt", "errno": "ENOENT"}
+    assert text.to_doc()["args"] == {"path": "/etc/ca.crt",
+                                     "error": {"code": "os.ENOENT", "args": {}}}

@@ -1,6 +1,6 @@
 """Why the agent is not connected to the broker (``agent.publish.connect_errors``), in English
 and Mexican Spanish. Arguments are addresses, OpenSSL mnemonics and errno names: the same in
-every language. The English texts keep the words the journal showed before (scripts grep them).
+every language; OS errors are nested codes (agent.oserror). The English texts keep the words the journal showed before (scripts grep them).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "nothing listening at broker {where} (broker down or wrong port)",
         "es": "nada escucha en el bróker {where} (bróker apagado o puerto equivocado)"},
     "broker.no_route": {
-        "en": "cannot connect to broker {where}: no route ({errno}); is the internet link up?",
-        "es": "no se puede conectar al bróker {where}: no hay ruta ({errno}); ¿funciona el enlace a internet?"},
+        "en": "cannot connect to broker {where}: {error}; is the internet link up?",
+        "es": "no se puede conectar al bróker {where}: {error}; ¿funciona el enlace a internet?"},
     "broker.timeout": {
         "en": "no answer from broker {where} in time (link down, firewall, or broker overloaded)",
         "es": "sin respuesta a tiempo del bróker {where} (enlace caído, firewall o bróker saturado)"},
@@ -22,8 +22,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "broker {where} closed the connection during the handshake",
         "es": "el bróker {where} cerró la conexión durante el saludo inicial"},
     "broker.connect_failed": {
-        "en": "cannot connect to broker {where} ({errno})",
-        "es": "no se puede conectar al bróker {where} ({errno})"},
+        "en": "cannot connect to broker {where}: {error}",
+        "es": "no se puede conectar al bróker {where}: {error}"},
     "dns.failed": {
         "en": "cannot resolve broker host {host} (DNS)",
         "es": "no se puede resolver el nombre del bróker {host} (DNS)"},
@@ -56,8 +56,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "es": "falló la negociación TLS con el bróker {where} ({reason}); ¿es un puerto TLS y acepta "
               "nuestro certificado de cliente?"},
     "tls.files_unreadable": {
-        "en": "cannot read the TLS file {path} ({errno}); check mqtt.ca_file, cert_file, key_file",
-        "es": "no se puede leer el archivo TLS {path} ({errno}); revise mqtt.ca_file, cert_file, key_file"},
+        "en": "cannot read the TLS file {path}: {error}; check mqtt.ca_file, cert_file, key_file",
+        "es": "no se puede leer el archivo TLS {path}: {error}; revise mqtt.ca_file, cert_file, key_file"},
     "tls.files_bad": {
         "en": "the TLS files are not usable ({reason}); check mqtt.ca_file, cert_file, key_file",
         "es": "los archivos TLS no sirven ({reason}); revise mqtt.ca_file, cert_file, key_file"},

@@ -14,6 +14,7 @@ import socket
 import ssl
 
 from agent.i18n import Text, text
+from agent.oserror import os_error
 from agent.publish.reconnect import Failure
 
 # X.509 verification results (OpenSSL's X509_V_ERR_*), as in agent.diagnose.doctor
@@ -47,12 +48,12 @@ def classify(exc: BaseException, where: str, host: str) -> tuple[Text, Failure]:
     if isinstance(exc, socket.gaierror):
         return text("dns.failed", host=host), "path"
     if isinstance(exc, OSError) and exc.errno in _NO_ROUTE:
-        return text("broker.no_route", where=where, errno=_errno_name(exc.errno)), "path"
+        return text("broker.no_route", where=where, error=os_error(exc)), "path"
     if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
         return text("broker.closed", where=where), "broker"
     if isinstance(exc, OSError):
-        return text("broker.connect_failed", where=where, errno=_errno_name(exc.errno)), "unknown"
-    return text("broker.connect_failed", where=where, errno=exc.__class__.__name__), "unknown"
+        return text("broker.connect_failed", where=where, error=os_error(exc)), "unknown"
+    return text("broker.connect_failed", where=where, error=os_error(exc)), "unknown"
 
 
 def refused(code: int, where: str) -> Text:
@@ -67,8 +68,7 @@ def tls_files(exc: OSError) -> Text:
     """The TLS files (ca_file, cert_file, key_file) could not be loaded."""
     if isinstance(exc, ssl.SSLError):
         return text("tls.files_bad", reason=exc.reason or exc.__class__.__name__)
-    return text("tls.files_unreadable", path=str(exc.filename or "?"),
-                errno=_errno_name(exc.errno))
+    return text("tls.files_unreadable", path=str(exc.filename or "?"), error=os_error(exc))
 
 
 def _verify(exc: ssl.SSLCertVerificationError, where: str, host: str) -> Text:
@@ -82,7 +82,3 @@ def _verify(exc: ssl.SSLCertVerificationError, where: str, host: str) -> Text:
     if code in _X509_UNTRUSTED:
         return text("tls.verify_failed.untrusted", where=where)
     return text("tls.verify_failed", where=where, verify_code=code)
-
-
-def _errno_name(number: int | None) -> str:
-    return errno.errorcode.get(number, str(number)) if number is not None else "?"

@@ -42,8 +42,6 @@ class LinkStatus:
     since: float | None = None
     last_ack: float | None = None
     last_error: str = ""            # in English (logs, scripts)
-    # The last connection error as {"code": catalogue id, "args": {...}} (agent.catalogue.broker)
-    last_error_code: dict[str, Any] | None = None
     connects: int = 0
     sent_readings: int = 0
     sent_bytes: int = 0
@@ -51,6 +49,8 @@ class LinkStatus:
     live_floor: int = 0
     backlog_cursor: int = 0
     backlog_kbps: float = 0.0       # the backlog limit in force: own and centre's; 0 = none
+    # The last connection error as {"code": catalogue id, "args": {...}} (agent.catalogue.broker)
+    last_error_code: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,21 @@ def test_the_operator_can_push_to_every_clinic(secure_broker):
         assert op.publish("clinics/SITE002/cmd", b"x") < 0x80
     finally:
         op.close()
+
+
+def test_every_clinic_reads_the_fleet_budget_but_no_clinic_can_set_a_budget(secure_broker):
+    site1 = secure_broker.client("SITE001")
+    op = secure_broker.client(OPERATOR)
+    try:
+        site1.subscribe("clinics/_fleet/budget")
+        site1.subscribe("clinics/SITE001/budget")
+        assert op.publish("clinics/_fleet/budget", b'{"v":1,"kbps":64}', retain=True) < 0x80
+        assert op.publish("clinics/SITE001/budget", b'{"v":1,"kbps":32}', retain=True) < 0x80
+        wait_until(lambda: site1.on("clinics/_fleet/budget") and site1.on("clinics/SITE001/budget"),
+                   what="both budgets at the clinic")
+        # Last: Mosquitto drops the connection after a refused retained message.
+        for topic in ("clinics/_fleet/budget", "clinics/SITE001/budget", "clinics/SITE002/budget"):
+            assert site1.publish(topic, b'{"v":1,"kbps":1000000}', retain=True) == NOT_AUTHORIZED
+    finally:
+        site1.close()
+        op.close()

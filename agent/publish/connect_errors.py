@@ -49,7 +49,7 @@ def classify(exc: BaseException, where: str, host: str) -> tuple[Text, Failure]:
         return text("dns.failed", host=host), "path"
     if isinstance(exc, OSError) and exc.errno in _NO_ROUTE:
         return text("broker.no_route", where=where, error=os_error(exc)), "path"
-    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+    if isinstance(exc, ConnectionError):   # reset, aborted, broken pipe, closed mid-handshake
         return text("broker.closed", where=where), "broker"
     if isinstance(exc, OSError):
         return text("broker.connect_failed", where=where, error=os_error(exc)), "unknown"

@@ -157,7 +157,8 @@ class MqttLink:
     # -- connection ----------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect, or raise ``PublishError`` with a reason a technician can act on."""
+        """Connect, or raise ``ConnectFailed`` (a ``PublishError``) with a catalogue code a
+        technician can act on and how far the attempt got (agent.publish.connect_errors)."""
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         self.client.connect_timeout = self.cfg.connect_timeout_s

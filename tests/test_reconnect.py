@@ -96,6 +96,24 @@ def test_a_broker_certificate_from_another_ca_is_reported_as_tls_verify_failed(
     assert "could not be verified" in agent.log()
 
 
+def test_a_wrong_password_is_reported_as_a_refusal_naming_the_password(
+        secure_broker, agent_process, tmp_path):
+    op = Operator(tmp_path)
+    config = site_config(state_dir=tmp_path / "state", port=secure_broker.port,
+                         password="not-the-password", keys_dir=op.keys_dir)
+    agent = agent_process(config.replace("[mqtt]", "status_interval_s = 0.5\n[mqtt]"))
+
+    def coded():
+        return (agent_status(agent).get("broker") or {}).get("last_error_code")
+    code = wait_until(coded, timeout=20, interval=0.3, what="the refusal in the status")
+    # Mosquitto 2.0 answers a wrong password with "not authorized" (0x87), not 0x86.
+    assert code == {"code": "broker.refused.not_authorized",
+                    "args": {"where": f"127.0.0.1:{secure_broker.port}"}}
+    es = run_cli("status", "-c", agent.config, lang=SPANISH)
+    assert "no autorizado (revise mqtt.username y mqtt.password" in es.out, es
+    assert "not-the-password" not in agent.log() + es.out
+
+
 def test_a_command_queued_while_the_clinic_was_away_fires_and_an_expired_one_never_does(
         secure_broker, tmp_path):
     """The clinic's path to the broker is cut (the broker keeps its session); the operator sends

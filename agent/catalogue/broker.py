@@ -74,8 +74,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "broker {where} refused the connection: bad user name or password (mqtt.username, mqtt.password)",
         "es": "el bróker {where} rechazó la conexión: usuario o contraseña incorrectos (mqtt.username, mqtt.password)"},
     "broker.refused.not_authorized": {
-        "en": "broker {where} refused the connection: not authorized (the central team must allow this site)",
-        "es": "el bróker {where} rechazó la conexión: no autorizado (el equipo central debe dar de alta este sitio)"},
+        "en": "broker {where} refused the connection: not authorized (check mqtt.username and mqtt.password; Mosquitto says this for a wrong password too; or the central team has not allowed this site yet)",
+        "es": "el bróker {where} rechazó la conexión: no autorizado (revise mqtt.username y mqtt.password; Mosquitto lo dice también ante una contraseña incorrecta; o el equipo central aún no da de alta este sitio)"},
     "broker.refused.server_unavailable": {
         "en": "broker {where} refused the connection: server unavailable (retrying)",
         "es": "el bróker {where} rechazó la conexión: servidor no disponible (se reintenta)"},

@@ -51,6 +51,7 @@ class LinkStatus:
     backlog_kbps: float = 0.0       # the backlog limit in force: own and centre's; 0 = none
     # The last connection error as {"code": catalogue id, "args": {...}} (agent.catalogue.broker)
     last_error_code: dict[str, Any] | None = None
+    attempts: int = 0               # connection attempts since start (connects counts successes)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,14 @@ interval_s = 1
 """
 
 
+def _status_file_broker(state, *, connects: int) -> dict | None:
+    try:
+        link = json.loads((state / "status.json").read_text()).get("broker") or {}
+    except (OSError, ValueError):
+        return None
+    return link if link.get("connects", 0) >= connects else None
+
+
 def agent_status(agent, *, lang: str = "C") -> dict:
     return run_cli("status", "-c", agent.config, "--json", lang=lang).json
 
@@ -60,6 +68,10 @@ def test_after_a_long_outage_the_first_reading_arrives_within_seconds_of_the_bro
                        timeout=30, what="the first reading after the return")
     # The benchmark carries the real figure (docs/benchmarks.md); this bound leaves room for CI.
     assert first - back_at < 6, f"first reading {first - back_at:.1f} s after the broker returned"
+    # The probe did the waiting: only the backoff's few full attempts while the port was shut.
+    link = wait_until(lambda: _status_file_broker(state, connects=2), timeout=20,
+                      what="status.json after the reconnection")
+    assert link["attempts"] - link["connects"] <= 12, link
 
 
 def test_while_the_broker_is_down_status_says_why_as_a_code_in_the_readers_language(

@@ -284,6 +284,7 @@ class Forwarder:
         broker = brokers[self._broker_index % len(brokers)]
         will = Will(self.topics.status, self._status_payload("offline", lost=True))
         self.state.broker = f"{broker.host}:{broker.port}"
+        self.state.attempts += 1
         try:
             link = MqttLink(self.cfg.mqtt, broker, will=will,
                             max_inflight=LIVE_WINDOW + BACKLOG_WINDOW + 4,

@@ -4,10 +4,12 @@
 
     .venv/bin/python scripts/bench_reconnect.py --trials 20 --outage 20
     .venv/bin/python scripts/bench_reconnect.py --trials 5 --outage 60
+    .venv/bin/python scripts/bench_reconnect.py --trials 10 --outage 20 --tls   # as in the field
 
 A real Mosquitto on loopback and the real agent process with the shipped reconnect settings
 (only site, state dir and the broker's address set; one host device, polled every 10 s by
-default). Each trial stops the broker for ``--outage`` seconds and starts it again; the clock
+default). ``--tls``: the agent connects over TLS, verifying the broker's certificate (a test CA,
+tests/pki.py), as a clinic does. Each trial stops the broker for ``--outage`` seconds and starts it again; the clock
 starts when the broker's port accepts connections and stops when the first reading (live or
 backlog) reaches a subscriber that reconnects every 20 ms.
 """
@@ -38,11 +40,21 @@ SITE = "BENCH0001"
 
 
 class Broker:
+    """A plain listener (the subscriber, and the agent without ``--tls``), and a TLS one."""
+
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
+        self.tls_port = free_port()
         self.conf = workdir / "mosquitto.conf"
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pki import make_pki
+        self.pki = make_pki(workdir / "pki")
         # Persistence keeps the subscriber's session across the restarts: nothing is missed.
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        self.conf.write_text(f"per_listener_settings true\n"
+                             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                             f"listener {self.tls_port} 127.0.0.1\nallow_anonymous true\n"
+                             f"cafile {self.pki.ca}\ncertfile {self.pki.cert}\n"
+                             f"keyfile {self.pki.key}\n"
                              f"persistence true\npersistence_location {workdir}/\n"
                              f"max_queued_messages 0\nuser {getpass.getuser()}\n")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -108,6 +120,7 @@ def main() -> int:
     p.add_argument("--interval", type=float, default=10.0, help="the device's poll interval")
     p.add_argument("--python", default=sys.executable, help="the agent's interpreter")
     p.add_argument("--keep", action="store_true", help="keep the work directory (agent log)")
+    p.add_argument("--tls", action="store_true", help="the agent connects over TLS")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-reconnect-")
     try:
@@ -117,7 +130,10 @@ def main() -> int:
         config = work / "agent.toml"
         config.write_text(f'site_id = "{SITE}"\nstate_dir = "{work / "state"}"\n'
                           + ('log_level = "debug"\n' if args.keep else "") +
-                          f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\ntls = false\n'
+                          f'[mqtt]\nhost = "127.0.0.1"\n'
+                          + (f'port = {broker.tls_port}\ntls = true\nca_file = "{broker.pki.ca}"\n'
+                             if args.tls else f"port = {broker.port}\ntls = false\n")
+                          +
                           f'[[devices]]\nname = "pc"\nkind = "host"\n'
                           f"interval_s = {args.interval}\n")
         log = open(work / "agent.log", "wb")
@@ -147,7 +163,7 @@ def main() -> int:
             agent.wait(20)
             broker.stop()
         results.sort()
-        print(f"\n{len(results)} trials, outage {args.outage:g} s: median "
+        print(f"\n{len(results)} trials, outage {args.outage:g} s{', TLS' if args.tls else ''}: median "
               f"{statistics.median(results):.2f} s, min {results[0]:.2f}, "
               f"p90 {results[int(0.9 * (len(results) - 1))]:.2f}, max {results[-1]:.2f}")
     finally:

@@ -9,9 +9,9 @@
 A real Mosquitto on loopback and the real agent process with the shipped reconnect settings
 (only site, state dir and the broker's address set; one host device, polled every 10 s by
 default). ``--tls``: the agent connects over TLS, verifying the broker's certificate (a test CA,
-tests/pki.py), as a clinic does. Each trial stops the broker for ``--outage`` seconds and starts it again; the clock
-starts when the broker's port accepts connections and stops when the first reading (live or
-backlog) reaches a subscriber that reconnects every 20 ms.
+tests/pki.py), as a clinic does. Each trial stops the broker for ``--outage`` seconds and
+starts it again; the clock starts when the broker's port accepts connections and stops when
+the first reading (live or backlog) reaches a subscriber that reconnects every 20 ms.
 """
 
 from __future__ import annotations
@@ -130,13 +130,13 @@ def main() -> int:
         config = work / "agent.toml"
         config.write_text(f'site_id = "{SITE}"\nstate_dir = "{work / "state"}"\n'
                           + ('log_level = "debug"\n' if args.keep else "") +
-                          f'[mqtt]\nhost = "127.0.0.1"\n'
+                          '[mqtt]\nhost = "127.0.0.1"\n'
                           + (f'port = {broker.tls_port}\ntls = true\nca_file = "{broker.pki.ca}"\n'
                              if args.tls else f"port = {broker.port}\ntls = false\n")
                           +
                           f'[[devices]]\nname = "pc"\nkind = "host"\n'
                           f"interval_s = {args.interval}\n")
-        log = open(work / "agent.log", "wb")
+        log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent writes it until the end
         agent = subprocess.Popen([args.python, "-m", "agent", "run", "-c", str(config)],
                                  stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         sub = Subscriber(broker.port)
@@ -163,7 +163,8 @@ def main() -> int:
             agent.wait(20)
             broker.stop()
         results.sort()
-        print(f"\n{len(results)} trials, outage {args.outage:g} s{', TLS' if args.tls else ''}: median "
+        tls = ", TLS" if args.tls else ""
+        print(f"\n{len(results)} trials, outage {args.outage:g} s{tls}: median "
               f"{statistics.median(results):.2f} s, min {results[0]:.2f}, "
               f"p90 {results[int(0.9 * (len(results) - 1))]:.2f}, max {results[-1]:.2f}")
     finally:

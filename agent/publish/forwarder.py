@@ -295,7 +295,7 @@ class Forwarder:
             self._broker_index += 1   # fail over to the next broker in the list
             raise
         except OSError as exc:   # TLS files unreadable etc.
-            failed = ConnectFailed.from_os_error(exc, broker)
+            failed = ConnectFailed.from_os_error(exc)
             self._record_error(failed)
             self._broker_index += 1
             raise failed from exc

@@ -70,7 +70,7 @@ class ConnectFailed(PublishError):
         super().__init__(str(code_text))
 
     @classmethod
-    def from_os_error(cls, exc: OSError, broker: BrokerAddress) -> ConnectFailed:
+    def from_os_error(cls, exc: OSError) -> ConnectFailed:
         """Before any packet: the TLS files could not be loaded (ssl.SSLError is an OSError)."""
         return cls(connect_errors.tls_files(exc), "path")
 

@@ -244,9 +244,9 @@ def test_a_published_budget_paces_the_backlog_and_clearing_it_lets_it_go(
     assert sent <= rate * window + rate + largest, f"{sent} bytes in {window} s at {rate} B/s"
     assert sent >= rate * window / 3, f"the backlog still drains: {sent} bytes in {window} s"
     # Cleared: the agent's own limit (none) applies again at once; the rest goes at full speed.
+    t = time.time()    # before: the rest may be gone before the command's process has ended
     cleared = central_cli("budget", "-c", central, "--clear")
     assert cleared.returncode == 0, cleared.stderr
-    t = time.time()
     wait_until(lambda: seqs(recorder) >= set(range(1, during + 1)), timeout=30,
                what="the whole backlog")
     rest, _ = backlog_bytes(recorder, t, time.time() + 1)

@@ -49,7 +49,10 @@ _PENDING_TLS_READS = 64
 # than this is stale anyway; the operator sees no result and sends it again). Readings never
 # depend on it: the outbox is the only outbox.
 SESSION_EXPIRY_S = 900
-_MAX_UNCLAIMED = 32   # messages kept for a handler not registered yet (bounded: hostile input)
+# Messages kept for a handler not registered yet (bounded: hostile input). A retained message
+# that does not fit comes again with its subscription anyway.
+_MAX_UNCLAIMED = 32
+_MAX_UNCLAIMED_BYTES = 1 << 20
 
 
 class PublishRefused(PublishError):
@@ -427,7 +430,9 @@ class MqttLink:
             if mqtt.topic_matches_sub(pattern, msg.topic):
                 self._call(handler, msg.topic, bytes(msg.payload))
                 claimed = True
-        if not claimed and len(self._unclaimed) < _MAX_UNCLAIMED:
+        if (not claimed and len(self._unclaimed) < _MAX_UNCLAIMED
+                and sum(len(p) for _, p in self._unclaimed) + len(msg.payload)
+                <= _MAX_UNCLAIMED_BYTES):
             self._unclaimed.append((msg.topic, bytes(msg.payload)))
 
     # -- plumbing ------------------------------------------------------------------------------

@@ -253,3 +253,17 @@ def test_a_published_budget_paces_the_backlog_and_clearing_it_lets_it_go(
     last = max(m.at for m in recorder.snapshot() if m.topic.endswith("/backlog"))
     assert rest > 3 * rate, "enough left to tell the difference"
     assert last - t < rest / rate / 2, f"{rest} bytes in {last - t:.1f} s once cleared"
+
+
+def test_a_nonsense_budget_is_ignored_with_a_code_and_a_good_one_then_applies(
+        broker, recorder, agent_process, tmp_path):
+    agent = agent_process(default_config(broker.port, tmp_path / "state"))
+    wait_until(lambda: seqs(recorder), timeout=20, what="readings")
+    recorder.client.publish("clinics/TEST001/budget", b'{"v":1,"kbps":0}', qos=1, retain=True)
+    wait_until(lambda: "[budget.bad_kbps]" in agent.log(), timeout=10,
+               what="the nonsense budget to be refused with its code")
+    assert "backlog drain limit now" not in agent.log(), "the limit in force is kept (none)"
+    recorder.client.publish("clinics/TEST001/budget", b'{"v":1,"kbps":64}', qos=1, retain=True)
+    wait_until(lambda: "backlog drain limit now 64 kbit/s" in agent.log(), timeout=10,
+               what="the good budget to apply")
+    assert agent.alive()

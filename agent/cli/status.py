@@ -12,6 +12,7 @@ plain words (agent.events.render), then what else is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                            "config": _config_state(loc), "problems": [], "active_problems": []}
     problems: list[tuple[str, str | None]] = []   # (message, hint)
     snap = None
+    live_summary: dict[str, Any] | None = None
     try:
         client = ControlClient.connect(loc.socket, timeout=15)
     except NoPermission:
@@ -64,6 +66,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 snap = client.request("status")
             except (ControlError, OSError) as exc:
                 problems.append((t("status.agent_error", error=str(exc)), None))
+            if snap is not None:
+                # The agent holds its buffer file: it counts the set-aside readings for us.
+                with contextlib.suppress(ControlError, OSError):
+                    live_summary = client.request("summary")
     now = time.time()
     if snap is not None:
         active = active_problems(snap)
@@ -111,8 +117,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         problems.append((t("status.problem.not_running"), t("hint.agent_stopped")))
     if doc["buffer"] is None or snap is not None:
         try:
-            from agent.store.outbox import summarize
-            summary = summarize(loc.buffer_path)
+            from agent.store.outbox import BufferSummary, summarize
+            summary = BufferSummary(**live_summary) if live_summary is not None \
+                else summarize(loc.buffer_path)
         except StoreError:
             summary = None
         if summary is not None:

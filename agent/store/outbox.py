@@ -15,10 +15,11 @@ Guarantees, and the settings that give them:
   over its size or age cap (``enforce_bounds``, oldest first by sequence, counted in
   ``dropped_total``). Nothing is "in flight" on disk: after a crash everything unacknowledged is
   simply sent again, and the central side drops duplicates by sequence number.
-* Sequence numbers never repeat: the last one used is kept in the same transaction as the
-  readings, and a reservation mark outside the database (``<buffer>.seq``) lets a replaced
-  (corrupt) buffer continue above anything ever handed out. The jump is a true gap: those readings
-  were lost with the corrupt file.
+* Sequence numbers never repeat: the last one used is the newest row, or, when a transaction
+  deleted readings without adding any, noted in ``meta`` by that transaction; a reservation
+  mark outside the database (``<buffer>.seq``) lets a replaced (corrupt) buffer continue above
+  anything ever handed out. The jump is a true gap: those readings were lost with the corrupt
+  file.
 * Age is measured on the agent's own running clock (monotonic time summed over its runs, kept in
   the database), never on the wall clock, so a clock that is wrong or steps (no RTC, NTP coming
   back) can neither expire nor keep readings. Time while the PC was off does not count: the age
@@ -69,7 +70,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Internal flag: the value is a bool (SQLite would return it as 0/1).
 _BOOL = 0x100
 SEQ_RESERVE_BLOCK = 1_000_000
-PAGE_SIZE = 1024
+PAGE_SIZE = 512
 CONVERT_PAGES_MAX_BYTES = 16 << 20
 SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
@@ -279,10 +280,13 @@ class ReadingStore:
                 deleted += self._db.execute(
                     "DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
             if rows:
+                # No meta write: the newest row is the last number used (one page less per
+                # poll written to flash); a transaction that only deletes notes it instead.
                 self._db.executemany(
                     "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                self._set_meta("last_seq", last)
+            elif deleted:
+                self._note_last_seq()
             if self.mark_due:
                 self._mark_rows()   # in the poll's transaction: no fsync of its own
             if acks:
@@ -308,6 +312,8 @@ class ReadingStore:
             for lo, hi in ranges:
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?",
                                       (lo, hi)).rowcount
+            if n:
+                self._note_last_seq()
         self._depth -= n
         return n
 
@@ -324,6 +330,8 @@ class ReadingStore:
                     "WHERE seq BETWEEN ? AND ?", (why, lo, hi))
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?",
                                       (lo, hi)).rowcount
+            if n:
+                self._note_last_seq()
         self._depth -= n
         return n
 
@@ -464,6 +472,7 @@ class ReadingStore:
         with self._db:
             n = self._db.execute("DELETE FROM readings WHERE seq <= ?", (seq,)).rowcount
             self._set_meta("dropped_total", self._dropped_total + n)
+            self._note_last_seq()
         self._dropped_total += n   # only once the delete is on disk
         self._depth -= n
         log.debug("dropped %d readings up to seq %d (%s)", n, seq, reason)
@@ -478,6 +487,11 @@ class ReadingStore:
     def _set_meta(self, key: str, value: Any) -> None:
         self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _note_last_seq(self) -> None:
+        """In a transaction that deletes readings without adding any: the newest row may be
+        gone, so the last number used is kept in ``meta`` (open takes the higher of the two)."""
+        self._set_meta("last_seq", self._last_seq)
 
     def _reserve(self, upto: int) -> None:
         """Persist a mark above ``upto`` before any number below it is used (fsync'ed)."""
@@ -766,8 +780,10 @@ def _summary(conn: sqlite3.Connection, path: Path) -> BufferSummary:
                              "('last_seq', 'dropped_total')").fetchall())
     rejected = q("SELECT COUNT(*) FROM rejected")[0]
     first = q("SELECT ts, seq FROM readings ORDER BY seq LIMIT 1")
+    newest_seq = q("SELECT COALESCE(MAX(seq), 0) FROM readings")[0]
     return BufferSummary(path=str(path), depth=depth, oldest_ts=first[0] if first else oldest,
-                         newest_ts=newest, last_seq=int(meta.get("last_seq") or 0),
+                         newest_ts=newest,
+                         last_seq=max(int(meta.get("last_seq") or 0), newest_seq),
                          dropped_total=int(meta.get("dropped_total") or 0), rejected=rejected,
                          file_bytes=_file_bytes(path), first_seq=first[1] if first else None)
 

@@ -37,6 +37,7 @@ from agent.store.outbox import BufferSummary
 from agent.term import Term, ago, size
 
 T = TypeVar("T")
+EXPORT_SILENCE_S = 60.0     # an export from the agent that sends nothing for this long failed
 
 
 class NoAgentAnswer(Exception):
@@ -151,15 +152,19 @@ def _exported(client: ControlClient, start: float | None, end: float | None,
     while the CSV is being written); raises ``StoreError`` if the stream stops before its end."""
     lines = client.stream("export", **{"from": start, "to": end, "rejected": rejected})
     first = next(lines, None)     # raises ControlError for an agent without ``export``
+    client.sock.settimeout(EXPORT_SILENCE_S)    # a stream, but not one that may stall for ever
 
     def rows() -> Iterator[tuple[StoredReading, str]]:
         doc = first
-        while doc is not None:
-            if "end" in doc:
-                return
-            seq, ts, device, metric, value, unit, flags, why = doc["r"]
-            yield StoredReading(seq, device, metric, value, unit, ts, flags), why
-            doc = next(lines, None)
+        try:
+            while doc is not None:
+                if "end" in doc:
+                    return
+                seq, ts, device, metric, value, unit, flags, why = doc["r"]
+                yield StoredReading(seq, device, metric, value, unit, ts, flags), why
+                doc = next(lines, None)
+        except OSError as exc:
+            raise StoreError(f"the agent stopped answering ({exc})") from exc
         raise StoreError("the agent stopped sending before the export was complete")
     return rows()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
 import sys
@@ -63,6 +64,18 @@ def with_agent(loc: Located, ask: Callable[[ControlClient], T],
     return read_file(), False
 
 
+def summary_of(doc: Any) -> BufferSummary:
+    """The agent's answer to ``summary``; ``NoAgentAnswer`` when it is not one (fields a newer
+    agent adds are left out)."""
+    if not isinstance(doc, dict):
+        raise NoAgentAnswer(f"not a buffer summary: {doc!r:.80}")
+    try:
+        return BufferSummary(**{f.name: doc[f.name] for f in dataclasses.fields(BufferSummary)
+                                if f.name in doc})
+    except TypeError as exc:     # a field missing
+        raise NoAgentAnswer(f"not a buffer summary: {exc}") from exc
+
+
 def unreadable(term: Term, loc: Located, exc: StoreError) -> int:
     """Say why the buffer could not be read, and what to do; the exit code."""
     t = term.t
@@ -113,7 +126,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
 
     def ask(client: ControlClient) -> BufferSummary:
         nonlocal held
-        summary = BufferSummary(**client.request("summary"))
+        summary = summary_of(client.request("summary"))
         held = int(client.request("buffer").get("held_in_memory", 0))
         return summary
     try:

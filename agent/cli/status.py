@@ -16,8 +16,9 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agent.cli.buffer import NoAgentAnswer, summary_of
 from agent.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -38,6 +39,9 @@ from agent.i18n import Messages, Text
 from agent.status import DEVICE_STATUSES
 from agent.term import Term, ago, size
 
+if TYPE_CHECKING:
+    from agent.store.outbox import BufferSummary
+
 
 def register(p: argparse.ArgumentParser, t: Messages) -> None:
     add_common(p, t)
@@ -54,7 +58,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                            "config": _config_state(loc), "problems": [], "active_problems": []}
     problems: list[tuple[str, str | None]] = []   # (message, hint)
     snap = None
-    live_summary: dict[str, Any] | None = None
+    live_summary: BufferSummary | None = None
     try:
         client = ControlClient.connect(loc.socket, timeout=15)
     except NoPermission:
@@ -68,8 +72,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 problems.append((t("status.agent_error", error=str(exc)), None))
             if snap is not None:
                 # The agent holds its buffer file: it counts the set-aside readings for us.
-                with contextlib.suppress(ControlError, OSError):
-                    live_summary = client.request("summary")
+                with contextlib.suppress(ControlError, NoAgentAnswer, OSError):
+                    live_summary = summary_of(client.request("summary"))
     now = time.time()
     if snap is not None:
         active = active_problems(snap)
@@ -117,9 +121,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         problems.append((t("status.problem.not_running"), t("hint.agent_stopped")))
     if doc["buffer"] is None or snap is not None:
         try:
-            from agent.store.outbox import BufferSummary, summarize
-            summary = BufferSummary(**live_summary) if live_summary is not None \
-                else summarize(loc.buffer_path)
+            from agent.store.outbox import summarize
+            summary = live_summary if live_summary is not None else summarize(loc.buffer_path)
         except StoreError:
             summary = None
         if summary is not None:

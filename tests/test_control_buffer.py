@@ -189,3 +189,34 @@ def test_a_killed_agent_leaves_no_lock_and_no_shm_behind(tmp_path):
     finally:
         store.close()
     assert dataclasses.asdict(summarize(path))["depth"] == 1
+
+
+def test_a_second_agent_does_not_take_a_held_buffer_for_a_corrupt_one(tmp_path):
+    """Held is not corrupt: moving the file aside would lose the running agent's readings."""
+    from cli_support import agent_config
+    from helpers import free_port
+    state = tmp_path / "state"
+    state.mkdir()
+    path = state / "buffer.sqlite"
+    config = tmp_path / "agent.toml"
+    config.write_text(agent_config(state, free_port()))
+    root = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE,
+                              text=True, cwd=root)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy):
+            ReadingStore.open(path)
+        second = subprocess.run([sys.executable, "-m", "agent", "run", "-c", str(config)],
+                                cwd=root, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert "not starting" in second.stderr and "held by another process" in second.stderr
+        assert sorted(p.name for p in state.iterdir() if "corrupt" in p.name) == []
+    finally:
+        holder.kill()
+        holder.wait()
+    store = ReadingStore.open(path)
+    try:
+        assert store.recovered_from is None and store.depth() == 1
+    finally:
+        store.close()

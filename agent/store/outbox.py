@@ -161,13 +161,19 @@ class ReadingStore:
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, max_bytes: int = 256 << 20,
              max_age_s: float = 60 * 86400) -> ReadingStore:
-        """Open (or create) the buffer. A corrupt file is moved aside and a fresh one created."""
+        """Open (or create) the buffer. A corrupt file is moved aside and a fresh one created.
+
+        ``StoreBusy`` when another process holds the file (a second agent with the same buffer):
+        a held file is not a corrupt one, and moving it aside would lose the other's readings."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = _connect(path)
             return cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s)
         except (sqlite3.DatabaseError, StoreCorrupt) as exc:
+            if isinstance(exc, sqlite3.Error) and _code(exc) in (SQLITE_BUSY, SQLITE_LOCKED):
+                raise StoreBusy(f"buffer {path} is held by another process (another agent "
+                                f"running with the same buffer?): {exc}") from exc
             moved = _move_aside(path)
             log.error("buffer %s is unreadable (%s); moved it to %s and started a fresh buffer. "
                       "Readings in the old file were not sent.", path, exc, moved)

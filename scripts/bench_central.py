@@ -110,8 +110,8 @@ def dir_bytes(path: Path) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sites", type=int, default=3180)
-    ap.add_argument("--per-poll", type=int, default=80)
+    ap.add_argument("--sites", type=int, default=3180, help="clinics publishing")
+    ap.add_argument("--per-poll", type=int, default=80, help="readings in each clinic's poll")
     ap.add_argument("--queued", type=int, default=1_000_000, help="readings queued for the throughput run")
     ap.add_argument("--live-s", type=float, default=60.0, help="live-load phase (0: skip it)")
     ap.add_argument("--ingests", type=int, default=1,

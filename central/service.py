@@ -126,14 +126,26 @@ class Ingest:
                     continue
 
     def _store_loop(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                items, prepared = self._prepared.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if self._retrying(len(items), "storing", "conn",
-                              functools.partial(self._commit, prepared)):
-                self.session.ack(items)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    items, prepared = self._prepared.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if not self._retrying(len(items), "storing", "conn",
+                                      functools.partial(self._commit, prepared)):
+                    continue
+                try:
+                    self.session.ack(items)
+                except Exception:   # stored: the broker delivers it again, de-duplicated
+                    log.exception("cannot acknowledge a stored batch of %d message(s)",
+                                  len(items))
+        except BaseException:
+            # Never a silent stall (the batch loop would wait on this one for ever): stop, and
+            # let systemd start the ingest again.
+            log.exception("the store loop died; stopping the ingest")
+            self.stop_event.set()
+            raise
 
     def _commit(self, prepared: Prepared) -> bool:
         self.pipeline.commit(prepared)

@@ -68,6 +68,10 @@ class StoreError(AgentError):
     """The durable buffer could not do what was asked (disk full, I/O error)."""
 
 
+class StoreBusy(StoreError):
+    """Another process (a running agent) holds the buffer file exclusively."""
+
+
 class StoreCorrupt(StoreError):
     """The buffer file is not a usable SQLite database."""
 

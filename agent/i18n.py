@@ -130,6 +130,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "buffer.size": {"en": "Size on disk", "es": "Tamaño en disco"},
     "buffer.in_memory": {"en": "Held in memory", "es": "Retenidas en memoria"},
     "buffer.unreadable": {"en": "Cannot read {path}: {error}", "es": "No se puede leer {path}: {error}"},
+    "buffer.held_no_permission": {
+        "en": "Cannot read {path}: the running agent holds it, and this user may not use its control socket {socket}.",
+        "es": "No se puede leer {path}: el agente en marcha lo tiene abierto, y este usuario no puede usar su socket de control {socket}."},
+    "buffer.held": {
+        "en": "Cannot read {path}: a running agent holds it, and no agent answers on the control socket {socket}.",
+        "es": "No se puede leer {path}: un agente en marcha lo tiene abierto, y ningún agente responde en el socket de control {socket}."},
+    "export.incomplete": {
+        "en": "The export is incomplete ({n} reading(s) written): {error}",
+        "es": "La exportación está incompleta ({n} lectura(s) escritas): {error}"},
     "export.bad_time": {
         "en": "not a date/time: {text!r} (use ISO 8601, e.g. 2026-11-20T08:00 or 2026-11-20)",
         "es": "no es una fecha/hora: {text!r} (use ISO 8601, p. ej. 2026-11-20T08:00 o 2026-11-20)"},
@@ -410,6 +419,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                           "es": "lea el motivo; el registro del agente tiene los detalles: journalctl -u clinic-agent"},
     "hint.device.no_values": {"en": "check the register list or interface filter in the config",
                               "es": "revise la lista de registros o el filtro de interfaces en la configuración"},
+    "hint.buffer_held": {
+        "en": "the agent may be starting or stopping: try again in a minute; or an agent runs with another config: use it with -c",
+        "es": "el agente puede estar iniciando o deteniéndose: intente de nuevo en un minuto; o corre un agente con otra configuración: úsela con -c"},
     "hint.buffer_unreadable": {
         "en": "check the path (buffer.path or state_dir) and run with sudo if it belongs to the agent's user",
         "es": "revise la ruta (buffer.path o state_dir) y use sudo si pertenece al usuario del agente"},

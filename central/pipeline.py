@@ -1,10 +1,17 @@
 """One batch of MQTT messages into both stores: decode, de-duplicate, check, write, record.
 
-    messages ─> classify (decode strictly; set aside what is not ours, with why)
-             ─> readings not yet accounted for (seq ranges from PostgreSQL)
-             ─> checks: names, timestamps, text length, per-site series cap
-             ─> VictoriaMetrics (one POST of Prometheus text)
-             ─> PostgreSQL (one transaction: seq ranges, counters, events, status, set-aside)
+    prepare: messages ─> classify (decode strictly; set aside what is not ours, with why)
+                      ─> readings not yet accounted for (seq ranges from PostgreSQL)
+                      ─> checks: names, timestamps, text length, per-site series cap
+                      ─> one body of Prometheus text
+    commit:  body ─> VictoriaMetrics (one POST)
+                  ─> PostgreSQL (one transaction: seq ranges, counters, events, status, set-aside)
+
+The ingest prepares the next batch (on its own PostgreSQL connection, ``lookup``) while the
+previous one is being committed: VictoriaMetrics parses on the other core meanwhile. A reading in
+both batches is then written to VictoriaMetrics twice (its de-duplication keeps one) and counted
+once: ``pg.commit_batch`` decides what is new under the sites' row locks, as it does for several
+ingest processes.
 
 The caller acknowledges the messages to the broker only after ``process`` returned, so a crash at
 any point gets the batch delivered again: PostgreSQL's ranges skip what was recorded, and
@@ -88,12 +95,24 @@ def _fmt(v: Any) -> str:
     return repr(v) if type(v) is float else str(v)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One batch decoded and checked, its VictoriaMetrics body formatted: what ``commit``
+    stores."""
+
+    messages: int
+    work: BatchWork
+    body: bytes
+
+
 class Pipeline:
     def __init__(self, cfg: CentralConfig, vm: VictoriaMetrics, conn: psycopg.Connection[Any], *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 lookup: psycopg.Connection[Any] | None = None) -> None:
         self.cfg = cfg
         self.vm = vm
-        self.conn = conn
+        self.conn = conn                                     # commits
+        self.lookup = conn if lookup is None else lookup     # reads while preparing
         self.clock = clock
         self.counters = Counters()
         self._name_ok = re.compile(cfg.ingest.name_pattern).fullmatch
@@ -106,18 +125,31 @@ class Pipeline:
 
     def process(self, messages: list[Inbound]) -> None:
         """Store one batch in both stores (StoreUnavailable: nothing acknowledged, try again)."""
+        self.commit(self.prepare(messages))
+
+    def prepare(self, messages: list[Inbound]) -> Prepared:
+        """Decode, leave out what PostgreSQL already records, check, format (StoreUnavailable:
+        try again)."""
         work = BatchWork()
         batches: list[tuple[str, str, ReadingsBatch]] = []
         for m in messages:
             self._classify(m, work, batches)
-        body = self._readings(work, batches) if batches else b""
         try:
-            self.vm.write(body)
+            body = self._readings(work, batches) if batches else b""
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL: {pg._brief(exc)}") from exc
+        return Prepared(len(messages), work, body)
+
+    def commit(self, batch: Prepared) -> None:
+        """Write a prepared batch to both stores (StoreUnavailable: try again, the same batch)."""
+        work = batch.work
+        try:
+            self.vm.write(batch.body)
             res = pg.commit_batch(self.conn, work)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL: {pg._brief(exc)}") from exc
         c = self.counters
-        c.messages += len(messages)
+        c.messages += batch.messages
         c.batches += 1
         c.readings_stored += res.stored
         c.readings_duplicate += res.duplicates
@@ -210,7 +242,7 @@ class Pipeline:
         oldest_ok = now - ing.retention_days * 86400 + 86400   # a day inside the retention
         newest_ok = now + ing.future_s
         name_ok, text_max = self._name_ok, ing.text_max_chars
-        cover = pg.ranges_of(self.conn, sorted({s for s, _, _ in batches}))
+        cover = pg.ranges_of(self.lookup, sorted({s for s, _, _ in batches}))
         lines: list[str] = []
         pending: list[tuple[str, tuple[str, str, str, str], Any, int, int]] = []   # new series
         aside: dict[tuple[str, str], list[tuple[int, str, str, Any, float]]] = {}
@@ -306,7 +338,8 @@ class Pipeline:
             if k not in wanted.setdefault(site, []):
                 wanted[site].append(k)
         try:
-            allowed, _ = pg.register_series(self.conn, wanted, self.cfg.ingest.max_series_per_site)
+            allowed, _ = pg.register_series(self.lookup, wanted,
+                                            self.cfg.ingest.max_series_per_site)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL: {pg._brief(exc)}") from exc
         out: list[str] = []

@@ -1,34 +1,41 @@
 """``clinic-central ingest``: the session, the batch loop and the housekeeping loop, wired.
 
-    broker ──(shared subscription, manual PUBACK)──> inbox ──> batch loop ──> VictoriaMetrics
-                                                                          └─> PostgreSQL ──> PUBACK
+    broker ──(shared subscription, manual PUBACK)──> inbox ──> batch loop: prepare
+                                                            ──(one batch ahead)──> store loop:
+                                                  VictoriaMetrics ─> PostgreSQL ─> PUBACK
     housekeeping, every ack_interval_s:
         confirm VictoriaMetrics flushed ─> record "flushed_at" for this process
         if this process holds the acker lock: final gaps, then the retained ack of each site whose
         stored seqs moved, once every live ingest's flushed_at is past the snapshot.
 
 Threads rather than asyncio: paho, psycopg and httpx are all used in their blocking form, each from
-one thread with its own connection, and the batch loop is CPU-bound anyway.
+one thread with its own connection, and the batch loop is CPU-bound anyway. The batch loop decodes
+and formats the next batch while the store loop waits for VictoriaMetrics and PostgreSQL with the
+previous one (VictoriaMetrics parses it on the other core): at most one prepared batch waits, and a
+message is acknowledged only after its batch is in both stores, as before.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import signal
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from agent.publish.topics import Topics
 from agent.publish.wire import encode_ack
 from central import pg, seqranges
 from central.config import CentralConfig
 from central.mqtt_in import IngestSession
-from central.pipeline import Inbound, Pipeline
+from central.pipeline import Inbound, Pipeline, Prepared
 from central.vm import StoreUnavailable, VictoriaMetrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STALE_FACTOR = 5     # an ingest whose stats are older than this many ack intervals is gone
 
 
@@ -39,9 +46,12 @@ class Ingest:
         self.started = time.time()
         self.session = IngestSession(cfg.mqtt)
         self.vm = VictoriaMetrics(cfg.vm_url)
-        self.conn = self._connect_pg()
+        self.conn = self._connect_pg()          # the store loop's: commits
         pg.migrate(self.conn)
-        self.pipeline = Pipeline(cfg, self.vm, self.conn)
+        self.lookup = self._connect_pg()        # the batch loop's: de-dup ranges, series
+        self.pipeline = Pipeline(cfg, self.vm, self.conn, lookup=self.lookup)
+        self._prepared: queue.Queue[tuple[list[tuple[int, Inbound]], Prepared]] = \
+            queue.Queue(maxsize=1)
         self._hole_seen: dict[tuple[str, int, int], float] = {}
         self._pending_acks: tuple[Any, dict[str, int]] | None = None
         self.acks_published = 0
@@ -69,16 +79,20 @@ class Ingest:
         log.info("ingest %s: broker %s:%d, VictoriaMetrics %s", self.cfg.ingest_id,
                  self.cfg.mqtt.host, self.cfg.mqtt.port, self.cfg.vm_url)
         house = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
+        store = threading.Thread(target=self._store_loop, name="store", daemon=True)
         self.session.start()
         house.start()
+        store.start()
         try:
             self._batch_loop()
         finally:
             self.stop_event.set()
+            store.join(30)
             house.join(10)
             self.session.stop()
             self.vm.close()
             self.conn.close()
+            self.lookup.close()
             log.info("ingest stopped")
 
     def _batch_loop(self) -> None:
@@ -101,28 +115,66 @@ class Ingest:
                     break
                 items.append(item)
                 size += len(item[1].payload)
-            self._store(items)
+            messages = [m for _, m in items]
+            prepared = self._retrying(len(items), "preparing", "lookup",
+                                      functools.partial(self.pipeline.prepare, messages))
+            while prepared is not None and not self.stop_event.is_set():
+                try:
+                    self._prepared.put((items, prepared), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
 
-    def _store(self, items: list[tuple[int, Inbound]]) -> None:
+    def _store_loop(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    items, prepared = self._prepared.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if not self._retrying(len(items), "storing", "conn",
+                                      functools.partial(self._commit, prepared)):
+                    continue
+                try:
+                    self.session.ack(items)
+                except Exception:   # stored: the broker delivers it again, de-duplicated
+                    log.exception("cannot acknowledge a stored batch of %d message(s)",
+                                  len(items))
+        except BaseException:
+            # Never a silent stall (the batch loop would wait on this one for ever): stop, and
+            # let systemd start the ingest again.
+            log.exception("the store loop died; stopping the ingest")
+            self.stop_event.set()
+            raise
+
+    def _commit(self, prepared: Prepared) -> bool:
+        self.pipeline.commit(prepared)
+        return True
+
+    def _retrying(self, n: int, doing: str, conn: str, step: Callable[[], T]) -> T | None:
+        """``step`` until it works; None when the ingest stops first (the batch is not
+        acknowledged: the broker delivers it again after a restart). Each loop reconnects only
+        its own PostgreSQL connection (``conn`` names it)."""
         delay = 0.2
         while True:
             try:
-                self.pipeline.process([m for _, m in items])
-                self.session.ack(items)
-                return
+                return step()
             except StoreUnavailable as exc:
-                log.warning("%s; batch of %d message(s) kept, retrying in %.1fs", exc,
-                            len(items), delay)
+                log.warning("%s; batch of %d message(s) kept, retrying in %.1fs", exc, n, delay)
             except Exception:   # a bug must not kill the ingest silently; the batch is retried
-                log.exception("unexpected error storing a batch of %d message(s)", len(items))
+                log.exception("unexpected error %s a batch of %d message(s)", doing, n)
             if self.stop_event.wait(delay):
-                return          # not acknowledged: the broker delivers it again after a restart
+                return None
             delay = min(delay * 2, 10)
-            if self.conn.closed or self.conn.broken:
+            old = getattr(self, conn)
+            if old.closed or old.broken:
                 try:
-                    self.conn = self.pipeline.conn = pg.connect(self.cfg.pg_dsn)
+                    new = pg.connect(self.cfg.pg_dsn)
                 except StoreUnavailable as exc:
                     log.warning("%s", exc)
+                    continue
+                setattr(self, conn, new)
+                setattr(self.pipeline, conn, new)
 
     # -- housekeeping ------------------------------------------------------------------------------
 

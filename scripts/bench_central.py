@@ -10,6 +10,7 @@
 3. Memory of the ingest (peak RSS) and bytes per stored reading on disk (VictoriaMetrics data dir).
 
     .venv/bin/python scripts/bench_central.py [--sites 3180] [--per-poll 80] [--queued 1000000] [--live-s 60]
+        [--ingests 1]
 """
 
 from __future__ import annotations
@@ -75,22 +76,54 @@ def rss_peak_kb(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int, *, tree: bool = False) -> float:
+    """CPU seconds (user + system) of ``pid``, and of all its descendants with ``tree``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    wanted = {pid}
+    if tree:
+        grew = True
+        while grew:
+            more = {p for p, (ppid, _) in stats.items() if ppid in wanted} - wanted
+            wanted |= more
+            grew = bool(more)
+    return sum(stats[p][1] for p in wanted if p in stats)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy (everyone's), from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sites", type=int, default=3180)
-    ap.add_argument("--per-poll", type=int, default=80)
+    ap.add_argument("--sites", type=int, default=3180, help="clinics publishing")
+    ap.add_argument("--per-poll", type=int, default=80, help="readings in each clinic's poll")
     ap.add_argument("--queued", type=int, default=1_000_000, help="readings queued for the throughput run")
-    ap.add_argument("--live-s", type=float, default=60.0)
+    ap.add_argument("--live-s", type=float, default=60.0, help="live-load phase (0: skip it)")
+    ap.add_argument("--ingests", type=int, default=1,
+                    help="ingest processes sharing the load (MQTT 5 shared subscription)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-central-"))
     with CentralStack(work, ["operator"]) as stack:
-        # Session first (so the broker queues for it), then stop it: the queue fills while it is away.
-        ing = stack.start_ingest()
-        ing.stop()
+        # Sessions first (so the broker queues for them), then stop them: the queue fills while
+        # they are away (a shared subscription splits it among the group's sessions).
+        ids = [f"ingest-{i + 1}" for i in range(args.ingests)]
+        for cid in ids:
+            stack.start_ingest(cid).stop()
         sites = Sites(args.sites, args.per_poll)
         pub = client(stack, "operator")
         t0 = time.time() - 3600
@@ -104,16 +137,33 @@ def main() -> int:
                     break
         time.sleep(2)
         before = stored_total(stack.pg_dsn)
+        peers = {"mosquitto": (stack.broker.proc.proc.pid, False),
+                 "victoria-metrics": (stack.vm.proc.pid, False),
+                 "postgresql": (stack.pg.proc.proc.pid, True)}
+        cpu0 = {k: cpu_s(pid, tree=tree) for k, (pid, tree) in peers.items()}
+        busy0 = machine_busy_s()
+        load = os.getloadavg()
         start = time.monotonic()
-        ing = stack.start_ingest(wait=False)
+        ings = [stack.start_ingest(cid, wait=False) for cid in ids]
+        ing = ings[0]
         while stored_total(stack.pg_dsn) - before < n:
             time.sleep(0.2)
             if time.monotonic() - start > 1800:
                 raise SystemExit("throughput run did not finish in 30 min")
         took = time.monotonic() - start
         rate = n / took
+        ingest_cpu = sum(cpu_s(i.proc.pid) for i in ings)
+        cpu = {k: cpu_s(pid, tree=tree) - cpu0[k] for k, (pid, tree) in peers.items()}
+        busy = machine_busy_s() - busy0
         print(f"throughput: {n} readings from {args.sites} sites in {took:.1f} s = {rate:,.0f} readings/s "
-              f"(ingest start-up included)", flush=True)
+              f"with {args.ingests} ingest process(es) (ingest start-up included)", flush=True)
+        print(f"  CPU seconds in that time: ingest {ingest_cpu:.1f} "
+              f"({ingest_cpu / n * 1e6:.1f} us/reading), "
+              + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+              + f"; all cores busy {busy:.1f} of {took * (os.cpu_count() or 1):.1f}; "
+              f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+        if args.live_s <= 0:
+            return 0
 
         # Live load with probes.
         stop = threading.Event()

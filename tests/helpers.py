@@ -88,3 +88,31 @@ async def eventually(condition: Callable[[], Any], *, timeout: float = 5.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def buffer_summary(state_dir: "str | os.PathLike[str]", op: str = "summary") -> dict[str, Any] | None:
+    """The agent's buffer as ``clinic-agent buffer`` sees it: asked of the running agent (it holds
+    the file exclusively) over ``<state_dir>/control.sock``, else read from the stopped agent's
+    file; None while neither exists yet. ``op="buffer"`` asks the live status instead (running
+    agent only)."""
+    import dataclasses
+
+    from agent.control.server import ControlClient, ControlError, NotRunning
+    from agent.errors import StoreError
+    from agent.store.outbox import summarize
+    try:
+        client = ControlClient.connect(os.path.join(state_dir, "control.sock"), timeout=10)
+    except (NotRunning, OSError):
+        client = None
+    if client is not None:
+        with client:
+            try:
+                return client.request(op)
+            except (ControlError, OSError):
+                pass
+    if op != "summary":
+        return None
+    try:
+        return dataclasses.asdict(summarize(os.path.join(state_dir, "buffer.sqlite")))
+    except StoreError:
+        return None

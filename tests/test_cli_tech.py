@@ -214,3 +214,24 @@ def test_buffer_counts_readings_the_broker_refused_and_exports_them(tmp_path):
         ("m0", "false", "refused by the broker: payload format invalid"),
         ("m1", "true", "refused by the broker: payload format invalid")]
     assert rows[0]["time_utc"] == "2026-09-21T14:13:20.000Z"
+
+
+def test_a_buffer_held_by_an_agent_that_does_not_answer_is_explained_in_both_languages(tmp_path):
+    """The agent holds its buffer exclusively; with no agent answering on the configured socket
+    (e.g. one started with another config), the CLI says so instead of a bare "locked"."""
+    state = tmp_path / "state"
+    config = tmp_path / "agent.toml"
+    config.write_text(agent_config(state, free_port()))
+    holder = ReadingStore.open(state / "buffer.sqlite")      # as a running agent holds it
+    try:
+        en = run_cli("buffer", "-c", config)
+        assert en.code == 1 and "a running agent holds it" in en.err and "control.sock" in en.err
+        es = run_cli("events", "-c", config, lang=SPANISH)
+        assert es.code == 1 and "un agente en marcha lo tiene abierto" in es.err
+        out = tmp_path / "export.csv"
+        ex = run_cli("buffer", "export", "-c", config, "--csv", out)
+        assert ex.code == 1 and "a running agent holds it" in ex.err and not out.exists()
+    finally:
+        holder.close()
+    doc = run_cli("buffer", "-c", config, "--json").json     # stopped: the file is read
+    assert (doc["agent_running"], doc["depth"]) == (False, 0)

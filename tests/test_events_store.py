@@ -17,7 +17,7 @@ from consumer import validate
 from events_script import TZ, Clinic, wall
 
 from agent.config.events import EventsConfig
-from agent.errors import StoreError
+from agent.errors import StoreBusy, StoreError
 from agent.events import store, wire
 from agent.events.engine import EventEngine, RestartEvidence
 from agent.events.model import Event
@@ -121,14 +121,17 @@ def test_no_event_is_lost_or_duplicated_across_kill_9(tmp_path):
     assert stored == list(range(1, len(stored) + 1))
 
 
-def test_the_cli_reads_events_read_only_beside_a_writer_and_without_one(tmp_path):
+def test_the_writer_tells_events_while_it_holds_the_file_and_the_file_tells_them_after(tmp_path):
     path = tmp_path / "buffer.sqlite"
     rs = open_buffer(path)
     c = Clinic()
     c.polls("ups", "14:05:00", every=10, on_battery=False)
     c.polls("ups", "14:10:00", every=10, on_battery=True)
     store.record(rs._db, c.events, c.engine.snapshot())
-    events, active = store.read_recent(path, since=wall("14:00:00"))
+    # The agent holds its buffer exclusively (no -shm written back to flash): readers ask it.
+    with pytest.raises(StoreBusy):
+        store.read_recent(path, since=wall("14:00:00"))
+    events, active = rs.recent_events(since=wall("14:00:00"))
     assert [(e.kind, e.cond) for e in events] == [("raise", "mains_lost")]
     assert [(a.cond, a.start) for a in active] == [("mains_lost", wall("14:05:00"))]
     rs.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 from consumer import readings_from, unique_by_seq, validate
-from helpers import wait_until
+from helpers import buffer_summary, wait_until
 from agent.publish.wire import decode_payload
 
 
@@ -28,18 +27,10 @@ interval_s = {interval}
 
 
 def committed_seqs(state_dir) -> int:
-    """The last sequence number the agent committed to its buffer (read from the file itself)."""
-    try:
-        db = sqlite3.connect(f"file:{state_dir}/buffer.sqlite?mode=ro", uri=True)
-    except sqlite3.OperationalError:
-        return 0   # not created yet
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        return int(row[0]) if row else 0
-    except sqlite3.OperationalError:   # the agent is still creating its tables
-        return 0
-    finally:
-        db.close()
+    """The last sequence number the agent committed to its buffer (asked of the agent, which
+    holds the file; read from the file when it is stopped)."""
+    summary = buffer_summary(state_dir)
+    return int(summary["last_seq"]) if summary else 0
 
 
 def seqs(recorder) -> set[int]:

@@ -23,6 +23,7 @@ from agent.errors import DeviceProtocolError, DeviceTimeout
 from agent.sources.snmp_client import COUNTER32, COUNTER64, GAUGE, IPADDRESS, TIMETICKS, SnmpClient
 
 SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+from helpers import run
 Reply = Callable[[bytes, int], list[bytes]]     # request, how many seen so far -> datagrams
 
 
@@ -84,7 +85,7 @@ def test_an_answer_to_another_request_is_ignored_and_the_right_one_taken():
         p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
         return [answer(request, [p.TimeTicks(1)], request_id=424242),   # a late, stale answer
                 answer(request, [p.TimeTicks(12345)])]
-    varbinds, _ = asyncio.run(ask(reply))
+    varbinds, _ = run(ask(reply))
     assert [(vb.kind, vb.value) for vb in varbinds] == [(TIMETICKS, 12345)]
 
 
@@ -92,14 +93,14 @@ def test_a_lost_request_is_sent_again_and_its_answer_used():
     def reply(request: bytes, seen: int) -> list[bytes]:
         p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
         return [] if seen == 1 else [answer(request, [p.TimeTicks(77)])]
-    varbinds, seen = asyncio.run(ask(reply, timeout_s=0.3, retries=1))
+    varbinds, seen = run(ask(reply, timeout_s=0.3, retries=1))
     assert seen == 2
     assert varbinds[0].value == 77
 
 
 def test_garbage_answers_are_a_protocol_error_not_a_timeout():
     with pytest.raises(DeviceProtocolError) as caught:
-        asyncio.run(ask(lambda request, seen: [b"\x30\x03garbage", b"HTTP/1.1 400 Bad Request\r\n"],
+        run(ask(lambda request, seen: [b"\x30\x03garbage", b"HTTP/1.1 400 Bad Request\r\n"],
                         timeout_s=0.3))
     assert caught.value.reason.endswith("answered with something that is not an SNMP response "
                                         "to this request")
@@ -107,7 +108,7 @@ def test_garbage_answers_are_a_protocol_error_not_a_timeout():
 
 def test_silence_is_a_timeout_naming_the_address():
     with pytest.raises(DeviceTimeout) as caught:
-        asyncio.run(ask(lambda request, seen: [], timeout_s=0.2, retries=1))
+        run(ask(lambda request, seen: [], timeout_s=0.2, retries=1))
     assert "no SNMP answer from 127.0.0.1:" in caught.value.reason
 
 
@@ -115,7 +116,7 @@ def test_snmpv1_types_keep_their_meaning():
     def reply(request: bytes, seen: int) -> list[bytes]:
         p = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
         return [answer(request, [p.Counter(5)]) if seen == 1 else b""]
-    varbinds, _ = asyncio.run(ask(reply, version="1"))
+    varbinds, _ = run(ask(reply, version="1"))
     assert (varbinds[0].kind, varbinds[0].value) == (COUNTER32, 5)
 
     for value, kind, expected in [("Gauge", GAUGE, 7), ("TimeTicks", TIMETICKS, 9),
@@ -124,7 +125,7 @@ def test_snmpv1_types_keep_their_meaning():
             p = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
             raw = "10.0.0.1" if value == "IpAddress" else {"Gauge": 7, "TimeTicks": 9}[value]
             return [answer(request, [getattr(p, value)(raw)])]
-        varbinds, _ = asyncio.run(ask(typed, version="1"))
+        varbinds, _ = run(ask(typed, version="1"))
         assert (varbinds[0].kind, varbinds[0].value) == (kind, expected)
 
 
@@ -132,7 +133,7 @@ def test_v2c_counter64_round_trips():
     def reply(request: bytes, seen: int) -> list[bytes]:
         p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
         return [answer(request, [p.Counter64(2**64 - 1)])]
-    varbinds, _ = asyncio.run(ask(reply))
+    varbinds, _ = run(ask(reply))
     assert (varbinds[0].kind, varbinds[0].value) == (COUNTER64, 2**64 - 1)
 
 
@@ -173,7 +174,7 @@ def test_concurrent_first_requests_share_one_socket():
         async with talking_to(reply, timeout_s=1) as (client, peer):
             answers = await asyncio.gather(*(client.get([SYS_UPTIME]) for _ in range(3)))
             return answers, peer.senders
-    answers, senders = asyncio.run(scenario())
+    answers, senders = run(scenario())
     assert sorted(a[0].value for a in answers) == [1, 2, 3]
     assert len(senders) == 1          # one socket, not one left open per concurrent caller
 
@@ -194,14 +195,14 @@ def test_a_malformed_datagram_does_not_lose_the_genuine_answer_behind_it(hostile
     def reply(request: bytes, seen: int) -> list[bytes]:
         p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
         return [hostile, answer(request, [p.TimeTicks(4242)])]
-    varbinds, _ = asyncio.run(ask(reply))
+    varbinds, _ = run(ask(reply))
     assert [(vb.kind, vb.value) for vb in varbinds] == [(TIMETICKS, 4242)]
 
 
 @pytest.mark.parametrize("hostile", list(HOSTILE.values()), ids=list(HOSTILE))
 def test_only_malformed_datagrams_are_a_protocol_error(hostile):
     with pytest.raises(DeviceProtocolError, match="not an SNMP response"):
-        asyncio.run(ask(lambda request, seen: [hostile], timeout_s=0.3))
+        run(ask(lambda request, seen: [hostile], timeout_s=0.3))
 
 
 def test_an_answer_with_trailing_bytes_is_refused():
@@ -210,4 +211,4 @@ def test_an_answer_with_trailing_bytes_is_refused():
         p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
         return [answer(request, [p.TimeTicks(1)]) + b"\x04\x00"]
     with pytest.raises(DeviceProtocolError, match="not an SNMP response"):
-        asyncio.run(ask(reply, timeout_s=0.3))
+        run(ask(reply, timeout_s=0.3))

@@ -8,7 +8,6 @@ Regenerate with ``SNMP_GOLDEN_UPDATE=1 pytest tests/test_snmp_golden.py`` and re
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import pytest
 from agent.config import parse_config
 from agent.sources.snmp import SnmpSource
 from fixtures.snmp import FakeAgent, FakeClock, load_walk
+from helpers import run
 
 GOLDEN = Path(__file__).parent / "golden" / "snmp"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "case.toml").exists())
@@ -36,7 +36,7 @@ def replay(case_dir: Path, caplog) -> dict:
     source = SnmpSource(config.devices[0], client=agent, clock=clock)
     polls = []
 
-    async def run():
+    async def polls_of_walks():
         for walk in sorted(walks_dir.glob("poll*.walk"), key=lambda p: int(p.stem[4:])):
             agent.set(load_walk(walk))
             caplog.clear()
@@ -50,7 +50,7 @@ def replay(case_dir: Path, caplog) -> dict:
             })
             clock.advance(case["dt_s"])
     with caplog.at_level(logging.DEBUG, logger="agent.sources"):
-        asyncio.run(run())
+        run(polls_of_walks())
     return {"polls": polls}
 
 

@@ -16,6 +16,7 @@ from agent.config.secret import Secret
 from agent.config.snmp import SnmpSettings
 from agent.errors import DeviceTimeout
 from agent.sources.snmp_client import SnmpClient
+from helpers import run
 from tests.test_snmp_community import SYS_UPTIME, answer
 
 REQUESTS = 12
@@ -63,7 +64,7 @@ def unpredictable(ids: list[int]) -> bool:
 
 
 def test_v2c_request_ids_are_not_a_counter():
-    datagrams = asyncio.run(record({"version": "2c", "community": Secret("clinic-ro")}, REQUESTS))
+    datagrams = run(record({"version": "2c", "community": Secret("clinic-ro")}, REQUESTS))
     p = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
     ids = [int(p.apiPDU.get_request_id(p.apiMessage.get_pdu(
         decoder.decode(d, asn1Spec=p.Message())[0]))) for d in datagrams]
@@ -73,7 +74,7 @@ def test_v2c_request_ids_are_not_a_counter():
 
 def test_v3_message_ids_are_not_a_counter():
     # Nobody answers v3 here: each GET sends its engine-discovery message and times out.
-    datagrams = asyncio.run(record({"version": "3", "user": "monitor", "auth_protocol": "none",
+    datagrams = run(record({"version": "3", "user": "monitor", "auth_protocol": "none",
                                     "priv_protocol": "none"}, REQUESTS))
     msg_ids = [int(decoder.decode(d, asn1Spec=SNMPv3Message())[0]["msgGlobalData"]["msgID"])
                for d in datagrams]

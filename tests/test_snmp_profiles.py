@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from pathlib import Path
@@ -16,6 +15,7 @@ from agent.sources import snmp_client as sc
 from agent.sources.snmp import SKIPPED_METRIC, SnmpSource, format_skipped
 from agent.sources.snmp_client import VarBind
 from fixtures.snmp import IF_X_TABLE, FakeAgent, FakeClock, FakeInterface, router_values
+from helpers import run
 
 
 def config(**table):
@@ -36,13 +36,13 @@ def make_source(agent: FakeAgent, clock: FakeClock, **table) -> SnmpSource:
 
 
 def poll(source: SnmpSource, clock: FakeClock, n: int = 1) -> list[dict]:
-    async def run():
+    async def polls():
         out = []
         for _ in range(n):
             out.append({s.metric: s.value for s in await source.read()})
             clock.advance(10)
         return out
-    return asyncio.run(run())
+    return run(polls())
 
 
 def put(values: dict, oid: tuple, kind: str, value) -> None:
@@ -232,7 +232,7 @@ def test_snmpd_reports_the_hosts_default_route_interface_as_wan(snmpd):
             return first, second, counts + [source.last_poll_requests]
         finally:
             await source.close()
-    first, second, counts = asyncio.run(scenario())
+    first, second, counts = run(scenario())
 
     if default is None:
         assert "if.wan.name" not in first

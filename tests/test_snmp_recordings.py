@@ -9,7 +9,6 @@ Recorded values do not move, so every rate is 0.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import pytest
 from agent.config import parse_config
 from agent.sources.snmp import SKIPPED_METRIC, SnmpSource
 from fixtures.snmpsim import snmpsim  # noqa: F401 - the fixture
+from helpers import run
 
 GOLDEN = Path(__file__).parent / "golden" / "snmp-recordings"
 ROUTER = ["system", "if-mib", "host-resources"]
@@ -41,7 +41,7 @@ def poll_recording(sim, community: str, caplog=None, **settings) -> list[dict]:
                            "devices": [table]})
     source = SnmpSource(config.devices[0])
 
-    async def run():
+    async def polls_of_recording():
         polls = []
         try:
             for _ in range(POLLS):
@@ -58,9 +58,9 @@ def poll_recording(sim, community: str, caplog=None, **settings) -> list[dict]:
             await source.close()
         return polls
     if caplog is None:
-        return asyncio.run(run())
+        return run(polls_of_recording(), timeout=120)
     with caplog.at_level(logging.INFO, logger="agent.sources"):
-        return asyncio.run(run())
+        return run(polls_of_recording(), timeout=120)
 
 
 @pytest.fixture(scope="module")

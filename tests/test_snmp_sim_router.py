@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 from agent.config import parse_config
 from agent.sources.snmp import SnmpSource
 from fixtures.snmp import v2c_probe
-from helpers import free_port, require_binary, wait_until
+from helpers import free_port, require_binary, run, wait_until
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "sim_router.py"
 V3_KEYS = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key")
@@ -50,7 +49,7 @@ def test_sim_router_serves_v2c_and_v3_on_loopback(tmp_path):
                 finally:
                     await source.close()
             return results
-        results = asyncio.run(poll_each())
+        results = run(poll_each())
     finally:
         proc.terminate()
         proc.wait(5)

@@ -16,7 +16,7 @@ from agent.errors import DeviceRefused, DeviceTimeout
 from agent.readings import Sample
 from agent.sources.snmp import (ABSOLUTE_MAX_BPS, SnmpSource, counter_rate, uptime_went_backwards)
 from fixtures.snmp import FakeAgent, FakeClock, FakeInterface, router_values
-from helpers import free_port
+from helpers import free_port, run
 
 
 def device(table: dict) -> DeviceConfig:
@@ -37,7 +37,7 @@ def read_once(source: SnmpSource) -> list[Sample]:
             return await source.read()
         finally:
             await source.close()
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 async def until(poll: Callable[[], Awaitable[object]], *, timeout: float, what: str):
@@ -104,7 +104,7 @@ def test_second_poll_after_loopback_traffic_reports_positive_rates(snmpd):
             return await until(traffic_seen, timeout=15, what="lo counters to move")
         finally:
             await source.close()
-    samples = asyncio.run(scenario())
+    samples = run(scenario())
 
     assert samples["if.lo.in_bps"].unit == "bit/s"
     assert 0 < samples["if.lo.in_bps"].value < 100e9
@@ -193,7 +193,7 @@ def test_agent_restart_is_reported_as_reboot_and_rates_resume(snmpd, user):
             return after_restart, next_poll
         finally:
             await source.close()
-    after_restart, next_poll = asyncio.run(scenario())
+    after_restart, next_poll = run(scenario())
 
     assert after_restart["system.rebooted"].value is True
     assert "if.lo.in_bps" not in after_restart
@@ -212,7 +212,7 @@ def test_v3_recovers_when_the_router_is_replaced(snmpd):
             return by_metric(await source.read())
         finally:
             await source.close()
-    samples = asyncio.run(scenario())
+    samples = run(scenario())
 
     assert samples["system.name"].value == snmpd.sys_name
 
@@ -246,7 +246,7 @@ def test_48_port_router_needs_few_requests_per_poll(cap, first_max, steady_max):
             counts.append(source.last_poll_requests)
             clock.advance(10)
         return counts, by_metric(samples)
-    counts, last = asyncio.run(scenario())
+    counts, last = run(scenario())
 
     assert counts[0] <= first_max and max(counts[1:]) <= steady_max, counts
     assert sum(1 for m in last if m.endswith(".in_bps")) == 48
@@ -265,7 +265,7 @@ def test_interface_selection_with_alias_still_needs_at_most_4_requests():
         clock.advance(10)
         await source.read()
         return by_metric(first), counts + [source.last_poll_requests]
-    samples, counts = asyncio.run(scenario())
+    samples, counts = run(scenario())
 
     assert counts[0] <= 5 and counts[1] <= 3, counts      # discovery, then a steady poll
     assert {m.rsplit(".", 1)[0] for m in samples if m.startswith("if.")} == {"if.ether7", "if.wan"}
@@ -332,7 +332,7 @@ def test_32_bit_only_interface_rate_across_a_wrap():
         agent.set(_hc_less_router(2**32 - 5_000 + 12_500, 3_000))   # wrapped past 2^32
         polls.append(by_metric(await source.read()))
         return polls
-    first, second, third = asyncio.run(scenario())
+    first, second, third = run(scenario())
 
     assert "if.wan0.in_bps" not in first and "if.wan0.in_bps" not in second
     assert third["if.wan0.in_bps"].value == pytest.approx(12_500 * 8 / 10)
@@ -355,7 +355,7 @@ def test_reboot_reported_once_and_no_rates_that_poll():
         agent.set(router_values([port], uptime_ticks=2_500))
         polls.append(by_metric(await source.read()))
         return polls
-    before, rebooted, after = asyncio.run(scenario())
+    before, rebooted, after = run(scenario())
 
     assert "system.rebooted" not in before
     assert rebooted["system.rebooted"].value is True
@@ -386,7 +386,7 @@ def test_failed_polls_become_status_readings_with_the_technicians_reason(snmpd, 
             return await poll_once(dev, source, ClockGuard())
         finally:
             await source.close()
-    outcome = asyncio.run(scenario())
+    outcome = run(scenario())
     readings, status, reason = outcome.readings, outcome.status, outcome.reason
 
     by_name = {r.metric: r.value for r in readings}

@@ -3,7 +3,6 @@ accepted as an answer, against net-snmp's snmpd and against pysnmp's own impleme
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from agent.sources.snmp_client import SnmpClient
 from agent.sources.snmp_usm_keys import UserKeys, hash_passphrase, localize
 from agent.sources.snmp_usm_wire import (FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, Security,
                                          decode_message, encode_message, encode_scoped_pdu)
+from helpers import run
 
 ROOT = Path(__file__).resolve().parent.parent
 SYS_NAME_0 = (1, 3, 6, 1, 2, 1, 1, 5, 0)
@@ -135,7 +135,7 @@ def get_sys_name(table: dict) -> bytes:
             return vb.value
         finally:
             await client.close()
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 @pytest.mark.parametrize("user", ["agent-sha256-aes256", "agent-md5-des"])

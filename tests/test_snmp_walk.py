@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -13,6 +12,7 @@ from agent.sources import snmp_client as sc
 from agent.sources.snmp import SnmpSource
 from agent.sources.snmp_client import TooBig, VarBind
 from fixtures.snmp import FakeAgent, FakeClock, FakeInterface, router_values
+from helpers import run
 
 
 def make_source(agent: FakeAgent, clock: FakeClock | None = None, **settings) -> SnmpSource:
@@ -27,14 +27,14 @@ def metrics(samples) -> dict:
 
 
 def poll(source: SnmpSource, n: int = 1, clock: FakeClock | None = None) -> list[dict]:
-    async def run():
+    async def polls():
         out = []
         for _ in range(n):
             out.append(metrics(await source.read()))
             if clock:
                 clock.advance(10)
         return out
-    return asyncio.run(run())
+    return run(polls())
 
 
 class SmallBufferAgent(FakeAgent):

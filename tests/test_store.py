@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+
+import pytest
 
 
 from agent.clock import CLOCK_SUSPECT
@@ -38,6 +42,33 @@ def test_sequence_numbers_never_repeat_after_everything_was_acked_and_reopened(t
     store.close()
     store = ReadingStore.open(path)
     assert store.commit(poll(1)) == (11, 11)
+
+
+DIES_AFTER = {
+    # how the newest readings leave the buffer before the process dies without closing it
+    "acked in a transaction of its own": "s.write([], [(1, 30)])",
+    "acked": "s.ack([(1, 30)])",
+    "set aside": "s.set_aside([(21, 30)], 'refused')",
+    "dropped by the size cap": "s._drop_upto(30, reason='size cap')",
+}
+
+
+@pytest.mark.parametrize("how", list(DIES_AFTER))
+def test_sequence_numbers_never_repeat_when_the_newest_readings_left_before_a_crash(tmp_path, how):
+    """A poll's transaction does not note the last number used (its newest row is it): every
+    transaction that deletes without adding must, or a crash would hand the numbers out again."""
+    path = tmp_path / "b.sqlite"
+    code = (
+        "import sys, os, time; sys.path.insert(0, %r)\n"
+        "from agent.store.outbox import ReadingStore\nfrom agent.readings import Reading\n"
+        "s = ReadingStore.open(%r)\n"
+        "for _ in range(3): s.commit([Reading('ups', 'v', 1.0, 'V', time.time())] * 10)\n"
+        "%s\n"
+        "os._exit(0)\n") % (os.getcwd(), str(path), DIES_AFTER[how])
+    subprocess.run([sys.executable, "-c", code], check=True)
+    store = ReadingStore.open(path)
+    assert store.last_seq == 30
+    assert store.commit(poll(1)) == (31, 31)
 
 
 def test_a_corrupt_buffer_is_moved_aside_and_numbering_continues_above(tmp_path):

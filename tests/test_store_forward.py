@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from consumer import readings_from, unique_by_seq
-from helpers import wait_until, run
+from helpers import buffer_summary, wait_until, run
 from test_pipeline import committed_seqs, host_config, seqs
 
 
@@ -148,14 +148,8 @@ def test_at_the_size_cap_the_oldest_are_dropped_counted_and_published(
     agent_process(cfg)
 
     def used_bytes():
-        import sqlite3
-        db = sqlite3.connect(f"file:{state}/buffer.sqlite?mode=ro", uri=True)
-        try:
-            pages, free, size = (db.execute(f"PRAGMA {p}").fetchone()[0]
-                                 for p in ("page_count", "freelist_count", "page_size"))
-            return (pages - free) * size
-        finally:
-            db.close()
+        live = buffer_summary(state, "buffer")     # the agent holds the file: ask it
+        return live["bytes_used"] if live else float("inf")
 
     wait_until(lambda: used_bytes() <= 1 << 20, timeout=20, what="the buffer to shrink to its cap")
     size_at_cap = (state / "buffer.sqlite").stat().st_size

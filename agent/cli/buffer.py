@@ -1,15 +1,22 @@
-"""``clinic-agent buffer [export]``: what waits for the broker, read from the buffer file itself
-(read-only, beside the running agent); ``export`` writes a time range as CSV."""
+"""``clinic-agent buffer [export]``: what waits for the broker; ``export`` writes it as CSV.
+
+The running agent holds its buffer file exclusively (agent.store.outbox), so while it runs both
+ask it over the control socket (``summary``, ``export``); when it is stopped they read the file
+themselves, read-only. ``clinic-agent events`` does the same (``with_agent``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import itertools
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.cli.common import (
     DEFAULT_CONFIG,
@@ -24,9 +31,73 @@ from agent.cli.common import (
 )
 from agent.cli.common import term as make_term
 from agent.control.server import ControlClient, ControlError, NoPermission
-from agent.errors import StoreError
+from agent.errors import StoreBusy, StoreError
 from agent.i18n import Messages
-from agent.term import ago, size
+from agent.readings import StoredReading
+from agent.store.outbox import BufferSummary
+from agent.term import Term, ago, size
+
+T = TypeVar("T")
+EXPORT_SILENCE_S = 60.0     # an export from the agent that sends nothing for this long failed
+
+
+class NoAgentAnswer(Exception):
+    """The agent does not answer this request (not running, or an older agent without it)."""
+
+
+def with_agent(loc: Located, ask: Callable[[ControlClient], T],
+               read_file: Callable[[], T]) -> tuple[T, bool]:
+    """``ask`` the running agent, or ``read_file`` when none answers; (result, agent_running).
+
+    Raises ``StoreError`` from ``read_file``; a ``StoreBusy`` then means an agent holds the file
+    but could not be asked (``unreadable`` says why, in the reader's language)."""
+    try:
+        client = ControlClient.connect(loc.socket, timeout=30)
+    except NoPermission:
+        client = None
+    if client is not None:
+        with client:
+            try:
+                return ask(client), True
+            except (ControlError, NoAgentAnswer, OSError):
+                pass      # an older agent (no such request) does not hold the file: read it
+    return read_file(), False
+
+
+def summary_of(doc: Any) -> BufferSummary:
+    """The agent's answer to ``summary``; ``NoAgentAnswer`` when it is not one (fields a newer
+    agent adds are left out)."""
+    if not isinstance(doc, dict):
+        raise NoAgentAnswer(f"not a buffer summary: {doc!r:.80}")
+    try:
+        return BufferSummary(**{f.name: doc[f.name] for f in dataclasses.fields(BufferSummary)
+                                if f.name in doc})
+    except TypeError as exc:     # a field missing
+        raise NoAgentAnswer(f"not a buffer summary: {exc}") from exc
+
+
+def unreadable(term: Term, loc: Located, exc: StoreError) -> int:
+    """Say why the buffer could not be read, and what to do; the exit code."""
+    t = term.t
+    if isinstance(exc, StoreBusy):
+        try:
+            ControlClient.connect(loc.socket, timeout=5)
+            refused = False
+        except NoPermission:
+            refused = True
+        except OSError:
+            refused = False
+        if refused:
+            term.print(t("buffer.held_no_permission", path=loc.buffer_path, socket=loc.socket),
+                       err=True)
+            term.print("  " + t("hint.no_permission"), err=True)
+        else:
+            term.print(t("buffer.held", path=loc.buffer_path, socket=loc.socket), err=True)
+            term.print("  " + t("hint.buffer_held"), err=True)
+        return EXIT_PROBLEM
+    term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
+    term.print("  " + t("hint.buffer_unreadable"), err=True)
+    return EXIT_PROBLEM
 
 
 def register(p: argparse.ArgumentParser, t: Messages) -> None:
@@ -51,30 +122,24 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     term = make_term(args)
     t = term.t
     loc = Located(args.config)
+    held = 0
+
+    def ask(client: ControlClient) -> BufferSummary:
+        nonlocal held
+        summary = summary_of(client.request("summary"))
+        held = int(client.request("buffer").get("held_in_memory", 0))
+        return summary
     try:
-        summary = summarize(loc.buffer_path)
+        summary, running = with_agent(loc, ask, lambda: summarize(loc.buffer_path))
     except StoreError as exc:
-        term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
-        term.print("  " + t("hint.buffer_unreadable"), err=True)
-        return EXIT_PROBLEM
+        return unreadable(term, loc, exc)
     now = time.time()
     doc: dict[str, Any] = {"path": summary.path, "depth": summary.depth,
                            "oldest_ts": summary.oldest_ts,
                            "oldest_age_s": age(now, summary.oldest_ts),
                            "dropped_total": summary.dropped_total, "rejected": summary.rejected,
                            "file_bytes": summary.file_bytes, "last_seq": summary.last_seq,
-                           "agent_running": False, "held_in_memory": 0}
-    try:
-        client = ControlClient.connect(loc.socket, timeout=10)
-    except NoPermission:
-        client = None
-    if client is not None:
-        with client:
-            try:
-                live = client.request("buffer")
-                doc.update(agent_running=True, held_in_memory=live.get("held_in_memory", 0))
-            except (ControlError, OSError):
-                pass
+                           "agent_running": running, "held_in_memory": held}
     if args.json:
         print_json(term, doc)
         return EXIT_OK
@@ -94,6 +159,29 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _exported(client: ControlClient, start: float | None, end: float | None,
+              rejected: bool) -> Iterator[tuple[StoredReading, str]]:
+    """The agent's ``export`` stream. Asks at once (an older agent's refusal is raised here, not
+    while the CSV is being written); raises ``StoreError`` if the stream stops before its end."""
+    lines = client.stream("export", **{"from": start, "to": end, "rejected": rejected})
+    first = next(lines, None)     # raises ControlError for an agent without ``export``
+    client.sock.settimeout(EXPORT_SILENCE_S)    # a stream, but not one that may stall for ever
+
+    def rows() -> Iterator[tuple[StoredReading, str]]:
+        doc = first
+        try:
+            while doc is not None:
+                if "end" in doc:
+                    return
+                seq, ts, device, metric, value, unit, flags, why = doc["r"]
+                yield StoredReading(seq, device, metric, value, unit, ts, flags), why
+                doc = next(lines, None)
+        except OSError as exc:
+            raise StoreError(f"the agent stopped answering ({exc})") from exc
+        raise StoreError("the agent stopped sending before the export was complete")
+    return rows()
+
+
 def cmd_buffer_export(args: argparse.Namespace) -> int:
     from agent.store.outbox import readings_between
     term = make_term(args)
@@ -106,13 +194,32 @@ def cmd_buffer_export(args: argparse.Namespace) -> int:
         term.print(t("export.bad_time", text=str(exc)), err=True)
         return EXIT_CONFIG
     to_stdout = args.csv == "-"
+    client: ControlClient | None = None
     try:
-        rows = readings_between(loc.buffer_path, start, end, rejected=args.rejected)
+        client = ControlClient.connect(loc.socket, timeout=30)
+    except (NoPermission, OSError):
+        pass
+    try:
+        try:
+            if client is None:
+                raise NoAgentAnswer
+            rows = _exported(client, start, end, args.rejected)
+        except (ControlError, NoAgentAnswer, OSError):
+            # No agent running (or an older one, which does not hold the file): read the file.
+            rows = iter(readings_between(loc.buffer_path, start, end, rejected=args.rejected))
+            first = next(rows, None)      # opens the file now: an error before the CSV exists
+            rows = itertools.chain([first] if first is not None else [], rows)
+    except StoreError as exc:
+        if client is not None:
+            client.close()
+        return unreadable(term, loc, exc)
+    try:
         out = sys.stdout if to_stdout else \
             open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except (StoreError, OSError) as exc:
-        term.print(t("buffer.unreadable", path=loc.buffer_path if isinstance(exc, StoreError)
-                     else args.csv, error=str(exc)), err=True)
+    except OSError as exc:
+        if client is not None:
+            client.close()
+        term.print(t("buffer.unreadable", path=args.csv, error=str(exc)), err=True)
         return EXIT_PROBLEM
     n = 0
     try:
@@ -128,9 +235,11 @@ def cmd_buffer_export(args: argparse.Namespace) -> int:
             writer.writerow(row + ([why] if args.rejected else []))
             n += 1
     except StoreError as exc:
-        term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
+        term.print(t("export.incomplete", n=n, error=str(exc)), err=True)
         return EXIT_PROBLEM
     finally:
+        if client is not None:
+            client.close()
         if not to_stdout:
             out.close()
         else:

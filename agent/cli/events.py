@@ -1,8 +1,9 @@
 """``clinic-agent events [--since 2h|ISO] [--json]``: the problems on now, then recent events.
 
-Read from the buffer file, read-only (agent.events.store.read_recent), so it works with the
-agent stopped and with the link down: the events are decided and kept at the clinic. Exit 1
-when a problem is active, like ``status``.
+Asked of the running agent over its control socket (it holds the buffer file exclusively), or
+read from the file, read-only, when it is stopped (agent.events.store.read_recent): it works
+with the link down, since the events are decided and kept at the clinic. Exit 1 when a problem
+is active, like ``status``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import re
 import time
 from typing import Any
 
-from agent.cli.buffer import _parse_when
+from agent.cli.buffer import _parse_when, unreadable, with_agent
 from agent.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEM, Located, add_common, print_json
 from agent.cli.common import term as make_term
+from agent.control.server import ControlClient
 from agent.errors import StoreError
 from agent.events import render, store, wire
+from agent.events.model import Active, Event
 from agent.i18n import Messages
 
 DEFAULT_SINCE = "24h"
@@ -48,11 +51,15 @@ def cmd_events(args: argparse.Namespace) -> int:
         term.print(t("events.bad_since", text=args.since), err=True)
         return EXIT_CONFIG
     loc = Located(args.config)
+    def ask(client: ControlClient) -> tuple[list[Event], list[Active]]:
+        doc = client.request("events", since=since)
+        return ([Event.from_dict(e) for e in doc["events"]],
+                [Active(**a) for a in doc["active"]])
     try:
-        events, active = store.read_recent(loc.buffer_path, since)
+        (events, active), _ = with_agent(loc, ask,
+                                         lambda: store.read_recent(loc.buffer_path, since))
     except StoreError as exc:
-        term.print(t("buffer.unreadable", path=loc.buffer_path, error=str(exc)), err=True)
-        return EXIT_PROBLEM
+        return unreadable(term, loc, exc)
     if args.json:
         doc: dict[str, Any] = {
             "since": since,

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 
-from agent.cli.defaults import DEFAULT_CONFIG, EXIT_OK
+from agent.cli.defaults import DEFAULT_CONFIG, EXIT_OK, EXIT_PROBLEM
 from agent.config import load_config
 from agent.i18n import Messages
 
@@ -23,6 +23,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    from agent.errors import StoreBusy
     from agent.runtime.daemon import Agent
-    asyncio.run(Agent(cfg, config_path=args.config).run())
+    try:
+        asyncio.run(Agent(cfg, config_path=args.config).run())
+    except StoreBusy as exc:
+        # One writer per buffer: the other agent keeps it (systemd tries again later).
+        logging.getLogger("agent.runtime.daemon").error("not starting: %s", exc)
+        return EXIT_PROBLEM
     return EXIT_OK

@@ -12,11 +12,13 @@ plain words (agent.events.render), then what else is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agent.cli.buffer import NoAgentAnswer, summary_of
 from agent.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -37,6 +39,9 @@ from agent.i18n import Messages, Text
 from agent.status import DEVICE_STATUSES
 from agent.term import Term, ago, size
 
+if TYPE_CHECKING:
+    from agent.store.outbox import BufferSummary
+
 
 def register(p: argparse.ArgumentParser, t: Messages) -> None:
     add_common(p, t)
@@ -53,6 +58,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                            "config": _config_state(loc), "problems": [], "active_problems": []}
     problems: list[tuple[str, str | None]] = []   # (message, hint)
     snap = None
+    live_summary: BufferSummary | None = None
     try:
         client = ControlClient.connect(loc.socket, timeout=15)
     except NoPermission:
@@ -64,6 +70,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 snap = client.request("status")
             except (ControlError, OSError) as exc:
                 problems.append((t("status.agent_error", error=str(exc)), None))
+            if snap is not None:
+                # The agent holds its buffer file: it counts the set-aside readings for us.
+                with contextlib.suppress(ControlError, NoAgentAnswer, OSError):
+                    live_summary = summary_of(client.request("summary"))
     now = time.time()
     if snap is not None:
         active = active_problems(snap)
@@ -112,7 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if doc["buffer"] is None or snap is not None:
         try:
             from agent.store.outbox import summarize
-            summary = summarize(loc.buffer_path)
+            summary = live_summary if live_summary is not None else summarize(loc.buffer_path)
         except StoreError:
             summary = None
         if summary is not None:

@@ -17,9 +17,11 @@ from agent.errors import AgentError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, DeviceConfig
+    from agent.events.model import Active, Event
     from agent.publish.forwarder import ResendResult
-    from agent.readings import Reading
+    from agent.readings import Reading, StoredReading
     from agent.status import AgentStatus, BufferStatus, LinkStatus
+    from agent.store.outbox import BufferSummary
 
 
 class UnknownDevice(AgentError):
@@ -51,6 +53,17 @@ class AgentControl(Protocol):
     async def status(self) -> AgentStatus: ...
 
     async def buffer_status(self) -> BufferStatus: ...
+
+    # The agent holds its buffer file exclusively: the CLI reads it through these while it runs.
+    async def buffer_summary(self) -> BufferSummary: ...
+
+    async def buffer_readings(self, start: float | None, end: float | None, *, rejected: bool,
+                              after: int, limit: int) -> list[tuple[StoredReading, str]]:
+        """Readings stamped in [start, end) with seq > ``after`` (``limit`` of them), oldest
+        first, each with why it was set aside (``rejected``) or ""."""
+        ...
+
+    async def recent_events(self, since: float) -> tuple[list[Event], list[Active]]: ...
 
     def link_status(self) -> LinkStatus | None: ...
 

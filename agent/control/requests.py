@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 MAX_REQUEST_BYTES = 8 * 1024    # a request is one short line; the longest is a tail's device list
@@ -22,7 +23,7 @@ IDLE_TIMEOUT_S = 60.0           # a connection that sends nothing for this long 
 MAX_CLIENTS = 16                # connections served at once; more are answered "busy" and closed
 WRITE_TIMEOUT_S = 30.0          # a client that stops reading its answers is dropped
 
-OPS = ("status", "poll_once", "tail", "buffer")
+OPS = ("status", "poll_once", "tail", "buffer", "summary", "export", "events")
 
 
 class BadRequest(Exception):
@@ -75,6 +76,12 @@ def parse_request(line: bytes) -> dict[str, Any]:
     if devices is not None and not (isinstance(devices, list)
                                     and all(isinstance(d, str) for d in devices)):
         raise BadRequest("bad_request", "devices must be a list of names")
+    for key in ("from", "to", "since"):
+        value = request.get(key)
+        if value is not None and not (type(value) in (int, float) and math.isfinite(value)):
+            raise BadRequest("bad_request", f"{key} must be a time (seconds since 1970) or null")
+    if type(request.get("rejected", False)) is not bool:
+        raise BadRequest("bad_request", "rejected must be true or false")
     return request
 
 

@@ -9,13 +9,21 @@ connections of their own::
                                                         |-- status    AgentControl.status
                                                         |-- poll_once AgentControl.poll_and_wait
                                                         |-- tail      AgentControl.watch_readings
-                                                        '-- buffer    AgentControl.buffer_status
+                                                        |-- buffer    AgentControl.buffer_status
+                                                        |-- summary   AgentControl.buffer_summary
+                                                        |-- export    AgentControl.buffer_readings
+                                                        '-- events    AgentControl.recent_events
 
 The protocol is newline-delimited JSON: one request object per line, ``{"op": "status"}``,
 ``{"op": "poll_once", "device": "ups"}`` (device optional), ``{"op": "tail", "devices": [...]}``
-(optional filter), ``{"op": "buffer"}``, and one answer line each, ``{"ok": true, "result": ...}``
-or ``{"ok": false, "error": CODE, "message": TEXT}``. ``tail`` answers once, then sends one line
-``{"reading": {...}}`` per reading polled until the client hangs up. That list is fixed: the
+(optional filter), ``{"op": "buffer"}``, ``{"op": "summary"}``, ``{"op": "events", "since": T}``,
+``{"op": "export", "from": T, "to": T, "rejected": false}`` (times in seconds since 1970, or
+null), and one answer line each, ``{"ok": true, "result": ...}`` or ``{"ok": false, "error":
+CODE, "message": TEXT}``. ``tail`` answers once, then sends one line ``{"reading": {...}}`` per
+reading polled until the client hangs up; ``export`` answers once, then sends one line ``{"r":
+[seq, ts, device, metric, value, unit, flags, why]}`` per reading and ``{"end": N}``. The agent
+holds its buffer file exclusively, so ``summary``, ``export`` and ``events`` are how the CLI reads
+it while the agent runs. That list is fixed: the
 socket reads state and asks for polls, it never changes the configuration.
 
 The socket is created mode 0660 (the agent's user and group; put technicians in that group, or
@@ -57,6 +65,7 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660
 MAX_REQUEST_BYTES = limits.MAX_REQUEST_BYTES
+EXPORT_SLICE = 2000               # readings per store call while exporting
 TAIL_QUEUE_BATCHES = 1000         # a slow tail client loses readings; the agent never waits for it
 
 
@@ -187,6 +196,9 @@ class ControlServer:
                 if op == "tail":
                     await self._tail(request, reader, writer)
                     return
+                if op == "export":
+                    await self._export(request, writer)
+                    return
                 try:
                     answer = await getattr(self, f"_op_{op}")(request)
                 except Exception:   # a bug here must not take the agent down
@@ -206,6 +218,48 @@ class ControlServer:
 
     async def _op_buffer(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "result": dataclasses.asdict(await self.agent.buffer_status())}
+
+    async def _op_summary(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "result": dataclasses.asdict(await self.agent.buffer_summary())}
+
+    async def _op_events(self, request: dict[str, Any]) -> dict[str, Any]:
+        since = request.get("since")
+        events, active = await self.agent.recent_events(
+            float(since) if since is not None else 0.0)
+        return {"ok": True, "result": {"events": [e.to_dict() for e in events],
+                                       "active": [dataclasses.asdict(a) for a in active]}}
+
+    async def _export(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """Stream the readings in slices: the store thread is never held for long, and the
+        agent never holds more than a slice for a client that reads slowly."""
+        start, end = request.get("from"), request.get("to")
+        rejected = bool(request.get("rejected", False))
+        after, n = 0, 0
+        try:
+            rows = await self.agent.buffer_readings(start, end, rejected=rejected, after=after,
+                                                    limit=EXPORT_SLICE)
+        except Exception:   # a bug or a failing disk must not take the agent down
+            log.exception("control socket: export failed")
+            await _send(writer, _error("internal", "export failed inside the agent; see its log"))
+            return
+        await _send(writer, {"ok": True, "result": "streaming"})
+        while rows:
+            for r, why in rows:
+                writer.write(_line({"r": [r.seq, r.ts, r.device, r.metric, r.value, r.unit,
+                                          r.flags, why]}))
+            n += len(rows)
+            after = rows[-1][0].seq
+            async with asyncio.timeout(limits.WRITE_TIMEOUT_S):
+                await writer.drain()
+            if len(rows) < EXPORT_SLICE:
+                break
+            try:
+                rows = await self.agent.buffer_readings(start, end, rejected=rejected,
+                                                        after=after, limit=EXPORT_SLICE)
+            except Exception:
+                log.exception("control socket: export failed")
+                return      # no end line: the client reports an incomplete export
+        await _send(writer, {"end": n})
 
     async def _op_poll_once(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -192,7 +192,7 @@ def read_recent(path: str | os.PathLike[str], since: float,
     """Recent events and the active set from the buffer file, read-only (no agent needed)."""
     conn = open_read_only(path)
     try:
-        if not _has_events(conn):
+        if not has_events(conn):
             return [], []
         return recent(conn, since, limit), active(conn)
     except (sqlite3.DatabaseError, ValueError) as exc:
@@ -201,7 +201,7 @@ def read_recent(path: str | os.PathLike[str], since: float,
         conn.close()
 
 
-def _has_events(conn: sqlite3.Connection) -> bool:
+def has_events(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
                         ).fetchone() is not None
 

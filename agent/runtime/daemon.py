@@ -37,8 +37,9 @@ from agent.control.api import NotConnected, PollOutcome, ReadingObserver, Unknow
 from agent.control.server import ControlServer
 from agent.errors import ConfigError
 from agent.events.engine import RestartEvidence
+from agent.events.model import Active, Event
 from agent.publish.forwarder import Forwarder, ResendResult
-from agent.readings import Reading, Value
+from agent.readings import Reading, StoredReading, Value
 from agent.remote.service import RemoteService
 from agent.runtime.poller import DevicePoller, hard_deadline
 from agent.runtime.sdnotify import Notifier, watchdog_loop
@@ -46,7 +47,7 @@ from agent.runtime.supervisor import Heartbeat, Supervisor
 from agent.runtime.writer import StoreWriter
 from agent.sources.factory import SourceFactory
 from agent.status import AgentStatus, BufferStatus, DeviceStatus, LinkStatus, Problem, TaskState
-from agent.store.outbox import AsyncStore
+from agent.store.outbox import AsyncStore, BufferSummary
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,20 @@ class Agent:
         held = self.writer.stats()
         return BufferStatus(**dataclasses.asdict(stats), held_in_memory=held.held,
                             dropped_in_memory=held.dropped_in_memory, path=self.cfg.buffer.path)
+
+    async def buffer_summary(self) -> BufferSummary:
+        assert self.store is not None
+        return await self.store.summary()
+
+    async def buffer_readings(self, start: float | None, end: float | None, *, rejected: bool,
+                              after: int, limit: int) -> list[tuple[StoredReading, str]]:
+        assert self.store is not None
+        return await self.store.export_chunk(start, end, rejected=rejected, after=after,
+                                             limit=limit)
+
+    async def recent_events(self, since: float) -> tuple[list[Event], list[Active]]:
+        assert self.store is not None
+        return await self.store.recent_events(since)
 
     async def status(self) -> AgentStatus:
         """What ``clinic-agent status`` shows; also written to ``status.json`` in the state dir."""

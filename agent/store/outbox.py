@@ -4,15 +4,22 @@ Guarantees, and the settings that give them:
 
 * A committed poll survives ``kill -9`` and power loss: WAL journal with ``synchronous=FULL``
   (the WAL is fsync'ed at every commit; NORMAL would only survive a process crash).
+* The agent holds the file exclusively (``locking_mode=EXCLUSIVE``): SQLite then keeps the
+  WAL's index in the agent's memory instead of a mapped ``-shm`` file whose dirty pages the kernel
+  writes back to the clinic PC's flash every half minute. Other processes cannot open the file
+  while the agent runs: the CLI asks the agent over its control socket (``summary``,
+  ``export_chunk``, ``recent_events`` below), and reads the file itself only when the agent is
+  stopped. The lock is the kernel's (``fcntl``): a killed agent leaves none behind.
 * One transaction per poll (``commit``), never per reading.
 * A reading leaves the store only when the broker acknowledged it (``ack``), or when the store is
   over its size or age cap (``enforce_bounds``, oldest first by sequence, counted in
   ``dropped_total``). Nothing is "in flight" on disk: after a crash everything unacknowledged is
   simply sent again, and the central side drops duplicates by sequence number.
-* Sequence numbers never repeat: the last one used is kept in the same transaction as the
-  readings, and a reservation mark outside the database (``<buffer>.seq``) lets a replaced
-  (corrupt) buffer continue above anything ever handed out. The jump is a true gap: those readings
-  were lost with the corrupt file.
+* Sequence numbers never repeat: the last one used is the newest row, or, when a transaction
+  deleted readings without adding any, noted in ``meta`` by that transaction; a reservation
+  mark outside the database (``<buffer>.seq``) lets a replaced (corrupt) buffer continue above
+  anything ever handed out. The jump is a true gap: those readings were lost with the corrupt
+  file.
 * Age is measured on the agent's own running clock (monotonic time summed over its runs, kept in
   the database), never on the wall clock, so a clock that is wrong or steps (no RTC, NTP coming
   back) can neither expire nor keep readings. Time while the PC was off does not count: the age
@@ -29,13 +36,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.errors import StoreCorrupt, StoreError
+from agent.errors import StoreBusy, StoreCorrupt, StoreError
 from agent.readings import Reading, StoredReading
 
 if TYPE_CHECKING:
@@ -63,8 +70,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Internal flag: the value is a bool (SQLite would return it as 0/1).
 _BOOL = 0x100
 SEQ_RESERVE_BLOCK = 1_000_000
-PAGE_SIZE = 1024
+PAGE_SIZE = 512
 CONVERT_PAGES_MAX_BYTES = 16 << 20
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
 _CORRUPT_CODES = {11, 26}   # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -152,13 +161,19 @@ class ReadingStore:
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, max_bytes: int = 256 << 20,
              max_age_s: float = 60 * 86400) -> ReadingStore:
-        """Open (or create) the buffer. A corrupt file is moved aside and a fresh one created."""
+        """Open (or create) the buffer. A corrupt file is moved aside and a fresh one created.
+
+        ``StoreBusy`` when another process holds the file (a second agent with the same buffer):
+        a held file is not a corrupt one, and moving it aside would lose the other's readings."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = _connect(path)
             return cls(conn, path, max_bytes=max_bytes, max_age_s=max_age_s)
         except (sqlite3.DatabaseError, StoreCorrupt) as exc:
+            if isinstance(exc, sqlite3.Error) and _code(exc) in (SQLITE_BUSY, SQLITE_LOCKED):
+                raise StoreBusy(f"buffer {path} is held by another process (another agent "
+                                f"running with the same buffer?): {exc}") from exc
             moved = _move_aside(path)
             log.error("buffer %s is unreadable (%s); moved it to %s and started a fresh buffer. "
                       "Readings in the old file were not sent.", path, exc, moved)
@@ -271,10 +286,13 @@ class ReadingStore:
                 deleted += self._db.execute(
                     "DELETE FROM readings WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
             if rows:
+                # No meta write: the newest row is the last number used (one page less per
+                # poll written to flash); a transaction that only deletes notes it instead.
                 self._db.executemany(
                     "INSERT INTO readings (seq, ts, device, metric, value, unit, flags) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                self._set_meta("last_seq", last)
+            elif deleted:
+                self._note_last_seq()
             if self.mark_due:
                 self._mark_rows()   # in the poll's transaction: no fsync of its own
             if acks:
@@ -300,6 +318,8 @@ class ReadingStore:
             for lo, hi in ranges:
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?",
                                       (lo, hi)).rowcount
+            if n:
+                self._note_last_seq()
         self._depth -= n
         return n
 
@@ -316,6 +336,8 @@ class ReadingStore:
                     "WHERE seq BETWEEN ? AND ?", (why, lo, hi))
                 n += self._db.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?",
                                       (lo, hi)).rowcount
+            if n:
+                self._note_last_seq()
         self._depth -= n
         return n
 
@@ -373,6 +395,29 @@ class ReadingStore:
     @property
     def dropped_total(self) -> int:
         return self._dropped_total
+
+    # -- for the CLI, through the agent (no other process can open the file while it runs) -----
+
+    @_typed
+    def summary(self) -> BufferSummary:
+        """What ``clinic-agent buffer`` shows (``summarize`` reads the same from a closed file)."""
+        return _summary(self._db, self.path)
+
+    @_typed
+    def export_chunk(self, start: float | None, end: float | None, *, rejected: bool,
+                     after: int, limit: int) -> list[tuple[StoredReading, str]]:
+        """Up to ``limit`` readings stamped in [start, end) with seq > ``after``, oldest first,
+        each with why it was set aside ("" for waiting ones): ``buffer export`` in slices, so
+        the writer never waits long behind it."""
+        return list(_between(self._db, start, end, rejected=rejected, after=after, limit=limit))
+
+    @_typed
+    def recent_events(self, since: float, limit: int = 1000) -> tuple[list[Event], list[Active]]:
+        """``clinic-agent events``: recent events and the conditions on now."""
+        from agent.events import store as events_store
+        if self.recorder is None and not events_store.has_events(self._db):
+            return [], []
+        return events_store.recent(self._db, since, limit), events_store.active(self._db)
 
     # -- bounds --------------------------------------------------------------------------------
 
@@ -433,6 +478,7 @@ class ReadingStore:
         with self._db:
             n = self._db.execute("DELETE FROM readings WHERE seq <= ?", (seq,)).rowcount
             self._set_meta("dropped_total", self._dropped_total + n)
+            self._note_last_seq()
         self._dropped_total += n   # only once the delete is on disk
         self._depth -= n
         log.debug("dropped %d readings up to seq %d (%s)", n, seq, reason)
@@ -447,6 +493,11 @@ class ReadingStore:
     def _set_meta(self, key: str, value: Any) -> None:
         self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _note_last_seq(self) -> None:
+        """In a transaction that deletes readings without adding any: the newest row may be
+        gone, so the last number used is kept in ``meta`` (open takes the higher of the two)."""
+        self._set_meta("last_seq", self._last_seq)
 
     def _reserve(self, upto: int) -> None:
         """Persist a mark above ``upto`` before any number below it is used (fsync'ed)."""
@@ -510,6 +561,18 @@ class AsyncStore:
 
     async def depth_outside(self, ranges: Sequence[tuple[int, int]]) -> int:
         return await self._call(self._store.depth_outside, ranges)
+
+    async def summary(self) -> BufferSummary:
+        return await self._call(self._store.summary)
+
+    async def export_chunk(self, start: float | None, end: float | None, *, rejected: bool,
+                           after: int, limit: int) -> list[tuple[StoredReading, str]]:
+        return await self._call(lambda: self._store.export_chunk(
+            start, end, rejected=rejected, after=after, limit=limit))
+
+    async def recent_events(self, since: float,
+                            limit: int = 1000) -> tuple[list[Event], list[Active]]:
+        return await self._call(self._store.recent_events, since, limit)
 
     # -- changes: for the writer -----------------------------------------------------------------
 
@@ -584,6 +647,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.isolation_level = "DEFERRED"   # `with conn:` wraps a transaction
     try:
+        # Before the first access, or SQLite would already have mapped the -shm file.
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         _small_pages(conn, path)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
@@ -605,9 +670,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _small_pages(conn: sqlite3.Connection, path: Path) -> None:
-    """Use 1 KiB pages. Each transaction rewrites the pages it touches in full (the WAL, then the
-    checkpoint): with a tick's ~10 KB of readings, 1 KiB pages halve the bytes written to the
-    clinic PC's flash compared with SQLite's default 4 KiB (docs/benchmarks.md, disk writes).
+    """Use 512-byte pages. Each transaction rewrites the pages it touches in full (the WAL, then
+    the checkpoint): with a tick's ~10 KB of readings, small pages halve the bytes written to the
+    clinic PC's flash compared with SQLite's default 4 KiB, and 512 bytes save another tenth
+    over 1 KiB on the pages every transaction touches besides the readings' (docs/benchmarks.md,
+    disk writes).
     A new file gets them at once; a small existing one is converted (VACUUM, outside WAL); a
     large one keeps its pages rather than delay the start."""
     if conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE:
@@ -684,15 +751,16 @@ class BufferSummary:
     dropped_total: int
     rejected: int
     file_bytes: int
+    first_seq: int | None = None   # oldest waiting
 
 
 def open_read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open the buffer for reading only, creating no file.
+    """Open the buffer of a stopped agent for reading only, creating no file.
 
-    Beside a running agent (its -wal exists) WAL lets a read-only connection see a consistent
-    snapshot. Without one the file is opened immutable: a plain read-only open would create
-    -wal and -shm files owned by whoever runs the CLI (root, with sudo), which the agent's own
-    user could then not open.
+    The file is opened immutable when it has no -wal (a plain read-only open would create -wal
+    and -shm files owned by whoever runs the CLI, root with sudo, which the agent's own user
+    could then not open), read-only otherwise (a WAL left by a killed agent is read, not
+    replayed). A running agent holds the file exclusively: that is ``StoreBusy``.
     """
     path = Path(path)
     if not path.exists():
@@ -700,47 +768,65 @@ def open_read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
     uri = path.resolve().as_uri()
     mode = "mode=ro" if Path(str(path) + "-wal").exists() else "immutable=1"
     try:
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=5)
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=1)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    try:
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return conn
     except sqlite3.Error as exc:
+        conn.close()
+        if _code(exc) in (SQLITE_BUSY, SQLITE_LOCKED):
+            raise StoreBusy(f"{path} is held by a running agent ({exc})") from exc
         raise StoreError(f"cannot read {path}: {exc}") from exc
 
 
+def _summary(conn: sqlite3.Connection, path: Path) -> BufferSummary:
+    q: Callable[[str], Any] = lambda sql: conn.execute(sql).fetchone()   # noqa: E731
+    depth, oldest, newest = q("SELECT COUNT(*), MIN(ts), MAX(ts) FROM readings")
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN "
+                             "('last_seq', 'dropped_total')").fetchall())
+    rejected = q("SELECT COUNT(*) FROM rejected")[0]
+    first = q("SELECT ts, seq FROM readings ORDER BY seq LIMIT 1")
+    newest_seq = q("SELECT COALESCE(MAX(seq), 0) FROM readings")[0]
+    return BufferSummary(path=str(path), depth=depth, oldest_ts=first[0] if first else oldest,
+                         newest_ts=newest,
+                         last_seq=max(int(meta.get("last_seq") or 0), newest_seq),
+                         dropped_total=int(meta.get("dropped_total") or 0), rejected=rejected,
+                         file_bytes=_file_bytes(path), first_seq=first[1] if first else None)
+
+
 def summarize(path: str | os.PathLike[str]) -> BufferSummary:
-    """Depth, age, drops and size of the buffer at ``path`` (opened read-only)."""
+    """Depth, age, drops and size of a stopped agent's buffer at ``path`` (opened read-only)."""
     conn = open_read_only(path)
     try:
-        q: Callable[[str], Any] = lambda sql: conn.execute(sql).fetchone()   # noqa: E731
-        depth, oldest, newest = q("SELECT COUNT(*), MIN(ts), MAX(ts) FROM readings")
-        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN "
-                                 "('last_seq', 'dropped_total')").fetchall())
-        rejected = q("SELECT COUNT(*) FROM rejected")[0]
-        first = q("SELECT ts FROM readings ORDER BY seq LIMIT 1")
+        return _summary(conn, Path(path))
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read {path}: {exc}") from exc
     finally:
         conn.close()
-    return BufferSummary(path=str(path), depth=depth, oldest_ts=first[0] if first else oldest,
-                         newest_ts=newest, last_seq=int(meta.get("last_seq") or 0),
-                         dropped_total=int(meta.get("dropped_total") or 0), rejected=rejected,
-                         file_bytes=_file_bytes(Path(path)))
+
+
+def _between(conn: sqlite3.Connection, start: float | None, end: float | None, *,
+             rejected: bool, after: int = 0,
+             limit: int = -1) -> Iterator[tuple[StoredReading, str]]:
+    table, why = ("rejected", "why") if rejected else ("readings", "''")
+    cur = conn.execute(
+        f"SELECT seq, ts, device, metric, value, unit, flags, {why} FROM {table} "
+        "WHERE seq > ? AND ts >= ? AND ts < ? ORDER BY seq LIMIT ?",
+        (after, start if start is not None else float("-inf"),
+         end if end is not None else float("inf"), limit))
+    for row in cur:
+        yield _row(row[:7]), row[7]
 
 
 def readings_between(path: str | os.PathLike[str], start: float | None, end: float | None, *,
                      rejected: bool = False) -> Iterable[tuple[StoredReading, str]]:
-    """Readings waiting in the buffer (or set aside, with ``rejected``) stamped in
+    """Readings waiting in a stopped agent's buffer (or set aside, with ``rejected``) stamped in
     [start, end), oldest first, each with why it was set aside ("" for waiting ones)."""
     conn = open_read_only(path)
-    table, why = ("rejected", "why") if rejected else ("readings", "''")
     try:
-        cur = conn.execute(
-            f"SELECT seq, ts, device, metric, value, unit, flags, {why} FROM {table} "
-            "WHERE ts >= ? AND ts < ? ORDER BY seq",
-            (start if start is not None else float("-inf"),
-             end if end is not None else float("inf")))
-        for row in cur:
-            yield _row(row[:7]), row[7]
+        yield from _between(conn, start, end, rejected=rejected)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read {path}: {exc}") from exc
     finally:

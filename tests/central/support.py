@@ -9,7 +9,6 @@ Below it, the config and buffer reading of the real agent releasing on the centr
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from helpers import buffer_summary
 
 from agent.publish.topics import Topics
 from agent.publish.wire import decode_ack, encode_batch
@@ -115,19 +115,12 @@ central_ack_timeout_s = {timeout_s}
 
 
 def buffer_seqs(state_dir: Path) -> tuple[int, int, int]:
-    """(readings in the clinic's buffer file, lowest seq there or 0, last seq numbered), read-only."""
-    path = state_dir / "buffer.sqlite"
-    if not path.exists():
+    """(readings in the clinic's buffer file, lowest seq there or 0, last seq numbered): asked
+    of the running agent (it holds the file), read-only from the file when it is stopped."""
+    s = buffer_summary(state_dir)
+    if s is None:
         return 0, 0, 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        n, lo = conn.execute("SELECT COUNT(*), COALESCE(MIN(seq), 0) FROM readings").fetchone()
-        last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        return int(n), int(lo), int(last[0]) if last else 0
-    except sqlite3.OperationalError:      # created but no tables yet
-        return 0, 0, 0
-    finally:
-        conn.close()
+    return int(s["depth"]), int(s["first_seq"] or 0), int(s["last_seq"])
 
 
 def agent_connects(state_dir: Path) -> int:

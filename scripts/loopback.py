@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import time
+from collections import deque
+
+
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands to the system's outgoing
+# connections meanwhile cannot be one chosen here. A port the kernel chose (bind to 0) could be,
+# and a server started on it a moment later failed with "Address already in use" under load.
+_PORTS = range(20000, 32768)
+_recent: deque[int] = deque(maxlen=2000)   # handed out lately: a server may not be up yet
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 nobody listens on right now, not one handed out lately."""
+    for _ in range(500):
+        port = random.choice(_PORTS)
+        if port in _recent:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _recent.append(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32767")
 
 
 def wait_port(port: int, timeout: float = 15) -> None:

@@ -7,19 +7,23 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Coroutine, TypeVar
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import loopback as _loopback  # noqa: E402
 
 T = TypeVar("T")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nobody listens on right now (scripts/loopback.py: below the
+    kernel's ephemeral range, not one handed out lately)."""
+    return _loopback.free_port(kind)
 
 
 def wait_until(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05,

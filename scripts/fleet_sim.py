@@ -21,7 +21,8 @@ Scenarios (each starts the fleet, waits until every clinic publishes live readin
     Driver (this process) ---spec, commands---> worker processes (fleetsim.worker)
        |  Mosquitto (fleetsim.broker)                 |  ~800 clinics each (fleetsim.clinic):
        |  observer: a subscriber (fleetsim.observer)  |  SimSource -> DevicePoller -> StoreWriter
-       '  broker CPU/RSS sampler (psutil)             '  -> ReadingStore (SQLite) -> Forwarder -> MqttLink
+       '  broker CPU/RSS sampler (psutil)             '  -> ReadingStore (SQLite) -> Forwarder
+                                                           -> MqttLink
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Worker:
     def __init__(self, index: int, spec: dict[str, Any], workdir: Path, python: str) -> None:
         self.index = index
         env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'scripts'}")
-        self.stderr = open(workdir / f"worker{index}.log", "wb")
+        self.stderr = open(workdir / f"worker{index}.log", "wb")  # noqa: SIM115 - the child's
         self.proc = subprocess.Popen([python, "-m", "fleetsim.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, env=env,
                                      cwd=str(ROOT))
@@ -224,8 +225,9 @@ class Fleet:
 
     def _publish_retained(self, item: str) -> None:
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
         topic, _, payload = item.partition("=")
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-sim-retain",
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-sim-retain",
                         protocol=mqtt.MQTTv5)
         c.username_pw_set(OPERATOR, self.broker.operator_password)
         c.connect("127.0.0.1", self.broker.port)
@@ -280,7 +282,7 @@ class Fleet:
         assert self.observer is not None
         live = [self.observer.first_live_after(s, since) for s in sites]
         online = [self.observer.first_online_after(s, since) for s in sites]
-        missing = [s for s, t in zip(sites, live) if t is None]
+        missing = [s for s, t in zip(sites, live, strict=True) if t is None]
         return {"clinics": len(sites),
                 "t99_live_s": time_to_fraction(live, since, 0.99),
                 "t100_live_s": time_to_fraction(live, since, 1.0),
@@ -302,7 +304,8 @@ class Fleet:
         return {
             "max_per_clinic_60s": worst, "max_per_clinic_60s_site": worst_site,
             "max_per_clinic_60s_at_broker": broker_worst,
-            "per_clinic_since_p50": percentile(counts, 50), "per_clinic_since_max": max(counts or [0]),
+            "per_clinic_since_p50": percentile(counts, 50),
+            "per_clinic_since_max": max(counts or [0]),
             "total_since": sum(counts),
             "broker_peak_mqtt_connects_per_s": max(blog.mqtt_per_s.values(), default=0),
             "broker_peak_tcp_per_s": max(blog.tcp_per_s.values(), default=0),
@@ -377,7 +380,7 @@ def scenario_backlog(fleet: Fleet) -> dict[str, Any]:
     t_end = time.time()
     docs = fleet.report()
     backlogs = [fleet.observer.backlog(s) for s in fleet.sites]
-    drain_at = [b[2] if drained(s) else None for s, b in zip(fleet.sites, backlogs)]
+    drain_at = [b[2] if drained(s) else None for s, b in zip(fleet.sites, backlogs, strict=True)]
     t_drained = max((t for t in drain_at if t is not None), default=t_end)
     received = sum(b[1] for b in backlogs)
     assert fleet.sampler is not None
@@ -414,9 +417,13 @@ def scenario_outage(fleet: Fleet) -> dict[str, Any]:
     assert fleet.sampler is not None
     return {"outage": {"cut": len(fleet.cut_sites), "cut_s": a.cut_s, "silent": a.silent,
                        "all_resumed": done, **fleet.reconnect_figures(fleet.cut_sites, t_up)},
-            "others_live_during_cut": fleet.reconnect_figures(others, t_cut + 10) if others else {},
-            "attempts": fleet.attempt_figures([d for d in docs if d["site"] in set(fleet.cut_sites)],
-                                              t_up),
+            # The other clinics kept publishing meanwhile (a live message between cut and restore).
+            "others_live_during_cut": sum(
+                1 for s in others if (t := fleet.observer.first_live_after(s, t_cut)) is not None
+                and t <= t_up) if fleet.observer else 0,
+            "others": len(others),
+            "attempts": fleet.attempt_figures(
+                [d for d in docs if d["site"] in set(fleet.cut_sites)], t_up),
             "broker": {"after_restore": fleet.sampler.summary(t_up, t_end)},
             "latency_after_restore": lat_figures(fleet, t_up, t_end),
             "load": fleet.load_figures(t_cut, t_end), "_docs": docs}
@@ -533,6 +540,7 @@ def central_figures(fleet: Fleet) -> dict[str, Any]:
     try:
         with psycopg.connect(pg.dsn, autocommit=True) as c:
             row = c.execute("SELECT coalesce(sum(stored_total), 0), count(*) FROM sites").fetchone()
+        assert row is not None
         return {"stored_total": int(row[0]), "sites": int(row[1])}
     except Exception as exc:   # noqa: BLE001 - a figure missing, not a failed run
         return {"error": str(exc)}

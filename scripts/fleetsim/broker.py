@@ -1,6 +1,7 @@
-"""The central broker for the fleet simulator: Mosquitto from the shipped conf/central-mosquitto.conf,
-pointed at loopback and a temporary directory, with one account per simulated clinic and the
-shipped ACL. It can be restarted on the same ports, and its log says when each connection came.
+"""The central broker for the fleet simulator: Mosquitto from the shipped
+conf/central-mosquitto.conf, pointed at loopback and a temporary directory, with one account per
+simulated clinic and the shipped ACL. It can be restarted on the same ports, and its log says
+when each connection came.
 
 Differences from the shipped file, all needed to run it unprivileged on loopback: the plain
 listener moves to a free loopback port; the TLS listener (when asked for) to another, with a
@@ -140,10 +141,9 @@ class SimBroker:
         return self.tls_port if self.tls_port is not None else self.port
 
     def start(self, timeout: float = 30.0) -> None:
-        out = open(self.workdir / "mosquitto.out", "ab")
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=out,
-                                     stderr=subprocess.STDOUT, preexec_fn=_raise_nofile)
-        out.close()
+        with open(self.workdir / "mosquitto.out", "ab") as out:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=out,
+                                         stderr=subprocess.STDOUT, preexec_fn=_raise_nofile)
         wait_port(self.port, timeout)
         if self.tls_port is not None:
             wait_port(self.tls_port, timeout)

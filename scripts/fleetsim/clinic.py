@@ -30,7 +30,6 @@ from agent.runtime.poller import DevicePoller
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.writer import StoreWriter
 from agent.store.outbox import AsyncStore, ReadingStore
-
 from fleetsim.devices import SimSource, backlog_polls, device_entries
 
 

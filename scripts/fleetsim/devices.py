@@ -100,8 +100,8 @@ def _pc(rng: random.Random, t: float) -> list[Sample]:
 
 # name -> (config entry without name/interval, interval in s, metrics)
 DEVICES: dict[str, tuple[dict[str, Any], float, Metrics]] = {
-    "router": ({"kind": "snmp", "host": "127.0.0.1", "version": "2c", "community": "clinic-ro-7f3a"},
-               30, _router),
+    "router": ({"kind": "snmp", "host": "127.0.0.1", "version": "2c",
+                "community": "clinic-ro-7f3a"}, 30, _router),
     "ups": ({"kind": "modbus", "host": "127.0.0.1", "port": 5020, "unit_id": 1,
              "profile": "apc-smart-ups"}, 10, _ups),
     "meter": ({"kind": "modbus", "host": "127.0.0.1", "port": 5020, "unit_id": 2,

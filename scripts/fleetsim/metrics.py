@@ -29,7 +29,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return round(s[k], 3)
 
 
-def time_to_fraction(arrivals: Sequence[float | None], since: float, fraction: float) -> float | None:
+def time_to_fraction(arrivals: Sequence[float | None], since: float,
+                     fraction: float) -> float | None:
     """Seconds from ``since`` until ``fraction`` of the clinics had arrived (None: never)."""
     got = sorted(a for a in arrivals if a is not None)
     need = max(1, int(-(-fraction * len(arrivals) // 1)))   # ceil
@@ -95,7 +96,7 @@ class BrokerSampler:
         if not window:
             return {"cpu_peak_pct": None, "cpu_mean_pct": None, "rss_peak_mib": None}
         # Peak over one-second windows (two samples), not a single 0.5 s blip.
-        pairs = [(a.cpu_pct + b.cpu_pct) / 2 for a, b in zip(window, window[1:])] or \
+        pairs = [(a.cpu_pct + b.cpu_pct) / 2 for a, b in zip(window, window[1:], strict=False)] or \
             [window[0].cpu_pct]
         return {"cpu_peak_pct": round(max(pairs), 1),
                 "cpu_mean_pct": round(sum(s.cpu_pct for s in window) / len(window), 1),

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.publish.wire import decode_payload
 
@@ -37,10 +38,10 @@ class Observer:
         self.bad = 0
         self._lock = threading.Lock()
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-sim-observer",
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-sim-observer",
                                   protocol=mqtt.MQTTv311, clean_session=False)
         self.client.username_pw_set(user, password)
-        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]  # floats work
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message

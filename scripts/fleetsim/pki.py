@@ -25,9 +25,10 @@ def _name(cn: str) -> x509.Name:
 
 
 def make_server_certs(workdir: Path) -> ServerCerts:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("fleet-sim CA")).issuer_name(_name("fleet-sim CA"))
+    ca = (x509.CertificateBuilder().subject_name(_name("fleet-sim CA"))
+          .issuer_name(_name("fleet-sim CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
           .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -35,9 +36,10 @@ def make_server_certs(workdir: Path) -> ServerCerts:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     paths = ServerCerts(workdir / "ca.crt", workdir / "broker.crt", workdir / "broker.key")
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))

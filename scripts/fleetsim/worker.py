@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.publish import mqtt_link
-
 from fleetsim.clinic import Clinic, clinic_config, phase_for
 from fleetsim.feeder import Feeder
 
@@ -102,7 +101,7 @@ async def main() -> None:
         await feeder.start()
     clinics: list[Clinic] = []
     t0 = time.monotonic()
-    for k, (site, seed) in enumerate(zip(spec["sites"], spec["seeds"])):
+    for k, (site, seed) in enumerate(zip(spec["sites"], spec["seeds"], strict=True)):
         behind = feeder is not None and site in cut_sites
         cfg = clinic_config(
             site, store_dir=Path(spec["store_dir"]), host=spec["host"],
@@ -150,7 +149,7 @@ async def _start_all(clinics: list[Clinic], spread_s: float, spec: dict[str, Any
     offsets = sorted(rng.uniform(0, spread_s) for _ in clinics) if spread_s > 0 \
         else [0.0] * len(clinics)
     t0 = time.monotonic()
-    for c, offset in zip(clinics, offsets):
+    for c, offset in zip(clinics, offsets, strict=True):
         wait = t0 + offset - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)

@@ -513,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         fleet.start()
         figures = SCENARIOS[args.scenario](fleet)
         if fleet.central is not None:
-            figures["central"] = central_figures(fleet)
+            sent = sum(d["sent_readings"] for d in figures["_docs"])
+            figures["central"] = central_figures(fleet, sent)
     finally:
         fleet.close()
     docs = figures.pop("_docs")
@@ -534,16 +535,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def central_figures(fleet: Fleet) -> dict[str, Any]:
+def central_figures(fleet: Fleet, sent: int, timeout: float = 120.0) -> dict[str, Any]:
+    """What the ingest stored of the readings the clinics had sent (acknowledged by the broker),
+    and how long after the scenario it caught up with them."""
     import psycopg
     _, pg, _, _ = fleet.central
+    t0 = time.monotonic()
+    stored = -1
     try:
         with psycopg.connect(pg.dsn, autocommit=True) as c:
-            row = c.execute("SELECT coalesce(sum(stored_total), 0), count(*) FROM sites").fetchone()
-        assert row is not None
-        return {"stored_total": int(row[0]), "sites": int(row[1])}
+            while True:
+                row = c.execute("SELECT coalesce(sum(stored_total), 0), count(*) FROM sites"
+                                ).fetchone()
+                assert row is not None
+                stored, sites = int(row[0]), int(row[1])
+                if stored >= sent or time.monotonic() - t0 > timeout:
+                    break
+                time.sleep(0.5)
     except Exception as exc:   # noqa: BLE001 - a figure missing, not a failed run
         return {"error": str(exc)}
+    return {"clinic_sent_readings": sent, "stored_total": stored, "sites": sites,
+            "caught_up": stored >= sent, "catch_up_s": round(time.monotonic() - t0, 1)}
 
 
 if __name__ == "__main__":

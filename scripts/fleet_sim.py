@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from fleetsim.broker import OPERATOR, SimBroker  # noqa: E402
+from fleetsim.broker import ExternalBroker, SimBroker  # noqa: E402
 from fleetsim.devices import readings_per_minute  # noqa: E402
 from fleetsim.metrics import (  # noqa: E402
     BrokerSampler,
@@ -148,10 +148,23 @@ class Fleet:
         base = args.workdir or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.workdir = Path(tempfile.mkdtemp(prefix="fleet-sim-", dir=base))
         self.sites = [f"{args.site_prefix}{i:05d}" for i in range(args.clinics)]
-        self.password = secrets.token_hex(12)
-        (self.workdir / "broker").mkdir()
-        self.broker = SimBroker(self.workdir / "broker", self.sites, tls=args.tls,
-                                port=free_port(), tls_port=free_port(), password=self.password)
+        self.broker: SimBroker | ExternalBroker
+        if args.broker:
+            host, _, port = args.broker.rpartition(":")
+            user, _, pw_file = args.observer.partition(":")
+            self.password = Path(args.password_file).read_text().strip() \
+                if args.password_file else ""
+            self.broker = ExternalBroker(
+                host, int(port), tls=args.tls, ca_file=args.ca_file, password=self.password,
+                observer_port=args.observer_port or int(port), observer_user=user,
+                observer_password=Path(pw_file).read_text().strip() if pw_file else "",
+                stop_cmd=args.stop_cmd, start_cmd=args.start_cmd, log_path=args.broker_log)
+        else:
+            self.password = secrets.token_hex(12)
+            (self.workdir / "broker").mkdir()
+            self.broker = SimBroker(self.workdir / "broker", self.sites, tls=args.tls,
+                                    port=free_port(), tls_port=free_port(),
+                                    password=self.password)
         self.observer: Observer | None = None
         self.sampler: BrokerSampler | None = None
         self.workers: list[Worker] = []
@@ -163,9 +176,11 @@ class Fleet:
 
     def start(self) -> None:
         a = self.args
-        self.broker.start()
+        if not a.broker:
+            self.broker.start()
         self.sampler = BrokerSampler(lambda: self.broker.pid).start()
-        self.observer = Observer(self.broker.port, user=OPERATOR,
+        self.observer = Observer(self.broker.port, host=self.broker.host,
+                                 user=self.broker.operator_user,
                                  password=self.broker.operator_password).start()
         if a.central:
             self._start_central()
@@ -175,12 +190,12 @@ class Fleet:
         if a.scenario == "outage":
             k = round(len(self.sites) * a.cut_fraction)
             self.cut_sites = self.sites[::max(1, len(self.sites) // max(k, 1))][:k]
-        ca = str(self.broker.certs.ca) if self.broker.certs else None
+        ca = self.broker.ca_file
         store_dir = self.workdir / "clinics"
         for i in range(n_proc):
             mine = self.sites[i::n_proc]
             spec = {"sites": mine, "seeds": [int(s[-5:]) + 1 for s in mine],
-                    "store_dir": str(store_dir), "host": "127.0.0.1",
+                    "store_dir": str(store_dir), "host": self.broker.host,
                     "port": self.broker.clinic_port, "tls": a.tls, "ca_file": ca,
                     "password": self.password, "backlog_kbps": a.backlog_kbps,
                     "interval_scale": a.interval_scale,
@@ -229,8 +244,8 @@ class Fleet:
         topic, _, payload = item.partition("=")
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-sim-retain",
                         protocol=mqtt.MQTTv5)
-        c.username_pw_set(OPERATOR, self.broker.operator_password)
-        c.connect("127.0.0.1", self.broker.port)
+        c.username_pw_set(self.broker.operator_user, self.broker.operator_password)
+        c.connect(self.broker.host, self.broker.port)
         c.loop_start()
         c.publish(topic, payload.encode(), qos=1, retain=True).wait_for_publish(10)
         c.disconnect()
@@ -267,7 +282,8 @@ class Fleet:
             self.observer.stop()
         if self.sampler is not None:
             self.sampler.stop()
-        self.broker.stop()
+        if not self.args.broker:
+            self.broker.stop()
         if self.central is not None:
             vm, pg, ingest, _ = self.central
             ingest.stop()
@@ -482,6 +498,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "broker (the ingest's load test)")
     ap.add_argument("--release-central", action="store_true",
                     help="with --central: clinics keep readings until the ingest's ack")
+    ap.add_argument("--broker", default="", metavar="HOST:PORT",
+                    help="use this broker instead of starting Mosquitto: clinics log in as "
+                         "their site id (SIM00000, ...) with the password in --password-file")
+    ap.add_argument("--password-file", default="", help="with --broker: the clinics' password")
+    ap.add_argument("--ca-file", default=None, help="with --broker --tls: the CA to trust")
+    ap.add_argument("--observer", default="", metavar="USER:PASSWORD_FILE",
+                    help="with --broker: the subscriber's account (read access to clinics/#)")
+    ap.add_argument("--observer-port", type=int, default=0,
+                    help="with --broker: plain port for the subscriber (default: the same)")
+    ap.add_argument("--stop-cmd", default="", help="with --broker: shell command that stops it")
+    ap.add_argument("--start-cmd", default="", help="with --broker: shell command that starts it")
+    ap.add_argument("--broker-log", default="", help="with --broker: its log file (Mosquitto "
+                    "format, log_type information) for the per-second connection counts")
     ap.add_argument("--site-prefix", default="SIM")
     ap.add_argument("--workdir", default=None, help="where the clinics' buffers go (default: "
                     "a new directory in /dev/shm)")
@@ -491,6 +520,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--python", default=sys.executable, help="Python of the worker processes")
     ap.add_argument("--log-level", default="error")
     args = ap.parse_args(argv)
+    if args.central and args.broker:
+        ap.error("--central runs the ingest on the simulator's own broker; not with --broker")
     if args.start_spread_s is None:
         args.start_spread_s = 0.0 if args.scenario == "backlog" else args.clinics / 200
     return args

@@ -135,6 +135,9 @@ class SimBroker:
         self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = find_mosquitto()
+        self.host = "127.0.0.1"
+        self.operator_user = OPERATOR
+        self.ca_file = str(self.certs.ca) if self.certs is not None else None
 
     @property
     def clinic_port(self) -> int:
@@ -170,13 +173,72 @@ class SimBroker:
             return parse_log(f, since)
 
 
-def wait_port(port: int, timeout: float) -> None:
+def wait_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     import socket
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            socket.create_connection((host, port), 0.5).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"the broker did not listen on 127.0.0.1:{port} within {timeout:g}s")
+    raise SystemExit(f"the broker did not listen on {host}:{port} within {timeout:g}s")
+
+
+class ExternalBroker:
+    """A broker someone else runs, at ``host:port`` (the same surface as ``SimBroker``).
+
+    Clinics log in as their site id with one shared password; the observer with the account
+    given. ``stop()``/``start()`` run the given shell commands (e.g. ``systemctl stop
+    mosquitto``); without them the restart scenario cannot run. CPU and RSS are sampled on the
+    process listening on ``port`` (found with psutil, which needs root for other users'
+    processes); the per-second attempt counts need its log (``log_path``, Mosquitto's format).
+    """
+
+    def __init__(self, host: str, port: int, *, tls: bool, ca_file: str | None, password: str,
+                 observer_port: int, observer_user: str, observer_password: str,
+                 stop_cmd: str = "", start_cmd: str = "", log_path: str = "") -> None:
+        self.host = host
+        self.port = observer_port
+        self.clinic_port = port
+        self.tls_port = port if tls else None
+        self.ca_file = ca_file
+        self.password = password
+        self.operator_user = observer_user
+        self.operator_password = observer_password
+        self.ingest_password = ""
+        self.stop_cmd, self.start_cmd = stop_cmd, start_cmd
+        self.log_path = Path(log_path) if log_path else Path("/nonexistent")
+        self._pid: int | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.start_cmd:
+            subprocess.run(self.start_cmd, shell=True, check=True)
+            wait_port(self.clinic_port, timeout, self.host)
+        self._pid = None
+
+    def stop(self) -> None:
+        if not self.stop_cmd:
+            raise SystemExit("--stop-cmd and --start-cmd are needed to restart an external broker")
+        subprocess.run(self.stop_cmd, shell=True, check=True)
+        self._pid = None
+
+    @property
+    def pid(self) -> int | None:
+        import psutil
+        if self._pid is not None and psutil.pid_exists(self._pid):
+            return self._pid
+        try:
+            for c in psutil.net_connections("tcp"):
+                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.clinic_port:
+                    self._pid = c.pid
+                    return c.pid
+        except psutil.Error:
+            pass
+        return None
+
+    def read_log(self, since: float = 0.0) -> BrokerLog:
+        if not self.log_path.exists():
+            return BrokerLog()
+        with open(self.log_path, errors="replace") as f:
+            return parse_log(f, since)

@@ -30,7 +30,8 @@ class SiteView:
 
 
 class Observer:
-    def __init__(self, port: int, *, user: str, password: str, prefix: str = "clinics") -> None:
+    def __init__(self, port: int, *, user: str, password: str, host: str = "127.0.0.1",
+                 prefix: str = "clinics") -> None:
         self.prefix = prefix
         self.sites: dict[str, SiteView] = {}
         self.latency: list[tuple[float, float]] = []    # (poll time, arrival - poll time)
@@ -40,15 +41,17 @@ class Observer:
         self.connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-sim-observer",
                                   protocol=mqtt.MQTTv311, clean_session=False)
-        self.client.username_pw_set(user, password)
+        if user:
+            self.client.username_pw_set(user, password)
         self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]  # floats work
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.port = port
+        self.host = host
 
     def start(self) -> Observer:
-        self.client.connect_async("127.0.0.1", self.port, keepalive=30)
+        self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         if not self.connected.wait(15):
             raise SystemExit("the observer could not connect to the broker")

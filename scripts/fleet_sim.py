@@ -203,7 +203,8 @@ class Fleet:
                     "store_threads": a.store_threads, "connect_threads": a.connect_threads,
                     "cut_sites": [s for s in self.cut_sites if s in set(mine)],
                     "release": "central" if a.central and a.release_central else "broker",
-                    "mqtt": {"keepalive_s": a.keepalive_s}, "log_level": a.log_level}
+                    "mqtt": {"keepalive_s": a.keepalive_s}, "log_level": a.log_level,
+                    "profile": f"{a.profile}.{i}" if a.profile else ""}
             self.workers.append(Worker(i, spec, self.workdir, a.python))
         t0 = time.monotonic()
         prefilled = 0
@@ -519,6 +520,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--per-clinic", action="store_true", help="include every clinic's record")
     ap.add_argument("--python", default=sys.executable, help="Python of the worker processes")
     ap.add_argument("--log-level", default="error")
+    ap.add_argument("--profile", default="", metavar="PATH",
+                    help="cProfile each worker into PATH.<n> (pstats files)")
     args = ap.parse_args(argv)
     if args.central and args.broker:
         ap.error("--central runs the ingest on the simulator's own broker; not with --broker")

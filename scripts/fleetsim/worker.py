@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.publish import mqtt_link
-from fleetsim.clinic import Clinic, clinic_config, phase_for
+from fleetsim.clinic import Clinic, clinic_config, for_site, phase_for
 from fleetsim.feeder import Feeder
 
 ATTEMPTS: dict[str, list[float]] = defaultdict(list)
@@ -81,6 +81,11 @@ async def main() -> None:
     reader = asyncio.StreamReader(limit=1 << 24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     spec = json.loads(await reader.readline())["spec"]
+    profiler = None
+    if spec.get("profile"):
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     logging.basicConfig(level=getattr(logging, spec.get("log_level", "error").upper()),
                         stream=sys.stderr,
                         format="%(asctime)s worker %(process)d %(name)s: %(message)s")
@@ -101,14 +106,17 @@ async def main() -> None:
         await feeder.start()
     clinics: list[Clinic] = []
     t0 = time.monotonic()
+    store_dir = Path(spec["store_dir"])
+    template = clinic_config(
+        spec["sites"][0] if spec["sites"] else "SIM00000", store_dir=store_dir,
+        host=spec["host"], port=spec["port"], tls=spec["tls"], ca_file=spec.get("ca_file"),
+        password=spec["password"], backlog_kbps=spec["backlog_kbps"],
+        interval_scale=spec["interval_scale"], extra_mqtt=spec.get("mqtt"),
+        release=spec.get("release", "broker"))
     for k, (site, seed) in enumerate(zip(spec["sites"], spec["seeds"], strict=True)):
         behind = feeder is not None and site in cut_sites
-        cfg = clinic_config(
-            site, store_dir=Path(spec["store_dir"]), host=spec["host"],
-            port=feeder.port if behind and feeder else spec["port"], tls=spec["tls"],
-            ca_file=spec.get("ca_file"), password=spec["password"],
-            backlog_kbps=spec["backlog_kbps"], interval_scale=spec["interval_scale"],
-            extra_mqtt=spec.get("mqtt"), release=spec.get("release", "broker"))
+        cfg = for_site(template, site, store_dir=store_dir,
+                       port=feeder.port if behind and feeder is not None else None)
         clinics.append(Clinic(cfg, seed=seed, pool=pools[k % n_pools] if n_pools else None))
     opened = await asyncio.gather(*(c.open(spec.get("prefill_s", 0.0)) for c in clinics),
                                   return_exceptions=True)
@@ -138,6 +146,9 @@ async def main() -> None:
             await asyncio.gather(*(c.stop() for c in clinics), return_exceptions=True)
             if feeder is not None:
                 await feeder.close()
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(spec["profile"])
             _out({"event": "stopped"})
             break
     os._exit(0)   # paho sockets and executor threads of a thousand clinics: no slow teardown

@@ -35,6 +35,7 @@ import resource
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -359,28 +360,52 @@ def scenario_restart(fleet: Fleet) -> dict[str, Any]:
     a = fleet.args
     t_start = fleet.launch(a.start_spread_s)
     t_live = settle(fleet, t_start)
-    t_down = time.time()
-    fleet.broker.stop()
-    log(f"broker stopped; down for {a.down_s:g} s")
-    time.sleep(max(0.0, t_down + a.down_s - time.time()))
-    fleet.broker.start()
-    t_up = time.time()
-    log("broker back")
-    done = wait_for(lambda: fleet.all_live(fleet.sites, t_up), a.timeout)
+    trials = []
+    t_first_down = 0.0
+    t_prev_live = t_up = t_live
+    for n in range(a.restarts):
+        if n:
+            # Each restart meets connections that lasted --connected-for-s, as the first did.
+            time.sleep(max(0.0, t_prev_live + a.connected_for_s - time.time()))
+        t_down = time.time()
+        t_first_down = t_first_down or t_down
+        fleet.broker.stop()
+        log(f"broker stopped; down for {a.down_s:g} s")
+        time.sleep(max(0.0, t_down + a.down_s - time.time()))
+        fleet.broker.start()
+        t_up = time.time()
+        log("broker back")
+        done = wait_for(lambda t=t_up: fleet.all_live(fleet.sites, t), a.timeout)
+        t_prev_live = time.time()
+        assert fleet.observer is not None
+        first = [fleet.observer.first_data_after(s, t_up, polled_since=t_down)
+                 for s in fleet.sites]
+        trials.append({"down_s": round(t_up - t_down, 2), "all_resumed": done,
+                       "t_first_reading_p50_s": time_to_fraction(first, t_up, 0.5),
+                       "t_first_reading_p99_s": time_to_fraction(first, t_up, 0.99),
+                       **fleet.reconnect_figures(fleet.sites, t_up)})
     t_end = time.time()
     docs = fleet.report()
     assert fleet.sampler is not None
-    rec = fleet.reconnect_figures(fleet.sites, t_up)
+    rec = trials[-1]
     end_99 = t_up + (rec["t99_live_s"] or (t_end - t_up))
-    return {"startup": {"all_live_s": round(t_live - t_start, 1),
-                        "broker": fleet.sampler.summary(t_start, t_down)},
-            "restart": {"down_s": round(t_up - t_down, 2), "all_resumed": done, **rec},
-            "attempts": fleet.attempt_figures(docs, t_up),
-            "broker": {"reconnect": fleet.sampler.summary(t_up, end_99),
-                       "until_all": fleet.sampler.summary(t_up, t_end),
-                       "steady_before": fleet.sampler.summary(t_live, t_down)},
-            "latency_after_restart": lat_figures(fleet, t_up, t_end),
-            "load": fleet.load_figures(t_up, t_end), "_docs": docs}
+    out: dict[str, Any] = {
+        "startup": {"all_live_s": round(t_live - t_start, 1),
+                    "broker": fleet.sampler.summary(t_start, t_first_down)},
+        "restart": rec,
+        "attempts": fleet.attempt_figures(docs, t_up),
+        "broker": {"reconnect": fleet.sampler.summary(t_up, end_99),
+                   "until_all": fleet.sampler.summary(t_up, t_end),
+                   "steady_before": fleet.sampler.summary(t_live, t_first_down)},
+        "latency_after_restart": lat_figures(fleet, t_up, t_end),
+        "load": fleet.load_figures(t_up, t_end), "_docs": docs}
+    if a.restarts > 1:
+        out["trials"] = trials
+        out["median_of_trials"] = {
+            k: statistics.median(v for t in trials if (v := t[k]) is not None)
+            for k in ("t_first_reading_p50_s", "t99_connected_s", "t99_live_s")
+            if any(t[k] is not None for t in trials)}
+    return out
 
 
 def scenario_backlog(fleet: Fleet) -> dict[str, Any]:
@@ -467,6 +492,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--tls", action="store_true", help="clinics connect over TLS (port 8883 "
                     "of the shipped config, on loopback)")
     ap.add_argument("--down-s", type=float, default=5.0, help="restart: broker down this long")
+    ap.add_argument("--restarts", type=int, default=1,
+                    help="restart: this many restarts, each after --connected-for-s (figures "
+                         "per trial and their median; e.g. --clinics 1 --restarts 20)")
     ap.add_argument("--backlog-h", type=float, default=1.0, help="backlog: hours buffered")
     ap.add_argument("--backlog-kbps", type=float, default=64.0,
                     help="each clinic's buffer.backlog_kbps (the example config's 64)")

@@ -24,6 +24,7 @@ class SiteView:
     live: list[float] = field(default_factory=list)        # arrival times of live messages
     live_polled: list[float] = field(default_factory=list)  # newest poll time in each of them
     online: list[float] = field(default_factory=list)      # arrivals of non-retained "online"
+    data: list[tuple[float, float]] = field(default_factory=list)  # (arrival, newest poll)
     backlog_max_seq: int = 0
     backlog_readings: int = 0
     backlog_last: float = 0.0
@@ -88,6 +89,7 @@ class Observer:
         with self._lock:
             self.messages += 1
             view = self._site(site)
+            view.data.append((now, max(g["t"] for g in groups)))
             if leaf == "readings":
                 view.live.append(now)
                 view.live_polled.append(max(g["t"] for g in groups))
@@ -117,6 +119,18 @@ class Observer:
             for i in range(bisect.bisect_right(view.live, t), len(view.live)):
                 if view.live_polled[i] >= t:
                     return view.live[i]
+            return None
+
+    def first_data_after(self, site: str, t: float, *, polled_since: float) -> float | None:
+        """Arrival of the first readings (live or backlog) after ``t`` carrying a poll made
+        since ``polled_since``: the first reading of a clinic after its broker came back."""
+        with self._lock:
+            view = self.sites.get(site)
+            if view is None:
+                return None
+            for arrival, polled in view.data[bisect.bisect_right(view.data, (t, float("inf"))):]:
+                if polled >= polled_since:
+                    return arrival
             return None
 
     def first_online_after(self, site: str, t: float) -> float | None:

@@ -123,7 +123,7 @@ class Worker:
 
     def close(self) -> None:
         try:
-            self.send({"cmd": "stop"})
+            self.send({"cmd": "stop", "fast": True})
             self.expect("stopped", 60)
         except (SystemExit, OSError):
             pass

@@ -165,7 +165,9 @@ class Fleet:
             (self.workdir / "broker").mkdir()
             self.broker = SimBroker(self.workdir / "broker", self.sites, tls=args.tls,
                                     port=free_port(), tls_port=free_port(),
-                                    password=self.password)
+                                    password=self.password,
+                                    extra_ports=tuple(free_port() for _ in range(
+                                        (args.listeners or -(-args.clinics // 20_000)) - 1)))
         self.observer: Observer | None = None
         self.sampler: BrokerSampler | None = None
         self.workers: list[Worker] = []
@@ -197,7 +199,8 @@ class Fleet:
             mine = self.sites[i::n_proc]
             spec = {"sites": mine, "seeds": [int(s[-5:]) + 1 for s in mine],
                     "store_dir": str(store_dir), "host": self.broker.host,
-                    "port": self.broker.clinic_port, "tls": a.tls, "ca_file": ca,
+                    "port": self.broker.clinic_ports[i % len(self.broker.clinic_ports)],
+                    "tls": a.tls, "ca_file": ca,
                     "password": self.password, "backlog_kbps": a.backlog_kbps,
                     "interval_scale": a.interval_scale,
                     "prefill_s": a.backlog_h * 3600 if a.scenario == "backlog" else 0.0,
@@ -549,6 +552,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--start-cmd", default="", help="with --broker: shell command that starts it")
     ap.add_argument("--broker-log", default="", help="with --broker: its log file (Mosquitto "
                     "format, log_type information) for the per-second connection counts")
+    ap.add_argument("--listeners", type=int, default=0,
+                    help="broker ports for the clinics, each process's clinics on one (default: "
+                         "one per 20,000 clinics: one loopback address reaches a port from "
+                         "~28,000 ephemeral ports only)")
     ap.add_argument("--site-prefix", default="SIM")
     ap.add_argument("--workdir", default=None, help="where the clinics' buffers go (default: "
                     "a new directory in /dev/shm)")

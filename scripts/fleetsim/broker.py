@@ -94,10 +94,15 @@ def parse_log(lines: Iterable[str], since: float = 0.0) -> BrokerLog:
 
 
 class SimBroker:
-    """Mosquitto for ``sites``; ``port`` plain, ``tls_port`` TLS (None: no TLS listener)."""
+    """Mosquitto for ``sites``; ``port`` plain, ``tls_port`` TLS (None: no TLS listener).
+
+    ``extra_ports``: more listeners like the clinics' one. One loopback address reaches one
+    port from at most ~28,000 ephemeral ports (net.ipv4.ip_local_port_range), so a fleet larger
+    than that is spread over several ports (each connection needs its own 4-tuple).
+    """
 
     def __init__(self, workdir: Path, sites: list[str], *, tls: bool, port: int,
-                 tls_port: int | None, password: str) -> None:
+                 tls_port: int | None, password: str, extra_ports: tuple[int, ...] = ()) -> None:
         self.workdir = workdir
         self.port = port
         self.tls_port = tls_port if tls else None
@@ -129,6 +134,12 @@ class SimBroker:
         conf = conf.replace("/etc/mosquitto/clinics.acl", str(acl))
         conf = conf.replace("/var/lib/mosquitto/", f"{workdir}/")
         self.log_path = workdir / "mosquitto.log"
+        for extra in extra_ports:
+            conf += f"\nlistener {extra} 127.0.0.1\n"
+            if self.certs is not None:
+                conf += (f"certfile {self.certs.cert}\nkeyfile {self.certs.key}\n"
+                         f"cafile {self.certs.ca}\n")
+        self.extra_ports = extra_ports
         conf += (f"\nuser {getpass.getuser()}\nlog_dest file {self.log_path}\n"
                  "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
         self.conf = workdir / "mosquitto.conf"
@@ -143,13 +154,17 @@ class SimBroker:
     def clinic_port(self) -> int:
         return self.tls_port if self.tls_port is not None else self.port
 
+    @property
+    def clinic_ports(self) -> tuple[int, ...]:
+        return (self.clinic_port, *self.extra_ports)
+
     def start(self, timeout: float = 30.0) -> None:
         with open(self.workdir / "mosquitto.out", "ab") as out:
             self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=out,
                                          stderr=subprocess.STDOUT, preexec_fn=_raise_nofile)
         wait_port(self.port, timeout)
-        if self.tls_port is not None:
-            wait_port(self.tls_port, timeout)
+        for port in self.clinic_ports:
+            wait_port(port, timeout)
 
     def stop(self) -> None:
         """SIGTERM, as systemd stops it: Mosquitto saves its persistence file and exits."""
@@ -201,6 +216,7 @@ class ExternalBroker:
         self.host = host
         self.port = observer_port
         self.clinic_port = port
+        self.clinic_ports = (port,)
         self.tls_port = port if tls else None
         self.ca_file = ca_file
         self.password = password

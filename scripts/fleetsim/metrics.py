@@ -44,6 +44,7 @@ class BrokerSample:
     at: float
     cpu_pct: float      # of one core, over the last interval
     rss_mib: float
+    cpu_s: float = 0.0  # CPU seconds used in the last interval
 
 
 @dataclass
@@ -77,17 +78,20 @@ class BrokerSampler:
                 continue
             try:
                 if proc is None or proc.pid != pid:
+                    # A new broker process: count its CPU from its start (it reads its
+                    # persistence file and accepts the first connections meanwhile).
                     proc = psutil.Process(pid)
-                    t = proc.cpu_times()
-                    last_cpu, last_at = t.user + t.system, time.monotonic()
-                    continue
+                    last_cpu = 0.0
+                    last_at = time.monotonic() - max(time.time() - proc.create_time(), 0.0)
                 t = proc.cpu_times()
                 now = time.monotonic()
                 cpu = t.user + t.system
                 pct = 100 * (cpu - last_cpu) / max(now - last_at, 1e-6)
+                prev_at = last_at
                 last_cpu, last_at = cpu, now
                 self.samples.append(BrokerSample(time.time(), round(pct, 1),
-                                                 round(proc.memory_info().rss / 2**20, 1)))
+                                                 round(proc.memory_info().rss / 2**20, 1),
+                                                 round(pct / 100 * (now - prev_at), 4)))
             except psutil.Error:
                 proc = None
 
@@ -98,7 +102,8 @@ class BrokerSampler:
         # Peak over one-second windows (two samples), not a single 0.5 s blip.
         pairs = [(a.cpu_pct + b.cpu_pct) / 2 for a, b in zip(window, window[1:], strict=False)] or \
             [window[0].cpu_pct]
-        return {"cpu_peak_pct": round(max(pairs), 1),
+        return {"cpu_s": round(sum(s.cpu_s for s in window), 2),
+                "cpu_peak_pct": round(max(pairs), 1),
                 "cpu_mean_pct": round(sum(s.cpu_pct for s in window) / len(window), 1),
                 "rss_peak_mib": max(s.rss_mib for s in window),
                 "rss_end_mib": window[-1].rss_mib}

@@ -410,7 +410,7 @@ def scenario_restart(fleet: Fleet) -> dict[str, Any]:
     if a.restarts > 1:
         out["trials"] = trials
         out["median_of_trials"] = {
-            k: statistics.median(v for t in trials if (v := t[k]) is not None)
+            k: round(statistics.median(v for t in trials if (v := t[k]) is not None), 2)
             for k in ("t_first_reading_p50_s", "t99_connected_s", "t99_live_s")
             if any(t[k] is not None for t in trials)}
     return out

@@ -7,8 +7,10 @@ shipped route) and ``clinic-central alerts``. For the demo, the benchmark and th
     with CentralStack(workdir) as stack:       # broker, VictoriaMetrics, PostgreSQL
         stack.start_ingest()                    # clinic-central ingest as a process
         stack.broker_port, stack.vm_url, stack.pg_dsn, stack.site_password("SITE001")
-        stack.start_web(port, secret_file=..., tz=...)   # clinic-central web (users_add, import_sites)
-        am = stack.start_alertmanager(alertmanager_config(hook_url, smtp_port, group_wait_s=1, ...))
+        stack.users_add("ana", password, "operator"); stack.import_sites(csv_file)
+        stack.start_web(tz="America/Mexico_City")   # clinic-central web on a free port
+        am = stack.start_alertmanager(alertmanager_config(hook_url, smtp_port, group_wait_s=1,
+                                                          group_interval_s=2))
         stack.start_alerts(am.url, hold_s=5)    # clinic-central alerts
 
 or ``.venv/bin/python scripts/central_stack.py --sites SITE001,SITE002`` to bring it up and print
@@ -232,13 +234,14 @@ def alertmanager_config(webhook_url: str, smtp_port: int, *, group_wait_s: int,
     text = re.sub(r"(?m)^(\s+)group_wait: 30s$", rf"\g<1>group_wait: {group_wait_s}s", text)
     text = re.sub(r"(?m)^(\s+)group_interval: 2m$", rf"\g<1>group_interval: {group_interval_s}s",
                   text)
-    if f"group_wait: {group_wait_s}s" not in text or f"group_interval: {group_interval_s}s" not in text:
-        raise StackError(f"{ALERTMANAGER_CONF}: its group_wait 30s and group_interval 2m were not found")
+    if (f"group_wait: {group_wait_s}s" not in text
+            or f"group_interval: {group_interval_s}s" not in text):
+        raise StackError(f"{ALERTMANAGER_CONF}: group_wait 30s and group_interval 2m not found")
     return text
 
 
 class Alertmanager(Proc):
-    """Prometheus Alertmanager on a loopback port, clustering off (it would listen on every address)."""
+    """Prometheus Alertmanager on a loopback port; clustering off (it listens on every address)."""
 
     def __init__(self, workdir: Path, config: str, *, port: int | None = None,
                  log_level: str = "info") -> None:
@@ -255,7 +258,7 @@ class Alertmanager(Proc):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Alertmanager":
+    def start(self) -> Alertmanager:
         """Returns once it answers ``/-/ready`` (its port opens before it has read its config)."""
         super().start()
         import httpx
@@ -378,14 +381,15 @@ class CentralStack:
 
     def _central(self, *args: str, stdin: str = "") -> str:
         """``clinic-central ARGS`` as an operator runs it; its output, or StackError."""
-        r = subprocess.run([sys.executable, "-m", "central", *args], input=stdin, capture_output=True,
-                           text=True, timeout=60, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        r = subprocess.run([sys.executable, "-m", "central", *args], input=stdin,
+                           capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
         if r.returncode != 0:
             raise StackError(f"clinic-central {args[0]} {args[1]}: {r.stderr.strip()[-2000:]}")
         return r.stdout
 
     def users_add(self, name: str, password: str, role: str = "read-only") -> None:
-        """An account of the fleet web page (the password goes by stdin, never on a command line)."""
+        """An account of the fleet web page (the password by stdin, never on a command line)."""
         self._central("users", "add", name, "--role", role, "--password-stdin",
                       "-c", str(self.ingest_config("web")), stdin=password + "\n")
 
@@ -399,8 +403,9 @@ class CentralStack:
         [victoriametrics]); returns once it listens. Its URL: ``http://127.0.0.1:{proc.port}``."""
         cfg = self.ingest_config("web")
         port = port or free_port()
-        p = Proc([sys.executable, "-m", "central", "web", "-c", str(cfg), "--listen", f"127.0.0.1:{port}",
-                  "--secret-file", str(self.workdir / "web-secret"), "--tz", tz, "--poll-s", str(poll_s)],
+        p = Proc([sys.executable, "-m", "central", "web", "-c", str(cfg),
+                  "--listen", f"127.0.0.1:{port}", "--tz", tz, "--poll-s", str(poll_s),
+                  "--secret-file", str(self.workdir / "web-secret")],
                  self.workdir / "web.log", port, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         self.services.append(p)
         return p.start()
@@ -425,8 +430,9 @@ hold_s = {hold_s}
 repost_s = {repost_s}
 tick_s = {tick_s}
 """)
-        p = Proc([sys.executable, "-m", "central", "alerts", "-c", str(cfg)], self.workdir / "alerts-1.log",
-                 0, env=dict(os.environ, PYTHONPATH=str(ROOT)), wait=False).start()
+        p = Proc([sys.executable, "-m", "central", "alerts", "-c", str(cfg)],
+                 self.workdir / "alerts-1.log", 0, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                 wait=False).start()
         self.services.append(p)
         deadline = time.monotonic() + 30
         while "holding the lock" not in p.log():

@@ -1,7 +1,7 @@
 """The demo's alert receivers: what the operators would be told, as ``ALERT`` lines on the screen.
 
-    clinic-central alerts ──> Alertmanager (conf/alertmanager.yml) ──web hook──> AlertScreen ──> ALERT lines
-                                                                    └──e-mail──> a sink: mail.txt
+    clinic-central alerts ──> Alertmanager (conf/alertmanager.yml) ──web hook──> ALERT lines
+                                                                    └──e-mail──> mail.txt
 
 Alertmanager sends a group's every alert in each notification; each alert is shown once per
 status (firing, then resolved), with the clinic's own times from ``startsAt`` and ``endsAt``. The
@@ -21,9 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from central_stack import smtp_sink
+
 from agent.i18n import Messages, language
 from agent.term import ago
-from central_stack import smtp_sink
 
 
 def _epoch(rfc3339: str) -> float:
@@ -37,7 +38,7 @@ def _clock(ts: float) -> str:
 
 
 class AlertScreen:
-    """Turns Alertmanager's web hook notifications into ``ALERT`` lines, each alert's status once."""
+    """Alertmanager's web hook notifications as ``ALERT`` lines, each alert's status once."""
 
     def __init__(self) -> None:
         self.t = Messages(language(os.environ))
@@ -63,7 +64,8 @@ class AlertScreen:
                 told = (f"ALERT    firing   {labels.get('device', '?')} {what} "
                         f"since {_clock(start)} (clinic time)")
             late = ", told late" if a.get("annotations", {}).get("reported_late") == "true" else ""
-            out.append(f"{told}  [{labels.get('severity', '?')} -> {doc.get('receiver', '?')}{late}]")
+            route = f"{labels.get('severity', '?')} -> {doc.get('receiver', '?')}"
+            out.append(f"{told}  [{route}{late}]")
         return out
 
 

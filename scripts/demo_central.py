@@ -1,9 +1,9 @@
 """The demo's central side: the shipped central broker, VictoriaMetrics, a throwaway PostgreSQL and
-one ``clinic-central ingest`` (scripts/central_stack.py); the fleet web page (``clinic-central web``,
-with a demo operator account and the clinic in the inventory); alerts (``clinic-central alerts`` to
-a real Prometheus Alertmanager on the shipped route, whose notifications the demo prints as
-``ALERT`` lines, scripts/demo_alerts.py); and a loop that prints what the central team would query:
-the simulated clinic's mains voltage by PromQL, its state by SQL.
+one ``clinic-central ingest`` (scripts/central_stack.py); the fleet web page (``clinic-central
+web``, with a demo operator account and the clinic in the inventory); alerts (``clinic-central
+alerts`` to a real Prometheus Alertmanager on the shipped route, whose notifications the demo
+prints as ``ALERT`` lines, scripts/demo_alerts.py); and a loop that prints what the central team
+would query: the simulated clinic's mains voltage by PromQL, its state by SQL.
 
 A piece whose binary is missing (or that does not start) is said on the screen and left out; the
 rest goes on. Used by scripts/demo.py; kept apart so the demo's own code stays about the clinic.
@@ -83,7 +83,8 @@ def _fleet_page(stack: CentralStack, site: str, zone: str) -> None:
     password = secrets.token_urlsafe(9)
     stack.users_add(WEB_USER, password, "operator")
     web = stack.start_web(tz=zone, poll_s=2)
-    print(f"fleet page http://127.0.0.1:{web.port}  user {WEB_USER}  password {password}", flush=True)
+    print(f"fleet page http://127.0.0.1:{web.port}  user {WEB_USER}  password {password}",
+          flush=True)
 
 
 def _alerts(stack: DemoCentral, zone: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -51,13 +52,15 @@ class DemoCentral(CentralStack):
 def bring_up(workdir: Path, site: str) -> CentralStack | None:
     """Start the central side for ``site``, or say why not and return None (the demo then runs
     with a plain local broker). The web page and the alerts are optional parts."""
-    stack = DemoCentral(workdir / "central", (site,))
+    stack: DemoCentral | None = None
     try:
+        stack = DemoCentral(workdir / "central", (site,))    # a missing binary: StackError
         stack.start()
         stack.start_ingest()
-    except (StackError, OSError) as exc:
+    except (StackError, OSError, subprocess.CalledProcessError) as exc:
         print(f"(central side not started: {exc}; the demo goes on with a plain broker)", flush=True)
-        stack.close()
+        if stack is not None:
+            stack.close()
         return None
     print(f"central: broker 127.0.0.1:{stack.broker_port} (conf/central-mosquitto.conf, ACL)  "
           f"VictoriaMetrics {stack.vm_url}  PostgreSQL {stack.pg_dsn}\n"

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 from helpers import require_binary, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +126,41 @@ def check_the_fleet_page(lines: list[str]) -> None:
             [("DEMO0001", "Centro de Salud Demo", "Oaxaca", "Santa María Huatulco")]
         page = c.get("/", params={"show": "all"})
         assert page.status_code == 200 and "Centro de Salud Demo" in page.text
+
+
+def test_a_missing_central_program_leaves_the_demo_on_a_plain_broker(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """Bug: a program the stack needs before starting anything (mosquitto_passwd) ended the demo
+    with a traceback instead of the plain broker."""
+    import central_stack
+    import demo_central
+    real = central_stack.find_binary
+    monkeypatch.setattr(central_stack, "find_binary", lambda name, *globs: None
+                        if name == "mosquitto_passwd" else real(name, *globs))
+    assert demo_central.bring_up(tmp_path, "DEMO0001") is None
+    assert "(central side not started: mosquitto_passwd is not installed" in capsys.readouterr().out
+
+
+def test_without_alertmanager_the_demo_says_so_and_keeps_the_rest_of_the_central_side(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    for binary in ("mosquitto", "victoria-metrics"):
+        require_binary(binary)
+    if not central_installed():
+        pytest.skip("the central side's programs are not installed (run scripts/setup.sh)")
+    import central_stack
+    import demo_central
+    real = central_stack.find_binary
+    monkeypatch.setattr(central_stack, "find_binary", lambda name, *globs: None
+                        if "alertmanager" in name else real(name, *globs))
+    stack = demo_central.bring_up(tmp_path, "DEMO0001")
+    try:
+        assert stack is not None
+        shown = capsys.readouterr().out
+        assert "(alerts not started: prometheus-alertmanager is not installed" in shown
+        assert "fleet page http://127.0.0.1:" in shown
+        assert all(p.alive() for p in stack.ingests + stack.services)
+    finally:
+        if stack is not None:
+            stack.close()

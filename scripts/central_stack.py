@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """The central side on loopback, throwaway: Mosquitto (the shipped central config), VictoriaMetrics,
-a PostgreSQL cluster, and the ingest. For the demo, the benchmark and the tests.
+a PostgreSQL cluster, and the ingest; on demand the fleet web page, a Prometheus Alertmanager (the
+shipped route) and ``clinic-central alerts``. For the demo, the benchmark and the tests.
 
     from central_stack import CentralStack
     with CentralStack(workdir) as stack:       # broker, VictoriaMetrics, PostgreSQL
         stack.start_ingest()                    # clinic-central ingest as a process
         stack.broker_port, stack.vm_url, stack.pg_dsn, stack.site_password("SITE001")
+        stack.users_add("ana", password, "operator"); stack.import_sites(csv_file)
+        stack.start_web(tz="America/Mexico_City")   # clinic-central web on a free port
+        am = stack.start_alertmanager(alertmanager_config(hook_url, smtp_port, group_wait_s=1,
+                                                          group_interval_s=2))
+        stack.start_alerts(am.url, hold_s=5)    # clinic-central alerts
 
 or ``.venv/bin/python scripts/central_stack.py --sites SITE001,SITE002`` to bring it up and print
 the addresses until Ctrl-C. PostgreSQL refuses to run as root: as root the cluster is created and
@@ -22,12 +28,13 @@ import re
 import secrets
 import shutil
 import signal
+import socketserver
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loopback import free_port, wait_port  # noqa: E402
@@ -35,6 +42,7 @@ from loopback import free_port, wait_port  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BROKER_CONF = ROOT / "conf" / "central-mosquitto.conf"
 ACL = ROOT / "conf" / "mosquitto-acl.example"
+ALERTMANAGER_CONF = ROOT / "conf" / "alertmanager.yml"
 INGEST_USER = "central-ingest"
 
 
@@ -215,6 +223,88 @@ ack_interval_s = 0.5
 {inventory}"""
 
 
+def alertmanager_config(webhook_url: str, smtp_port: int, *, group_wait_s: int,
+                        group_interval_s: int) -> str:
+    """The shipped conf/alertmanager.yml with another web hook URL and mail relay (a receiver on
+    this machine that keeps what it gets: a demo or a test never mails anyone), and short timings
+    (the shipped 30 s and 2 min would keep them waiting). Nothing else changes."""
+    text = ALERTMANAGER_CONF.read_text()
+    text = text.replace("http://127.0.0.1:9099/clinic-alerts", webhook_url)
+    text = re.sub(r'smtp_smarthost: "[^"]*"', f'smtp_smarthost: "127.0.0.1:{smtp_port}"', text)
+    text = re.sub(r"(?m)^(\s+)group_wait: 30s$", rf"\g<1>group_wait: {group_wait_s}s", text)
+    text = re.sub(r"(?m)^(\s+)group_interval: 2m$", rf"\g<1>group_interval: {group_interval_s}s",
+                  text)
+    if (f"group_wait: {group_wait_s}s" not in text
+            or f"group_interval: {group_interval_s}s" not in text):
+        raise StackError(f"{ALERTMANAGER_CONF}: group_wait 30s and group_interval 2m not found")
+    return text
+
+
+class Alertmanager(Proc):
+    """Prometheus Alertmanager on a loopback port; clustering off (it listens on every address)."""
+
+    def __init__(self, workdir: Path, config: str, *, port: int | None = None,
+                 log_level: str = "info") -> None:
+        binary = find_binary("alertmanager") or _need("prometheus-alertmanager")
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        conf = workdir / "alertmanager.yml"
+        conf.write_text(config)
+        port = port or free_port()
+        super().__init__([binary, f"--config.file={conf}", f"--storage.path={workdir / 'data'}",
+                          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+                          f"--log.level={log_level}"], workdir / "alertmanager.log", port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Alertmanager:
+        """Returns once it answers ``/-/ready`` (its port opens before it has read its config)."""
+        super().start()
+        import httpx
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if not self.alive():
+                break
+            time.sleep(0.1)
+        raise StackError(f"Alertmanager did not get ready: {self.log()[-2000:]}")
+
+
+def smtp_sink(keep: Callable[[bytes], None]) -> socketserver.ThreadingTCPServer:
+    """Just enough SMTP on a free loopback port for Alertmanager's e-mail notifier: each message's
+    data goes to ``keep``. Serve it with ``serve_forever`` in a thread."""
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(b"220 sink ESMTP\r\n")
+            while line := self.rfile.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    self.wfile.write(b"250-sink\r\n250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    self.wfile.write(b"354 go on\r\n")
+                    data = b""
+                    while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                        data += chunk[1:] if chunk.startswith(b"..") else chunk
+                    keep(data)
+                    self.wfile.write(b"250 kept\r\n")
+                elif verb == b"QUIT":
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                else:
+                    self.wfile.write(b"250 ok\r\n")
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+
+    return Server(("127.0.0.1", 0), Handler)
+
+
 class CentralStack:
     """Broker + VictoriaMetrics + PostgreSQL on loopback; ingest processes on demand."""
 
@@ -229,6 +319,7 @@ class CentralStack:
         self.vm = victoria_metrics(self.workdir)
         self.pg = Postgres()
         self.ingests: list[Proc] = []
+        self.services: list[Proc] = []    # web page, alerts, Alertmanager: stopped first
 
     @property
     def broker_port(self) -> int:
@@ -288,7 +379,71 @@ class CentralStack:
                 time.sleep(0.1)
         raise StackError(f"ingest {client_id} did not subscribe within {timeout}s: {proc.log()[-3000:]}")
 
+    def _central(self, *args: str, stdin: str = "") -> str:
+        """``clinic-central ARGS`` as an operator runs it; its output, or StackError."""
+        r = subprocess.run([sys.executable, "-m", "central", *args], input=stdin,
+                           capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        if r.returncode != 0:
+            raise StackError(f"clinic-central {args[0]} {args[1]}: {r.stderr.strip()[-2000:]}")
+        return r.stdout
+
+    def users_add(self, name: str, password: str, role: str = "read-only") -> None:
+        """An account of the fleet web page (the password by stdin, never on a command line)."""
+        self._central("users", "add", name, "--role", role, "--password-stdin",
+                      "-c", str(self.ingest_config("web")), stdin=password + "\n")
+
+    def import_sites(self, csv_file: Path) -> None:
+        """``clinic-central sites import``: the inventory's names, states, municipalities."""
+        self._central("sites", "import", str(csv_file), "-c", str(self.ingest_config("web")))
+
+    def start_web(self, *, port: int | None = None, tz: str = "America/Mexico_City",
+                  poll_s: float = 3.0) -> Proc:
+        """``clinic-central web`` on a loopback port (the ingest's [postgres] and
+        [victoriametrics]); returns once it listens. Its URL: ``http://127.0.0.1:{proc.port}``."""
+        cfg = self.ingest_config("web")
+        port = port or free_port()
+        p = Proc([sys.executable, "-m", "central", "web", "-c", str(cfg),
+                  "--listen", f"127.0.0.1:{port}", "--tz", tz, "--poll-s", str(poll_s),
+                  "--secret-file", str(self.workdir / "web-secret")],
+                 self.workdir / "web.log", port, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        self.services.append(p)
+        return p.start()
+
+    def start_alertmanager(self, config: str, *, log_level: str = "info") -> Alertmanager:
+        """Alertmanager with ``config`` (see ``alertmanager_config``); returns once it is ready."""
+        am = Alertmanager(self.workdir / "alertmanager", config, log_level=log_level)
+        self.services.append(am)
+        return am.start()
+
+    def start_alerts(self, am_url: str, *, hold_s: float, timezone: str = "America/Mexico_City",
+                     report_ended: bool = True, repost_s: float = 60, tick_s: float = 1) -> Proc:
+        """``clinic-central alerts`` to ``am_url``; returns once it holds the lock, so events stored
+        from then on are told (docs/alerts.md, "From the first start on")."""
+        cfg = self.ingest_config("alerts-1")
+        cfg.write_text(cfg.read_text() + f"""
+[alerts]
+url = "{am_url}"
+report_ended = {"true" if report_ended else "false"}
+timezone = "{timezone}"
+hold_s = {hold_s}
+repost_s = {repost_s}
+tick_s = {tick_s}
+""")
+        p = Proc([sys.executable, "-m", "central", "alerts", "-c", str(cfg)],
+                 self.workdir / "alerts-1.log", 0, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                 wait=False).start()
+        self.services.append(p)
+        deadline = time.monotonic() + 30
+        while "holding the lock" not in p.log():
+            if not p.alive() or time.monotonic() > deadline:
+                raise StackError(f"clinic-central alerts did not start: {p.log()[-2000:]}")
+            time.sleep(0.1)
+        return p
+
     def close(self) -> None:
+        for p in reversed(self.services):
+            p.stop()
         for p in self.ingests:
             p.stop()
         self.broker.stop()

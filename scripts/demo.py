@@ -14,8 +14,26 @@ meanwhile; when the link is back, the events decided during it arrive first (``w
 at the clinic), then live readings, with the backlog behind them.
 
 The broker is the central one (scripts/demo_central.py): with VictoriaMetrics, PostgreSQL and the
-ingest beside it, and the clinic's mains voltage queried from the store every 15 s
-(``--no-central`` for a plain broker only).
+ingest beside it, and the clinic's mains voltage queried from the store every 15 s. Beside them:
+
+* the fleet web page (``clinic-central web``): its URL and a demo operator's random password are
+  printed once at the start (``fleet page http://127.0.0.1:PORT  user demo  password ...``); the
+  clinic is there with its name, state and municipality (imported with ``clinic-central sites
+  import``), on battery or without internet as the events say;
+* the alerts: ``clinic-central alerts`` posts each event to a real Prometheus Alertmanager on the
+  shipped route (conf/alertmanager.yml, with 1 s and 2 s timings instead of 30 s and 2 min), and
+  what it notifies is printed as ``ALERT`` lines, with the clinic's times::
+
+      ALERT    firing   ups mains_lost since 14:03:12 (clinic time)  [critical -> on-call]
+      ALERT    resolved ups mains_lost 14:03:12-14:03:37, 25 s  [critical -> on-call]
+
+  The same start as the ``EVENT`` line, whenever the centre heard of it. "told late": the raise
+  and its clear reached the centre together (after an outage: the ingest reconnects to the broker
+  with its own backoff, up to 10 s), so nobody could be told while it was on. The route's e-mails
+  go to a local sink (central/mail.txt in the workdir), never out.
+
+``--no-central`` for a plain broker only. A central piece whose binary is missing is said on the
+screen and left out; the demo goes on without it.
 
     scripts/demo.sh                      # runs until Ctrl-C
     scripts/demo.sh --seconds 90 --outage 20
@@ -270,7 +288,8 @@ def main() -> int:
                     help="when the link is lost, in seconds into the demo (default 20)")
     ap.add_argument("--workdir", default=str(ROOT / "demo-state"))
     ap.add_argument("--no-central", action="store_true",
-                    help="a plain local broker only: no VictoriaMetrics, PostgreSQL, ingest")
+                    help="a plain local broker only: no VictoriaMetrics, PostgreSQL, ingest, "
+                         "fleet page, alerts")
     args = ap.parse_args()
     workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -321,6 +340,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()      # the central queries first: their stores are about to stop
         demo.stop_all()
         if demo.central is not None:
             demo.central.close()

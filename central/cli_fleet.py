@@ -54,6 +54,10 @@ def add_commands(sub: Any) -> None:
                    help="trust this header (e.g. X-Remote-User) set by an authenticating reverse "
                         "proxy instead of the login form; listen on 127.0.0.1 only then")
     w.add_argument("--poll-s", type=float, default=3.0, help="fleet page refresh (seconds)")
+    w.add_argument("--broker-username", metavar="USER",
+                   help="the broker's operator account (may write config/set): lets operators "
+                        "start created rollouts from the page (broker address, TLS: the config)")
+    w.add_argument("--broker-password-file", metavar="FILE", help="its password (first line)")
     w.set_defaults(func=cmd_web)
 
     u = sub.add_parser("users", help="accounts of the web page: add, passwd, role, list")
@@ -207,9 +211,26 @@ def cmd_web(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         print(f"clinic-central web: {exc}", file=sys.stderr)
         return EXIT_STORE
+    broker = None
+    if args.broker_username:
+        from agent.remote.fleet import BrokerOptions
+        password = None
+        if args.broker_password_file:
+            try:
+                password = Path(args.broker_password_file).read_text(
+                    encoding="utf-8").splitlines()[0]
+            except (OSError, UnicodeDecodeError, IndexError) as exc:
+                print(f"clinic-central web: --broker-password-file: cannot read a password "
+                      f"({exc.__class__.__name__})", file=sys.stderr)
+                return EXIT_USAGE
+        broker = BrokerOptions(host=cfg.mqtt.host, port=cfg.mqtt.port,
+                               username=args.broker_username, password=password,
+                               tls=cfg.mqtt.tls, ca_file=cfg.mqtt.ca_file,
+                               prefix=cfg.mqtt.topic_prefix)
     settings = WebSettings(pg_dsn=cfg.pg_dsn, vm_url=cfg.vm_url, secret=secret, tz=args.tz,
                            cookie_secure=args.cookie_secure,
-                           proxy_user_header=args.proxy_user_header, poll_s=args.poll_s)
+                           proxy_user_header=args.proxy_user_header, poll_s=args.poll_s,
+                           broker=broker)
     uvicorn.run(build(settings), host=host.strip("[]"), port=int(port), log_level="warning",
                 access_log=False, proxy_headers=False)
     return 0

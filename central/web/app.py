@@ -42,6 +42,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agent.remote.fleet import BrokerOptions
 from central import fleet
 from central.web import auth, charts, users
 from central.web.texts import Words, pick_language
@@ -64,6 +65,7 @@ class WebSettings:
     silent_after_s: float = fleet.SILENT_AFTER_S
     login_max_failures: int = 5
     login_window_s: float = 300.0
+    broker: BrokerOptions | None = None   # the operator account that starts rollouts; never logged
 
 
 class BadRequest(Exception):

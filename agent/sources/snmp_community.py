@@ -69,36 +69,22 @@ class Datagrams(asyncio.DatagramProtocol):
             self.waiter.set_result(None)
 
 
-class CommunitySession:
-    """One connected UDP socket to one router; requests are sent one at a time."""
+class DatagramSocket:
+    """One connected UDP socket to one router, opened on first use by the running loop and
+    guarded by a lock (requests one at a time): shared by the v1/v2c and v3 sessions."""
 
-    def __init__(self, settings: SnmpSettings, *, timeout_s: float, address: str) -> None:
+    def __init__(self, settings: SnmpSettings, address: str) -> None:
         self.settings = settings
-        self.timeout_s = timeout_s
         self.address = address
-        self._proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_1 if settings.version == "1"
-                                           else api.SNMP_VERSION_2C]
-        secret = settings.community
-        self._community = secret.reveal().encode() if secret is not None else b""
         self._transport: asyncio.DatagramTransport | None = None
         self._datagrams: Datagrams | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
 
-    async def request(self, kind: str, oids: list[Oid], non_repeaters: int = 0,
-                      max_repetitions: int = 0) -> Answer:
-        datagrams = await self._open()
-        assert self._lock is not None
-        async with self._lock:
-            message, request_id = self._encode(kind, oids, non_repeaters, max_repetitions)
-            return await self._exchange(datagrams, message, request_id)
-
     async def close(self) -> None:
         transport, self._transport, self._datagrams, self._loop = self._transport, None, None, None
         if transport is not None:
             transport.close()
-
-    # -- internals -----------------------------------------------------------------------------
 
     async def _open(self) -> Datagrams:
         loop = asyncio.get_running_loop()
@@ -112,6 +98,28 @@ class CommunitySession:
             self._transport, self._datagrams, self._loop = transport, datagrams, loop
             self._lock = asyncio.Lock()
         return self._datagrams
+
+
+class CommunitySession(DatagramSocket):
+    """One connected UDP socket to one router; requests are sent one at a time."""
+
+    def __init__(self, settings: SnmpSettings, *, timeout_s: float, address: str) -> None:
+        super().__init__(settings, address)
+        self.timeout_s = timeout_s
+        self._proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_1 if settings.version == "1"
+                                           else api.SNMP_VERSION_2C]
+        secret = settings.community
+        self._community = secret.reveal().encode() if secret is not None else b""
+
+    async def request(self, kind: str, oids: list[Oid], non_repeaters: int = 0,
+                      max_repetitions: int = 0) -> Answer:
+        datagrams = await self._open()
+        assert self._lock is not None
+        async with self._lock:
+            message, request_id = self._encode(kind, oids, non_repeaters, max_repetitions)
+            return await self._exchange(datagrams, message, request_id)
+
+    # -- internals -----------------------------------------------------------------------------
 
     def _encode(self, kind: str, oids: list[Oid], non_repeaters: int,
                 max_repetitions: int) -> tuple[bytes, int]:

@@ -34,7 +34,7 @@ from agent.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout
 from agent.i18n import Text, text
 from agent.sources.snmp_ber import REPORT_PDU, RESPONSE_PDU, BerError, Pdu, decode_pdu
 from agent.sources.snmp_client import GET, Answer, Oid, timeout_reason, to_varbind
-from agent.sources.snmp_community import Datagrams, open_datagrams, request_pdu
+from agent.sources.snmp_community import Datagrams, DatagramSocket, request_pdu
 from agent.sources.snmp_ids import new_id
 from agent.sources.snmp_usm_keys import SaltCounter, UserKeys, UsmKeys
 from agent.sources.snmp_usm_wire import (
@@ -81,14 +81,13 @@ class _Garbage:
 _GARBAGE, _STALE = _Garbage(), _Garbage()
 
 
-class UsmSession:
+class UsmSession(DatagramSocket):
     """One UDP socket and the USM state of one router; requests are sent one at a time."""
 
     def __init__(self, settings: SnmpSettings, *, timeout_s: float, address: str,
                  device: str) -> None:
-        self.settings = settings
+        super().__init__(settings, address)
         self.timeout_s = timeout_s
-        self.address = address
         self.device = device
         self._user = (settings.user or "").encode()
         auth = settings.auth_key.reveal().encode() if settings.auth_key else None
@@ -99,10 +98,6 @@ class UsmSession:
         self._boots = self._time = self._latest_time = 0
         self._time_at = 0.0                   # monotonic time when _time was learned
         self._salts = SaltCounter()
-        self._transport: asyncio.DatagramTransport | None = None
-        self._datagrams: Datagrams | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
         self._answered = False
 
     async def request(self, kind: str, oids: list[Oid], non_repeaters: int = 0,
@@ -126,11 +121,6 @@ class UsmSession:
                 answer = await self._request(datagrams, pdu_bytes, request_id)
             self._answered = True
             return answer
-
-    async def close(self) -> None:
-        transport, self._transport, self._datagrams, self._loop = self._transport, None, None, None
-        if transport is not None:
-            transport.close()
 
     # -- the exchanges -------------------------------------------------------------------------
 
@@ -313,18 +303,6 @@ class UsmSession:
         # From the system's random source, not a counter: a forged answer must guess it.
         return new_id()
 
-    async def _open(self) -> Datagrams:
-        loop = asyncio.get_running_loop()
-        if self._transport is not None and self._loop is not loop:
-            await self.close()     # the socket belongs to the loop that opened it
-        if self._transport is None or self._datagrams is None:
-            transport, datagrams = await open_datagrams(self.settings, self.address)
-            if self._transport is not None and self._datagrams is not None:
-                transport.close()      # a concurrent first request opened one meanwhile
-                return self._datagrams
-            self._transport, self._datagrams, self._loop = transport, datagrams, loop
-            self._lock = asyncio.Lock()
-        return self._datagrams
 
 
 def _decode_pdu(scoped: bytes) -> Pdu:
